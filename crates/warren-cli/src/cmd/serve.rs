@@ -1,0 +1,42 @@
+//! `warren serve`: serve a built-in procedure until SIGINT/SIGTERM.
+
+use warren_rpc::{services::fib, RpcServer};
+
+use super::BrokerArgs;
+
+/// Procedures `warren serve` knows.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Procedure {
+    /// Fibonacci: decimal n in, decimal fib(n) out (RabbitMQ's tutorial six).
+    Fib,
+}
+
+/// Arguments of `warren serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The procedure to serve.
+    procedure: Procedure,
+    /// The request queue (declared as the tutorial does).
+    #[arg(long, default_value = fib::QUEUE)]
+    queue: String,
+    /// Requests worked on at once (the consumer's prefetch); 1 is the tutorial's.
+    #[arg(long, default_value_t = warren_rpc::DEFAULT_CONCURRENCY)]
+    concurrency: u16,
+    #[command(flatten)]
+    broker: BrokerArgs,
+}
+
+/// Runs `warren serve`.
+pub async fn run(args: Args) -> warren_rpc::Result<()> {
+    let server = match args.procedure {
+        Procedure::Fib => RpcServer::new().route(args.queue.as_str(), fib::handle),
+    };
+    let handle = server
+        .concurrency(args.concurrency)
+        .start(&args.broker.url)
+        .await?;
+    println!(" [x] Awaiting RPC requests");
+    warren_rpc::shutdown::signal().await;
+    eprintln!(" [x] Shutting down: finishing calls in flight");
+    handle.shutdown().await
+}

@@ -1,0 +1,148 @@
+//! The typed error every Warren call and connection returns.
+//!
+//! Each variant says what went wrong and what to do about it; [`Error::code`] maps it
+//! onto the shared [`Code`] vocabulary so callers can branch on the kind.
+
+use std::time::Duration;
+
+use crate::status::{Code, Status};
+
+/// What can go wrong when connecting, calling or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No broker answered at the given address.
+    #[error(
+        "cannot connect to the AMQP broker at {url}: {source}. Is the broker running? \
+         Pass --url or set AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672/%2f)"
+    )]
+    Connect {
+        /// The address tried (credentials removed).
+        url: String,
+        /// The underlying AMQP/socket error.
+        #[source]
+        source: lapin::Error,
+    },
+
+    /// The request had no route: no queue by that name exists, so nobody can answer.
+    #[error(
+        "no route to queue `{queue}`: the broker returned the call ({reply_code} {reply_text}). \
+         Is a server running for it? (e.g. `warren serve fib --queue {queue}`)"
+    )]
+    NoRoute {
+        /// The queue (routing key) that was called.
+        queue: String,
+        /// The broker's reply code (312 NO_ROUTE).
+        reply_code: u16,
+        /// The broker's reply text.
+        reply_text: String,
+    },
+
+    /// No reply came before the call's deadline.
+    #[error(
+        "call to `{queue}` timed out after {timeout:?} with no reply. \
+         Is a worker consuming `{queue}` and keeping up? Raise the timeout if the work is slow"
+    )]
+    Timeout {
+        /// The queue that was called.
+        queue: String,
+        /// The deadline the call had.
+        timeout: Duration,
+    },
+
+    /// The server answered with an error status.
+    #[error("the server answered with an error: {0}")]
+    Remote(Status),
+
+    /// The connection to the broker was lost or refused the call; the call may or may not
+    /// have run. Retrying is safe for idempotent calls.
+    #[error(
+        "broker unavailable: {reason}. The call may or may not have run; retry if it is idempotent"
+    )]
+    Unavailable {
+        /// What happened.
+        reason: String,
+    },
+
+    /// Too many calls are in flight on this client.
+    #[error(
+        "too many calls in flight (limit {limit}); wait for some to finish or raise the limit"
+    )]
+    ResourceExhausted {
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// A caller-supplied value cannot be used (bad queue name, bad option).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// Any other AMQP-level failure (a channel closed by the broker, a protocol error).
+    #[error("AMQP error: {0}")]
+    Amqp(#[from] lapin::Error),
+}
+
+impl Error {
+    /// The status code this error maps to, for callers that branch on the kind.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Connect { .. } | Error::Unavailable { .. } | Error::Amqp(_) => Code::Unavailable,
+            Error::NoRoute { .. } => Code::NotFound,
+            Error::Timeout { .. } => Code::DeadlineExceeded,
+            Error::Remote(status) => status.code(),
+            Error::ResourceExhausted { .. } => Code::ResourceExhausted,
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+        }
+    }
+
+    /// Whether retrying the same call later may succeed (and is safe if the call is idempotent).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.code(), Code::Unavailable | Code::ResourceExhausted)
+    }
+}
+
+/// `Result` with Warren's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Removes the password from an AMQP URL so it can be printed.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_password_only() {
+        assert_eq!(
+            redact_url("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://127.0.0.1"), "amqp://127.0.0.1");
+    }
+
+    #[test]
+    fn errors_map_to_codes() {
+        let e = Error::Timeout {
+            queue: "q".into(),
+            timeout: Duration::from_secs(1),
+        };
+        assert_eq!(e.code(), Code::DeadlineExceeded);
+        assert!(!e.is_retryable());
+        let e = Error::Unavailable {
+            reason: "gone".into(),
+        };
+        assert!(e.is_retryable());
+        let e = Error::Remote(Status::invalid_argument("bad"));
+        assert_eq!(e.code(), Code::InvalidArgument);
+    }
+}

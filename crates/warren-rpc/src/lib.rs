@@ -1,0 +1,52 @@
+//! # warren-rpc
+//!
+//! Remote procedure calls over AMQP 0-9-1: RabbitMQ's request/reply pattern
+//! (`reply_to` + `correlation_id`), done properly. One [`RpcClient`] connection carries
+//! any number of concurrent calls; each call has a deadline, fails at once when no
+//! queue would receive it, and returns remote errors as typed [`Status`]es. An
+//! [`RpcServer`] consumes with a prefetch limit, replies before it acks, turns bad
+//! input and handler panics into error replies, and drains on shutdown.
+//!
+//! The wire contract is in `docs/SPEC.md`; plain AMQP clients and servers written from
+//! RabbitMQ's tutorial interoperate with Warren both ways.
+//!
+//! ```no_run
+//! use warren_rpc::{services::fib, RpcClient, RpcServer};
+//!
+//! # async fn demo() -> warren_rpc::Result<()> {
+//! let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+//! let server = RpcServer::new().route(fib::QUEUE, fib::handle).start(url).await?;
+//! let client = RpcClient::connect(url).await?;
+//! let reply = client.call(fib::QUEUE, "30").await?;
+//! assert_eq!(reply.text()?, "832040");
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod blocking;
+mod client;
+mod context;
+mod error;
+mod handler;
+mod queue;
+mod server;
+pub mod services;
+pub mod shutdown;
+mod status;
+pub mod wire;
+
+pub use client::{CallOptions, ClientBuilder, Reply, ReplyMode, RpcClient, DEFAULT_TIMEOUT};
+pub use context::{Context, Request, Response};
+pub use error::{Error, Result};
+pub use handler::{Handler, HandlerFuture};
+pub use queue::QueueSpec;
+pub use server::{RpcServer, ServerHandle, DEFAULT_CONCURRENCY};
+pub use status::{Code, Status};
+
+/// Re-exported AMQP types used in Warren's API (header tables and values).
+pub mod types {
+    pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+}
+
+/// The default broker address: `$AMQP_URL` in the CLI, else this.
+pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

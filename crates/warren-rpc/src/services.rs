@@ -1,0 +1,3 @@
+//! Ready-made procedures.
+
+pub mod fib;
