@@ -13,7 +13,7 @@ pub enum Error {
     /// No broker answered at the given address.
     #[error(
         "cannot connect to the AMQP broker at {url}: {source}. Is the broker running? \
-         Pass --url or set AMQP_URL (e.g. amqp://guest:guest@127.0.0.1:5672/%2f)"
+         Pass --url or set AMQP_URL (amqp://USER:PASSWORD@HOST:PORT/VHOST)"
     )]
     Connect {
         /// The address tried (credentials removed).

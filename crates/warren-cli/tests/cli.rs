@@ -1,0 +1,173 @@
+//! The `warren` command end to end: output, exit codes and signals.
+
+#[path = "../../warren-rpc/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{unique, Target};
+use warren_rpc::{services::fib, Request, Response, RpcClient, RpcServer};
+
+const WARREN: &str = env!("CARGO_BIN_EXE_warren");
+
+async fn warren(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(WARREN)
+            .args(&args)
+            .env_remove("AMQP_URL")
+            .output()
+            .expect("warren runs")
+    })
+    .await
+    .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn call_prints_reply_and_exit_codes(t: Target) {
+    let q = unique("fib");
+    let slow = unique("slow");
+    let server = RpcServer::new()
+        .route(q.as_str(), fib::handle)
+        .route(slow.as_str(), |_r: Request| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(Response::text("late"))
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let url = t.url.as_str();
+
+    let ok = warren(&["call", "--url", url, "--queue", &q, "30"]).await;
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), "832040\n");
+
+    let bad = warren(&["call", "--url", url, "--queue", &q, "abc"]).await;
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(
+        stderr(&bad).contains("invalid_argument"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(bad.stdout.is_empty());
+
+    let started = Instant::now();
+    let none = warren(&["call", "--url", url, "--queue", &unique("nobody"), "1"]).await;
+    assert_eq!(none.status.code(), Some(5), "{}", stderr(&none));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(stderr(&none).contains("no route"), "{}", stderr(&none));
+    assert_eq!(
+        stderr(&none).lines().count(),
+        1,
+        "one clear line: {}",
+        stderr(&none)
+    );
+
+    let late = warren(&[
+        "call",
+        "--url",
+        url,
+        "--queue",
+        &slow,
+        "--timeout",
+        "200ms",
+        "1",
+    ])
+    .await;
+    assert_eq!(late.status.code(), Some(4), "{}", stderr(&late));
+    assert!(stderr(&late).contains("timed out"), "{}", stderr(&late));
+
+    server.shutdown().await.unwrap();
+}
+
+async fn serve_answers_and_stops_on_sigterm(t: Target) {
+    let q = unique("fib");
+    let mut child = Command::new(WARREN)
+        .args([
+            "serve",
+            "fib",
+            "--queue",
+            &q,
+            "--concurrency",
+            "4",
+            "--url",
+            &t.url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first_line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(first_line, " [x] Awaiting RPC requests\n");
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    assert_eq!(
+        client.call(&q, "30").await.unwrap().text().unwrap(),
+        "832040"
+    );
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn call_without_broker_exits_6() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let out = warren(&["call", "--url", &url, "1"]).await;
+    assert_eq!(out.status.code(), Some(6));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot connect") && err.contains("AMQP_URL"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("guest:guest"),
+        "password must not be printed: {err}"
+    );
+}
+
+#[tokio::test]
+async fn call_help_documents_exit_codes() {
+    let out = warren(&["call", "--help"]).await;
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "3  the server answered",
+        "4  timeout",
+        "5  no route",
+        "6  broker unavailable",
+    ] {
+        assert!(help.contains(needle), "missing {needle:?} in:\n{help}");
+    }
+}
+
+broker_tests!(
+    call_prints_reply_and_exit_codes,
+    serve_answers_and_stops_on_sigterm
+);

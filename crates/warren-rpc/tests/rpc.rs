@@ -1,0 +1,406 @@
+//! The RPC suite: every behaviour of client and server, on each broker target.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{unique, Target};
+use futures_util::future::join_all;
+use warren_rpc::{
+    services::fib, CallOptions, Code, Error, ReplyMode, Request, Response, RpcClient, RpcServer,
+    Status,
+};
+
+async fn fib_server(t: &Target, queue: &str) -> warren_rpc::ServerHandle {
+    RpcServer::new()
+        .route(queue, fib::handle)
+        .start(&t.url)
+        .await
+        .expect("server starts")
+}
+
+async fn fib_answers_exactly(t: Target) {
+    let q = unique("fib");
+    let server = fib_server(&t, &q).await;
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    assert_eq!(
+        client.call(&q, "30").await.unwrap().text().unwrap(),
+        "832040"
+    );
+    assert_eq!(client.call(&q, "0").await.unwrap().text().unwrap(), "0");
+    let big = client.call(&q, "1000").await.unwrap();
+    assert_eq!(big.text().unwrap().len(), 209);
+    assert_eq!(big.content_type.as_deref(), Some("text/plain"));
+    server.shutdown().await.unwrap();
+}
+
+async fn two_hundred_calls_at_once(t: Target) {
+    let q = unique("fib");
+    let server = fib_server(&t, &q).await;
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let calls = (0..200u64).map(|i| {
+        let client = client.clone();
+        let q = q.clone();
+        async move { (i, client.call(&q, (i % 120).to_string()).await) }
+    });
+    let results = join_all(calls).await;
+    for (i, r) in results {
+        let expected = fib::fib(i % 120).to_string();
+        assert_eq!(r.unwrap().text().unwrap(), expected, "call {i}");
+    }
+    assert_eq!(client.in_flight(), 0, "no pending entry left behind");
+    server.shutdown().await.unwrap();
+}
+
+async fn two_workers_share_a_queue(t: Target) {
+    let q = unique("shared");
+    let start = |name: &'static str| {
+        RpcServer::new()
+            .concurrency(1)
+            .route(q.as_str(), move |_req: Request| async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(Response::text(name))
+            })
+            .start(&t.url)
+    };
+    let a = start("a").await.unwrap();
+    let b = start("b").await.unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let replies = join_all((0..20).map(|_| client.call(&q, ""))).await;
+    let mut seen = std::collections::HashMap::new();
+    for r in replies {
+        *seen
+            .entry(r.unwrap().text().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen.values().sum::<i32>(), 20);
+    assert!(
+        seen.contains_key("a") && seen.contains_key("b"),
+        "both workers served: {seen:?}"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+async fn deadline_expires(t: Target) {
+    let q = unique("slow");
+    let server = RpcServer::new()
+        .route(q.as_str(), |_req: Request| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Ok(Response::text("late"))
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let started = Instant::now();
+    let err = client
+        .call_with(
+            &q,
+            "x",
+            CallOptions::new().timeout(Duration::from_millis(300)),
+        )
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(err.code(), Code::DeadlineExceeded);
+    assert!(
+        took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(client.in_flight(), 0);
+    server.shutdown().await.unwrap();
+}
+
+async fn no_route_fails_fast(t: Target) {
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let started = Instant::now();
+    let err = client.call(&unique("nobody"), "1").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NoRoute {
+                reply_code: 312,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(client.in_flight(), 0);
+    // The client stays usable after a returned call.
+    let q = unique("fib");
+    let server = fib_server(&t, &q).await;
+    assert_eq!(client.call(&q, "10").await.unwrap().text().unwrap(), "55");
+    server.shutdown().await.unwrap();
+}
+
+async fn remote_errors_are_typed(t: Target) {
+    let q = unique("err");
+    let server = RpcServer::new()
+        .route(q.as_str(), |req: Request| async move {
+            match req.body.as_slice() {
+                b"panic" => panic!("boom"),
+                b"missing" => Err(Status::not_found("no such thing")),
+                _ => Ok(Response::text("fine")),
+            }
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    match client.call(&q, "missing").await {
+        Err(Error::Remote(s)) => {
+            assert_eq!(s.code(), Code::NotFound);
+            assert_eq!(s.message(), "no such thing");
+        }
+        other => panic!("expected a remote error, got {other:?}"),
+    }
+    match client.call(&q, "panic").await {
+        Err(Error::Remote(s)) => {
+            assert_eq!(s.code(), Code::Internal);
+            assert!(s.message().contains("boom"), "{}", s.message());
+        }
+        other => panic!("expected internal, got {other:?}"),
+    }
+    // The worker keeps going after a panic.
+    assert_eq!(client.call(&q, "ok").await.unwrap().text().unwrap(), "fine");
+    server.shutdown().await.unwrap();
+}
+
+async fn bad_input_is_rejected_not_looped(t: Target) {
+    let q = unique("fib");
+    let server = fib_server(&t, &q).await;
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    for bad in ["abc", "-1", "", "100001", "1e3"] {
+        match client.call(&q, bad).await {
+            Err(Error::Remote(s)) => {
+                assert_eq!(s.code(), Code::InvalidArgument, "{bad:?}");
+                assert!(s.message().contains("0 to 100000"), "{}", s.message());
+            }
+            other => panic!("{bad:?}: expected invalid_argument, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        client.call(&q, "30").await.unwrap().text().unwrap(),
+        "832040"
+    );
+    server.shutdown().await.unwrap();
+}
+
+async fn shutdown_drains_started_calls(t: Target) {
+    let q = unique("drain");
+    let started = Arc::new(AtomicUsize::new(0));
+    let s2 = Arc::clone(&started);
+    let server = RpcServer::new()
+        .concurrency(8)
+        .route(q.as_str(), move |req: Request| {
+            let started = Arc::clone(&s2);
+            async move {
+                started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok(Response::bytes(req.body))
+            }
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let calls = tokio::spawn({
+        let client = client.clone();
+        let q = q.clone();
+        async move { join_all((0..5).map(|i| client.call(&q, i.to_string()))).await }
+    });
+    let wait_start = Instant::now();
+    while started.load(Ordering::SeqCst) < 5 && wait_start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 5, "all calls started");
+    server.shutdown().await.unwrap();
+    let results = calls.await.unwrap();
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(
+            r.unwrap().text().unwrap(),
+            i.to_string(),
+            "started call {i} answered"
+        );
+    }
+}
+
+async fn exclusive_reply_queue_mode(t: Target) {
+    let q = unique("fib");
+    let server = fib_server(&t, &q).await;
+    let client = RpcClient::builder(&t.url)
+        .reply_mode(ReplyMode::ExclusiveQueue)
+        .connect()
+        .await
+        .unwrap();
+    assert!(
+        client.reply_to().starts_with("amq.gen-"),
+        "{}",
+        client.reply_to()
+    );
+    let replies = join_all((0..50).map(|i: u64| client.call(&q, i.to_string()))).await;
+    for (i, r) in replies.into_iter().enumerate() {
+        assert_eq!(r.unwrap().text().unwrap(), fib::fib(i as u64).to_string());
+    }
+    server.shutdown().await.unwrap();
+}
+
+async fn content_type_is_honoured(t: Target) {
+    let q = unique("echo");
+    let server = RpcServer::new()
+        .route(q.as_str(), |req: Request| async move {
+            Ok(Response {
+                body: req.body,
+                content_type: req.content_type,
+            })
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let reply = client
+        .call_with(
+            &q,
+            r#"{"a":1}"#,
+            CallOptions::new()
+                .content_type("application/json")
+                .persistent(true),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    assert_eq!(reply.body, br#"{"a":1}"#);
+    server.shutdown().await.unwrap();
+}
+
+/// Publishes a raw request with plain lapin, as a tutorial client would.
+async fn raw_publish(url: &str, queue: &str, body: &[u8], props: lapin::BasicProperties) {
+    let conn = lapin::Connection::connect(url, Default::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_publish("".into(), queue.into(), Default::default(), body, props)
+        .await
+        .unwrap();
+    conn.close(200, "done".into()).await.unwrap();
+}
+
+async fn counting_server(t: &Target, q: &str) -> (warren_rpc::ServerHandle, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&count);
+    let server = RpcServer::new()
+        .route(q, move |_req: Request| {
+            let c = Arc::clone(&c);
+            async move {
+                c.fetch_add(1, Ordering::SeqCst);
+                Ok(Response::text("counted"))
+            }
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    (server, count)
+}
+
+async fn wait_for(count: &AtomicUsize, n: usize) {
+    let start = Instant::now();
+    while count.load(Ordering::SeqCst) < n && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn one_way_and_expired_requests(t: Target) {
+    let q = unique("count");
+    let (server, count) = counting_server(&t, &q).await;
+    // No reply_to: processed, no reply, acked.
+    raw_publish(&t.url, &q, b"one-way", lapin::BasicProperties::default()).await;
+    wait_for(&count, 1).await;
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    // x-deadline in the past: skipped without running the handler.
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        warren_rpc::wire::HEADER_DEADLINE.into(),
+        lapin::types::AMQPValue::LongLongInt(1_000),
+    );
+    raw_publish(
+        &t.url,
+        &q,
+        b"stale",
+        lapin::BasicProperties::default().with_headers(headers),
+    )
+    .await;
+    raw_publish(&t.url, &q, b"fresh", lapin::BasicProperties::default()).await;
+    wait_for(&count, 2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        2,
+        "the stale request was skipped"
+    );
+    server.shutdown().await.unwrap();
+    // Everything was acked: nothing is left in the queue.
+    let conn = lapin::Connection::connect(&t.url, Default::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let opts = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let info = ch
+        .queue_declare(q.as_str().into(), opts, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(info.message_count(), 0);
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    conn.close(200, "done".into()).await.unwrap();
+}
+
+async fn unknown_correlation_ids_are_dropped(t: Target) {
+    let q = unique("fib");
+    let server = fib_server(&t, &q).await;
+    let client = RpcClient::builder(&t.url)
+        .reply_mode(ReplyMode::ExclusiveQueue)
+        .connect()
+        .await
+        .unwrap();
+    for cid in [Some("someone-else.1"), Some("garbage"), None] {
+        let mut props = lapin::BasicProperties::default();
+        if let Some(cid) = cid {
+            props = props.with_correlation_id(cid.into());
+        }
+        raw_publish(&t.url, client.reply_to(), b"stray", props).await;
+    }
+    let replies = join_all((0..10).map(|i: u64| client.call(&q, i.to_string()))).await;
+    for (i, r) in replies.into_iter().enumerate() {
+        assert_eq!(r.unwrap().text().unwrap(), fib::fib(i as u64).to_string());
+    }
+    assert_eq!(client.in_flight(), 0);
+    server.shutdown().await.unwrap();
+}
+
+broker_tests!(
+    one_way_and_expired_requests,
+    unknown_correlation_ids_are_dropped,
+    fib_answers_exactly,
+    two_hundred_calls_at_once,
+    two_workers_share_a_queue,
+    deadline_expires,
+    no_route_fails_fast,
+    remote_errors_are_typed,
+    bad_input_is_rejected_not_looped,
+    shutdown_drains_started_calls,
+    exclusive_reply_queue_mode,
+    content_type_is_honoured,
+);
