@@ -1,0 +1,195 @@
+"""Warren's CLI and the tutorial's pika programs, talking to each other through each broker target.
+
+(a) the tutorial's rpc_client calls `warren serve fib`;
+(b) `warren call` calls the tutorial's rpc_server;
+(c) `warren call` to a queue that does not exist fails fast with exit 5.
+"""
+import signal
+import time
+
+from conftest import connect
+from helpers import run, tutorial, uname
+
+READY = "[x] Awaiting RPC requests"
+
+
+def _serve(procs, warren, broker, queue, *extra):
+    args = [warren, "serve", "fib"]
+    if queue is not None:
+        args += ["--queue", queue]
+    s = procs.start(args + list(extra), broker.env(), name="warren serve")
+    s.wait_for(READY, timeout=15)
+    return s
+
+
+# ---------------------------------------------------------------- (a) pika client -> warren server
+
+def test_pika_client_calls_warren_server(broker, procs, warren):
+    q = uname("rpc")
+    _serve(procs, warren, broker, q)
+    r = run(tutorial("rpc_client.py", "--queue", q, 30), broker.env(), timeout=30)
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines() == [" [x] Requesting fib(30)", " [.] Got 832040"], r.stdout
+
+
+def test_pika_client_calls_warren_server_tutorial_defaults(broker, procs, warren):
+    """Both sides on their defaults: queue rpc_queue, n = 30."""
+    _serve(procs, warren, broker, None, "--concurrency", "1")
+    r = run(tutorial("rpc_client.py"), broker.env(), timeout=30)
+    assert r.returncode == 0, r
+    assert r.stdout.splitlines() == [" [x] Requesting fib(30)", " [.] Got 832040"], r.stdout
+
+
+def test_pika_client_warren_server_many_values(broker, procs, warren):
+    q = uname("rpc")
+    _serve(procs, warren, broker, q)
+    ns = [0, 1, 2, 10, 50, 93, 94, 100]
+    r = run(tutorial("rpc_client.py", "--queue", q, *ns), broker.env(), timeout=30)
+    assert r.returncode == 0, r
+
+    def fib(n):
+        a, b = 0, 1
+        for _ in range(n):
+            a, b = b, a + b
+        return a
+
+    got = [line for line in r.stdout.splitlines() if "Got" in line]
+    assert got == [f" [.] Got {fib(n)}" for n in ns], r.stdout
+    assert "Status" not in r.stdout or " [.] Status ok" in r.stdout, r.stdout
+
+
+def test_pika_client_bad_input_gets_invalid_argument(broker, procs, warren):
+    q = uname("rpc")
+    _serve(procs, warren, broker, q)
+    r = run(tutorial("rpc_client.py", "--queue", q, "abc"), broker.env(), timeout=30)
+    assert r.returncode == 0, r
+    assert " [.] Status invalid_argument" in r.stdout.splitlines(), r.stdout
+    body = [line for line in r.stdout.splitlines() if "Got" in line][0]
+    assert len(body) > len(" [.] Got "), "the error reply must carry a readable message"
+
+
+def test_pika_raw_reply_properties_from_warren(broker, procs, warren):
+    """The reply's correlation_id is copied, and the error reply has x-status and a text body."""
+    q = uname("rpc")
+    _serve(procs, warren, broker, q)
+    c = connect(broker.url)
+    try:
+        ch = c.channel()
+        cb = ch.queue_declare(queue="", exclusive=True).method.queue
+        replies = {}
+
+        def on_reply(_ch, _m, props, body):
+            replies[props.correlation_id] = (props, body)
+
+        ch.basic_consume(cb, on_reply, auto_ack=True)
+        import pika
+
+        for corr, body in (("c-ok", b"30"), ("c-bad", b"abc"), ("c-neg", b"-1"), ("c-empty", b"")):
+            ch.basic_publish("", q, body, pika.BasicProperties(reply_to=cb, correlation_id=corr))
+        deadline = time.monotonic() + 15
+        while len(replies) < 4 and time.monotonic() < deadline:
+            c.process_data_events(time_limit=0.5)
+        assert set(replies) == {"c-ok", "c-bad", "c-neg", "c-empty"}, replies
+        props, body = replies["c-ok"]
+        assert body == b"832040"
+        assert (props.headers or {}).get("x-status", "ok") == "ok"
+        for corr in ("c-bad", "c-neg", "c-empty"):
+            props, body = replies[corr]
+            assert (props.headers or {}).get("x-status") == "invalid_argument", (corr, props)
+            assert body and body.decode("utf-8"), (corr, body)
+        # the bad requests were acked, not requeued
+        assert ch.queue_declare(queue=q, passive=True).method.message_count == 0
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- (b) warren client -> pika server
+
+def test_warren_call_pika_server(broker, procs, warren):
+    q = uname("rpc")
+    server = procs.start(tutorial("rpc_server.py", "--queue", q), broker.env())
+    server.wait_for(READY)
+    r = run([warren, "call", "--queue", q, "30"], broker.env(), timeout=30)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "832040", r
+    server.wait_for(" [.] fib(30)")
+
+
+def test_warren_call_pika_server_tutorial_defaults(broker, procs, warren):
+    server = procs.start(tutorial("rpc_server.py"), broker.env())
+    server.wait_for(READY)
+    r = run([warren, "call", "30"], broker.env(), timeout=30)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "832040", r
+
+
+def test_warren_call_url_flag(broker, procs, warren):
+    """--url works without AMQP_URL in the environment."""
+    q = uname("rpc")
+    server = procs.start(tutorial("rpc_server.py", "--queue", q), broker.env())
+    server.wait_for(READY)
+    env = broker.env()
+    del env["AMQP_URL"]
+    r = run([warren, "call", "--url", broker.url, "--queue", q, "20"], env, timeout=30)
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "6765", r
+
+
+# ---------------------------------------------------------------- (c) no route
+
+def test_warren_call_no_such_queue_exits_5_fast(broker, warren):
+    q = uname("no_such_queue")
+    t0 = time.monotonic()
+    r = run([warren, "call", "--queue", q, "1"], broker.env(), timeout=30)
+    elapsed = time.monotonic() - t0
+    assert r.returncode == 5, r
+    assert elapsed < 1.0, f"took {elapsed:.2f}s"
+
+
+# ---------------------------------------------------------------- Warren to Warren, through the broker
+
+def test_warren_call_warren_serve(broker, procs, warren):
+    q = uname("rpc")
+    _serve(procs, warren, broker, q)
+    r = run([warren, "call", "--queue", q, "30"], broker.env(), timeout=30)
+    assert (r.returncode, r.stdout.strip()) == (0, "832040"), r
+
+
+def test_warren_call_remote_error_exits_3(broker, procs, warren):
+    q = uname("rpc")
+    _serve(procs, warren, broker, q)
+    r = run([warren, "call", "--queue", q, "abc"], broker.env(), timeout=30)
+    assert r.returncode == 3, r
+    assert "invalid_argument" in r.stderr, r
+
+
+def test_warren_call_timeout_exits_4(broker, warren):
+    """A queue exists but nobody serves it: the call times out."""
+    q = uname("rpc")
+    c = connect(broker.url)
+    try:
+        c.channel().queue_declare(queue=q)
+        t0 = time.monotonic()
+        r = run([warren, "call", "--queue", q, "--timeout", "700ms", "1"], broker.env(), timeout=30)
+        elapsed = time.monotonic() - t0
+        assert r.returncode == 4, r
+        assert 0.6 <= elapsed < 5, elapsed
+    finally:
+        c.channel().queue_delete(queue=q)
+        c.close()
+
+
+def test_warren_serve_stops_on_sigterm(broker, procs, warren):
+    q = uname("rpc")
+    s = _serve(procs, warren, broker, q)
+    assert s.stop(signal.SIGTERM, timeout=10) == 0, s.describe()
+
+
+def test_warren_call_broker_unavailable_exits_6(warren):
+    from helpers import free_port
+    import os
+
+    env = dict(os.environ)
+    env["AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2f"
+    r = run([warren, "call", "1"], env, timeout=30)
+    assert r.returncode == 6, r
