@@ -1,0 +1,794 @@
+//! Per-channel state and method handling: publish assembly (method, header
+//! and body frames), consumers, unacked deliveries, qos, confirms and the
+//! queue/exchange management methods.
+
+use crate::connection::ConnEvent;
+use crate::error::{AmqpError, ReplyCode};
+use crate::frame::Out;
+use crate::message::{random_token, short, Message, QueuedMessage};
+use crate::queue::{Consumer, Credit, Queue};
+use crate::reply_to::{REPLY_TO, REPLY_TO_PREFIX};
+use crate::vhost::{ExchangeDecl, QueueDecl, VHost};
+use amq_protocol::protocol::basic::AMQPProperties;
+use amq_protocol::protocol::{basic, confirm, exchange, queue, AMQPClass};
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedSender;
+
+/// Connection-wide context a channel needs while handling a frame.
+pub(crate) struct ConnCtx<'a> {
+    /// Connection id.
+    pub(crate) conn_id: u64,
+    /// The vhost.
+    pub(crate) vhost: &'a Arc<VHost>,
+    /// This connection's event sink (for consumers).
+    pub(crate) tx: &'a UnboundedSender<ConnEvent>,
+    /// Outgoing frame batch.
+    pub(crate) out: &'a mut Out,
+    /// Maximum body size we accept.
+    pub(crate) max_body: u64,
+}
+
+#[derive(Debug)]
+struct Unacked {
+    queue: Arc<Queue>,
+    msg: QueuedMessage,
+    credit: Option<Arc<Credit>>,
+}
+
+#[derive(Debug)]
+struct ChanConsumer {
+    queue: Arc<Queue>,
+    no_ack: bool,
+    credit: Arc<Credit>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    exchange: String,
+    routing_key: String,
+    mandatory: bool,
+    header: Option<(AMQPProperties, Bytes, u64)>,
+    body: BytesMut,
+}
+
+#[derive(Debug)]
+struct ReplyConsumer {
+    tag: Arc<str>,
+    token: String,
+}
+
+/// State of one open channel.
+#[derive(Debug)]
+pub(crate) struct Channel {
+    id: u16,
+    /// We sent channel.close and await close-ok.
+    pub(crate) closing: bool,
+    next_tag: u64,
+    unacked: BTreeMap<u64, Unacked>,
+    consumers: HashMap<Arc<str>, ChanConsumer>,
+    prefetch: u16,
+    global_credit: Option<Arc<Credit>>,
+    confirm: bool,
+    next_seq: u64,
+    pending: Option<Pending>,
+    reply: Option<ReplyConsumer>,
+    last_queue: Option<String>,
+}
+
+impl Channel {
+    /// A freshly opened channel.
+    pub(crate) fn new(id: u16) -> Self {
+        Self {
+            id,
+            closing: false,
+            next_tag: 0,
+            unacked: BTreeMap::new(),
+            consumers: HashMap::new(),
+            prefetch: 0,
+            global_credit: None,
+            confirm: false,
+            next_seq: 0,
+            pending: None,
+            reply: None,
+            last_queue: None,
+        }
+    }
+
+    fn tag(&mut self) -> u64 {
+        self.next_tag += 1;
+        self.next_tag
+    }
+
+    /// Release everything the channel holds: cancel consumers (auto-deleting
+    /// queues as needed), requeue unacked messages, drop reply-to.
+    pub(crate) fn release(&mut self, ctx: &mut ConnCtx<'_>) {
+        self.pending = None;
+        if let Some(r) = self.reply.take() {
+            ctx.vhost.reply_to.unregister(&r.token);
+        }
+        for (tag, c) in self.consumers.drain() {
+            if c.queue.remove_consumer(ctx.conn_id, self.id, &tag) {
+                ctx.vhost.remove_queue(&c.queue);
+            }
+        }
+        let unacked = std::mem::take(&mut self.unacked);
+        requeue_grouped(unacked.into_values().collect());
+    }
+
+    /// Handle a method frame addressed to this channel (not channel.*).
+    pub(crate) fn handle_method(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        class: AMQPClass,
+    ) -> Result<(), AmqpError> {
+        if self.pending.is_some() {
+            return Err(AmqpError::unexpected_frame(
+                "expected content header/body, got a method frame",
+            ));
+        }
+        match class {
+            AMQPClass::Basic(m) => self.basic(ctx, m),
+            AMQPClass::Queue(m) => self.queue(ctx, m),
+            AMQPClass::Exchange(m) => self.exchange(ctx, m),
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(s)) => {
+                self.confirm = true;
+                if !s.nowait {
+                    ctx.out.method(
+                        self.id,
+                        AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
+                    );
+                }
+                Ok(())
+            }
+            AMQPClass::Tx(_) => Err(AmqpError::not_implemented("transactions are not supported")),
+            _ => Err(AmqpError::command_invalid("unexpected method on channel")),
+        }
+    }
+
+    fn basic(&mut self, ctx: &mut ConnCtx<'_>, m: basic::AMQPMethod) -> Result<(), AmqpError> {
+        use basic::AMQPMethod as B;
+        match m {
+            B::Publish(p) => {
+                self.pending = Some(Pending {
+                    exchange: p.exchange.to_string(),
+                    routing_key: p.routing_key.to_string(),
+                    mandatory: p.mandatory,
+                    header: None,
+                    body: BytesMut::new(),
+                });
+                Ok(())
+            }
+            B::Qos(q) => {
+                if q.global {
+                    match &self.global_credit {
+                        Some(c) => c.set_limit(q.prefetch_count),
+                        None => self.global_credit = Some(Arc::new(Credit::new(q.prefetch_count))),
+                    }
+                } else {
+                    self.prefetch = q.prefetch_count;
+                }
+                ctx.out
+                    .method(self.id, AMQPClass::Basic(B::QosOk(basic::QosOk {})));
+                self.kick();
+                Ok(())
+            }
+            B::Consume(c) => self.consume(ctx, c),
+            B::Cancel(c) => {
+                let tag: &str = c.consumer_tag.as_str();
+                if self.reply.as_ref().is_some_and(|r| &*r.tag == tag) {
+                    if let Some(r) = self.reply.take() {
+                        ctx.vhost.reply_to.unregister(&r.token);
+                    }
+                } else if let Some(cons) = self.consumers.remove(tag) {
+                    if cons.queue.remove_consumer(ctx.conn_id, self.id, tag) {
+                        ctx.vhost.remove_queue(&cons.queue);
+                    }
+                }
+                if !c.nowait {
+                    ctx.out.method(
+                        self.id,
+                        AMQPClass::Basic(B::CancelOk(basic::CancelOk {
+                            consumer_tag: c.consumer_tag,
+                        })),
+                    );
+                }
+                Ok(())
+            }
+            B::Get(g) => {
+                let name = self.queue_name(g.queue.as_str())?;
+                let q = ctx.vhost.queue(&name, ctx.conn_id)?;
+                match q.get() {
+                    Some((msg, remaining)) => {
+                        let tag = self.tag();
+                        let method = AMQPClass::Basic(B::GetOk(basic::GetOk {
+                            delivery_tag: tag,
+                            redelivered: msg.redelivered,
+                            exchange: short(msg.msg.exchange.as_str()),
+                            routing_key: short(msg.msg.routing_key.as_str()),
+                            message_count: remaining,
+                        }));
+                        ctx.out
+                            .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
+                        if g.no_ack {
+                            q.forget(&msg);
+                        } else {
+                            self.unacked.insert(
+                                tag,
+                                Unacked {
+                                    queue: q,
+                                    msg,
+                                    credit: None,
+                                },
+                            );
+                        }
+                    }
+                    None => ctx
+                        .out
+                        .method(self.id, AMQPClass::Basic(B::GetEmpty(basic::GetEmpty {}))),
+                }
+                Ok(())
+            }
+            B::Ack(a) => {
+                let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
+                for u in taken {
+                    if let Some(c) = &u.credit {
+                        c.release(1);
+                    }
+                    u.queue.forget(&u.msg);
+                }
+                self.kick();
+                Ok(())
+            }
+            B::Nack(n) => {
+                let taken = self.take_unacked(n.delivery_tag, n.multiple)?;
+                self.settle_rejected(taken, n.requeue);
+                Ok(())
+            }
+            B::Reject(r) => {
+                let taken = self.take_unacked(r.delivery_tag, false)?;
+                self.settle_rejected(taken, r.requeue);
+                Ok(())
+            }
+            B::Recover(_) | B::RecoverAsync(_) => {
+                let unacked = std::mem::take(&mut self.unacked);
+                requeue_grouped(unacked.into_values().collect());
+                if matches!(m, B::Recover(_)) {
+                    ctx.out
+                        .method(self.id, AMQPClass::Basic(B::RecoverOk(basic::RecoverOk {})));
+                }
+                Ok(())
+            }
+            _ => Err(AmqpError::command_invalid(
+                "method not allowed from a client",
+            )),
+        }
+    }
+
+    fn settle_rejected(&mut self, taken: Vec<Unacked>, requeue: bool) {
+        if requeue {
+            requeue_grouped(taken);
+        } else {
+            for u in taken {
+                if let Some(c) = &u.credit {
+                    c.release(1);
+                }
+                u.queue.reject(u.msg);
+            }
+        }
+        self.kick();
+    }
+
+    /// Ask every queue this channel consumes from to deliver more.
+    fn kick(&self) {
+        for c in self.consumers.values() {
+            c.queue.dispatch();
+        }
+    }
+
+    fn take_unacked(&mut self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, AmqpError> {
+        if multiple {
+            let keep = if tag == 0 {
+                BTreeMap::new()
+            } else {
+                self.unacked.split_off(&(tag + 1))
+            };
+            let taken = std::mem::replace(&mut self.unacked, keep);
+            if tag != 0 && taken.is_empty() {
+                return Err(AmqpError::precondition(format!(
+                    "unknown delivery tag {tag}"
+                )));
+            }
+            Ok(taken.into_values().collect())
+        } else {
+            match self.unacked.remove(&tag) {
+                Some(u) => Ok(vec![u]),
+                None => Err(AmqpError::precondition(format!(
+                    "unknown delivery tag {tag}"
+                ))),
+            }
+        }
+    }
+
+    fn queue_name(&self, name: &str) -> Result<String, AmqpError> {
+        if !name.is_empty() {
+            return Ok(name.to_owned());
+        }
+        self.last_queue
+            .clone()
+            .ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+    }
+
+    fn consume(&mut self, ctx: &mut ConnCtx<'_>, c: basic::Consume) -> Result<(), AmqpError> {
+        let tag: Arc<str> = if c.consumer_tag.as_str().is_empty() {
+            Arc::from(format!("amq.ctag-{}", random_token(22)))
+        } else {
+            Arc::from(c.consumer_tag.as_str())
+        };
+        if self.consumers.contains_key(&tag) || self.reply.as_ref().is_some_and(|r| r.tag == tag) {
+            return Err(AmqpError::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            )));
+        }
+        if c.queue.as_str() == REPLY_TO {
+            if !c.no_ack {
+                return Err(AmqpError::precondition("reply consumer cannot acknowledge"));
+            }
+            if self.reply.is_some() {
+                return Err(AmqpError::precondition("reply consumer already set"));
+            }
+            let token = ctx
+                .vhost
+                .reply_to
+                .register(ctx.tx.clone(), self.id, tag.clone());
+            self.reply = Some(ReplyConsumer {
+                tag: tag.clone(),
+                token,
+            });
+            if !c.nowait {
+                self.consume_ok(ctx, &tag);
+            }
+            return Ok(());
+        }
+        let name = self.queue_name(c.queue.as_str())?;
+        let q = ctx.vhost.queue(&name, ctx.conn_id)?;
+        let credit = match &self.global_credit {
+            Some(g) => g.clone(),
+            None => Arc::new(Credit::new(self.prefetch)),
+        };
+        let consumer = Consumer {
+            tag: tag.clone(),
+            conn_id: ctx.conn_id,
+            channel: self.id,
+            tx: ctx.tx.clone(),
+            no_ack: c.no_ack,
+            exclusive: c.exclusive,
+            credit: credit.clone(),
+        };
+        // Deliveries triggered here travel through the connection's event
+        // queue, so they are written after this consume-ok.
+        q.add_consumer(consumer)?;
+        if !c.nowait {
+            self.consume_ok(ctx, &tag);
+        }
+        self.consumers.insert(
+            tag,
+            ChanConsumer {
+                queue: q,
+                no_ack: c.no_ack,
+                credit,
+            },
+        );
+        Ok(())
+    }
+
+    fn consume_ok(&mut self, ctx: &mut ConnCtx<'_>, tag: &str) {
+        ctx.out.method(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                consumer_tag: short(tag),
+            })),
+        );
+    }
+
+    fn queue(&mut self, ctx: &mut ConnCtx<'_>, m: queue::AMQPMethod) -> Result<(), AmqpError> {
+        use queue::AMQPMethod as Q;
+        match m {
+            Q::Declare(d) => {
+                let (q, messages, consumers) = ctx.vhost.declare_queue(
+                    ctx.conn_id,
+                    QueueDecl {
+                        name: d.queue.to_string(),
+                        passive: d.passive,
+                        durable: d.durable,
+                        exclusive: d.exclusive,
+                        auto_delete: d.auto_delete,
+                        arguments: d.arguments,
+                    },
+                )?;
+                self.last_queue = Some(q.name.clone());
+                if !d.nowait {
+                    ctx.out.method(
+                        self.id,
+                        AMQPClass::Queue(Q::DeclareOk(queue::DeclareOk {
+                            queue: short(q.name.as_str()),
+                            message_count: messages,
+                            consumer_count: consumers,
+                        })),
+                    );
+                }
+                Ok(())
+            }
+            Q::Bind(b) => {
+                let name = self.queue_name(b.queue.as_str())?;
+                ctx.vhost.bind(
+                    ctx.conn_id,
+                    &name,
+                    b.exchange.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments,
+                )?;
+                if !b.nowait {
+                    ctx.out
+                        .method(self.id, AMQPClass::Queue(Q::BindOk(queue::BindOk {})));
+                }
+                Ok(())
+            }
+            Q::Unbind(u) => {
+                let name = self.queue_name(u.queue.as_str())?;
+                ctx.vhost.unbind(
+                    ctx.conn_id,
+                    &name,
+                    u.exchange.as_str(),
+                    u.routing_key.as_str(),
+                    u.arguments,
+                )?;
+                ctx.out
+                    .method(self.id, AMQPClass::Queue(Q::UnbindOk(queue::UnbindOk {})));
+                Ok(())
+            }
+            Q::Purge(p) => {
+                let name = self.queue_name(p.queue.as_str())?;
+                let q = ctx.vhost.queue(&name, ctx.conn_id)?;
+                let n = q.purge();
+                if !p.nowait {
+                    ctx.out.method(
+                        self.id,
+                        AMQPClass::Queue(Q::PurgeOk(queue::PurgeOk { message_count: n })),
+                    );
+                }
+                Ok(())
+            }
+            Q::Delete(d) => {
+                let name = self.queue_name(d.queue.as_str())?;
+                let n = ctx
+                    .vhost
+                    .delete_queue(ctx.conn_id, &name, d.if_unused, d.if_empty)?;
+                if !d.nowait {
+                    ctx.out.method(
+                        self.id,
+                        AMQPClass::Queue(Q::DeleteOk(queue::DeleteOk { message_count: n })),
+                    );
+                }
+                Ok(())
+            }
+            _ => Err(AmqpError::command_invalid(
+                "method not allowed from a client",
+            )),
+        }
+    }
+
+    fn exchange(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        m: exchange::AMQPMethod,
+    ) -> Result<(), AmqpError> {
+        use exchange::AMQPMethod as X;
+        match m {
+            X::Declare(d) => {
+                ctx.vhost.declare_exchange(ExchangeDecl {
+                    name: d.exchange.to_string(),
+                    kind: d.kind.to_string(),
+                    passive: d.passive,
+                    durable: d.durable,
+                    auto_delete: d.auto_delete,
+                    internal: d.internal,
+                    arguments: d.arguments,
+                })?;
+                if !d.nowait {
+                    ctx.out.method(
+                        self.id,
+                        AMQPClass::Exchange(X::DeclareOk(exchange::DeclareOk {})),
+                    );
+                }
+                Ok(())
+            }
+            X::Delete(d) => {
+                ctx.vhost
+                    .delete_exchange(d.exchange.as_str(), d.if_unused)?;
+                if !d.nowait {
+                    ctx.out.method(
+                        self.id,
+                        AMQPClass::Exchange(X::DeleteOk(exchange::DeleteOk {})),
+                    );
+                }
+                Ok(())
+            }
+            X::Bind(_) | X::Unbind(_) => Err(AmqpError::not_implemented(
+                "exchange-to-exchange bindings are not supported",
+            )),
+            _ => Err(AmqpError::command_invalid(
+                "method not allowed from a client",
+            )),
+        }
+    }
+
+    /// Handle a content header frame.
+    pub(crate) fn handle_header(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        class_id: u16,
+        body_size: u64,
+        props: AMQPProperties,
+        raw_props: Bytes,
+    ) -> Result<(), AmqpError> {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(AmqpError::unexpected_frame(
+                "content header without basic.publish",
+            ));
+        };
+        if p.header.is_some() {
+            return Err(AmqpError::unexpected_frame("duplicate content header"));
+        }
+        if class_id != 60 {
+            return Err(AmqpError::frame_error("content header class must be basic"));
+        }
+        if body_size > ctx.max_body {
+            return Err(AmqpError::frame_error(format!(
+                "message body of {body_size} bytes is too large"
+            )));
+        }
+        p.body.reserve(body_size as usize);
+        p.header = Some((props, raw_props, body_size));
+        if body_size == 0 {
+            return self.finish_publish(ctx);
+        }
+        Ok(())
+    }
+
+    /// Handle a content body frame.
+    pub(crate) fn handle_body(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        data: Bytes,
+    ) -> Result<(), AmqpError> {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(AmqpError::unexpected_frame(
+                "content body without basic.publish",
+            ));
+        };
+        let Some((_, _, size)) = &p.header else {
+            return Err(AmqpError::unexpected_frame(
+                "content body before content header",
+            ));
+        };
+        let size = *size;
+        if p.body.len() as u64 + data.len() as u64 > size {
+            return Err(AmqpError::frame_error(
+                "content body exceeds announced size",
+            ));
+        }
+        p.body.extend_from_slice(&data);
+        if p.body.len() as u64 == size {
+            return self.finish_publish(ctx);
+        }
+        Ok(())
+    }
+
+    fn finish_publish(&mut self, ctx: &mut ConnCtx<'_>) -> Result<(), AmqpError> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let Some((props, raw_props, _)) = p.header else {
+            return Ok(());
+        };
+        let pub_ids = (60, 40);
+        let mut msg = Message::new(p.exchange, p.routing_key, props, raw_props, p.body.freeze());
+        if msg.props.reply_to().as_ref().map(|r| r.as_str()) == Some(REPLY_TO) {
+            let Some(r) = &self.reply else {
+                return Err(
+                    AmqpError::precondition("fast reply consumer does not exist")
+                        .with_method(pub_ids.0, pub_ids.1),
+                );
+            };
+            let props = msg
+                .props
+                .clone()
+                .with_reply_to(short(format!("{REPLY_TO_PREFIX}{}", r.token)));
+            msg = msg.with_props(props);
+        }
+        let seq = if self.confirm {
+            self.next_seq += 1;
+            Some(self.next_seq)
+        } else {
+            None
+        };
+        let msg = Arc::new(msg);
+        if msg.exchange.is_empty() && msg.routing_key.starts_with(REPLY_TO_PREFIX) {
+            let delivered = ctx.vhost.reply_to.deliver(&msg.routing_key, msg.clone());
+            if !delivered && p.mandatory {
+                self.basic_return(ctx, &msg);
+            }
+            if let Some(seq) = seq {
+                self.ack_publish(ctx, seq);
+            }
+            return Ok(());
+        }
+        let queues = ctx
+            .vhost
+            .route(
+                &msg.exchange,
+                &msg.routing_key,
+                msg.props.headers().as_ref(),
+            )
+            .map_err(|e| e.with_method(pub_ids.0, pub_ids.1))?;
+        if queues.is_empty() {
+            if p.mandatory {
+                self.basic_return(ctx, &msg);
+            }
+            if let Some(seq) = seq {
+                self.ack_publish(ctx, seq);
+            }
+            return Ok(());
+        }
+        let persisted = ctx.vhost.enqueue(&queues, msg);
+        if let Some(seq) = seq {
+            match (&ctx.vhost.store, persisted) {
+                (Some(store), true) => store.sync_then(
+                    ctx.tx.clone(),
+                    ConnEvent::Confirm {
+                        channel: self.id,
+                        seq,
+                    },
+                ),
+                _ => self.ack_publish(ctx, seq),
+            }
+        }
+        Ok(())
+    }
+
+    fn ack_publish(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
+        ctx.out.method(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag: seq,
+                multiple: false,
+            })),
+        );
+    }
+
+    fn basic_return(&self, ctx: &mut ConnCtx<'_>, msg: &Message) {
+        let method = AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+            reply_code: ReplyCode::NoRoute.code(),
+            reply_text: short("NO_ROUTE"),
+            exchange: short(msg.exchange.as_str()),
+            routing_key: short(msg.routing_key.as_str()),
+        }));
+        ctx.out.content(self.id, method, &msg.raw_props, &msg.body);
+    }
+
+    /// A queue handed us a message for one of our consumers.
+    pub(crate) fn deliver(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        consumer_tag: Arc<str>,
+        queue: Arc<Queue>,
+        msg: QueuedMessage,
+    ) {
+        let Some(c) = self.consumers.get(&consumer_tag) else {
+            queue.requeue(vec![msg]);
+            return;
+        };
+        if self.closing {
+            queue.requeue(vec![msg]);
+            return;
+        }
+        if msg.expires_at.is_some_and(|e| e <= Instant::now()) {
+            if !c.no_ack {
+                c.credit.release(1);
+            }
+            queue.expire(msg);
+            queue.dispatch();
+            return;
+        }
+        let no_ack = c.no_ack;
+        let credit = c.credit.clone();
+        let tag = self.tag();
+        let method = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
+            consumer_tag: short(&*consumer_tag),
+            delivery_tag: tag,
+            redelivered: msg.redelivered,
+            exchange: short(msg.msg.exchange.as_str()),
+            routing_key: short(msg.msg.routing_key.as_str()),
+        }));
+        ctx.out
+            .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
+        if no_ack {
+            queue.forget(&msg);
+        } else {
+            self.unacked.insert(
+                tag,
+                Unacked {
+                    queue,
+                    msg,
+                    credit: Some(credit),
+                },
+            );
+        }
+    }
+
+    /// A direct reply-to message for our reply consumer.
+    pub(crate) fn deliver_reply(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        consumer_tag: Arc<str>,
+        msg: Arc<Message>,
+    ) {
+        if self.closing || !self.reply.as_ref().is_some_and(|r| r.tag == consumer_tag) {
+            return;
+        }
+        let tag = self.tag();
+        let method = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
+            consumer_tag: short(&*consumer_tag),
+            delivery_tag: tag,
+            redelivered: false,
+            exchange: short(msg.exchange.as_str()),
+            routing_key: short(msg.routing_key.as_str()),
+        }));
+        ctx.out.content(self.id, method, &msg.raw_props, &msg.body);
+    }
+
+    /// Our consumer's queue was deleted: drop it and notify the client.
+    pub(crate) fn consumer_cancelled(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        consumer_tag: Arc<str>,
+        notify: bool,
+    ) {
+        if self.consumers.remove(&consumer_tag).is_some() && notify && !self.closing {
+            ctx.out.method(
+                self.id,
+                AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+                    consumer_tag: short(&*consumer_tag),
+                    nowait: true,
+                })),
+            );
+        }
+    }
+
+    /// A publisher confirm became ready (after fsync).
+    pub(crate) fn confirm_ready(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
+        if !self.closing {
+            self.ack_publish(ctx, seq);
+        }
+    }
+}
+
+/// Requeue unacked messages to their queues, keeping delivery order.
+fn requeue_grouped(list: Vec<Unacked>) {
+    let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+    for u in list {
+        if let Some(c) = &u.credit {
+            c.release(1);
+        }
+        match groups.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+            Some((_, v)) => v.push(u.msg),
+            None => groups.push((u.queue, vec![u.msg])),
+        }
+    }
+    for (q, msgs) in groups {
+        q.requeue(msgs);
+    }
+}

@@ -1,0 +1,841 @@
+//! One client connection: protocol header, handshake (start/tune/open) with
+//! timeouts, heartbeats, reading and batching frames, dispatching them to
+//! channels, and handling events from queues (deliveries, cancels, confirms).
+
+use crate::channel::{Channel, ConnCtx};
+use crate::error::{AmqpError, ReplyCode};
+use crate::frame::{decode, InFrame, Out, PROTOCOL_HEADER};
+use crate::message::{short, value_as_str, Message, QueuedMessage};
+use crate::queue::Queue;
+use crate::shutdown::Shutdown;
+use crate::Shared;
+use amq_protocol::protocol::{channel, connection, AMQPClass};
+use amq_protocol::types::parsing::parse_field_table;
+use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use bytes::{Buf, BytesMut};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Events sent to a connection task by queues, the reply-to registry and the
+/// store.
+#[derive(Debug)]
+pub(crate) enum ConnEvent {
+    /// Deliver a queued message to a consumer.
+    Deliver {
+        /// Channel id.
+        channel: u16,
+        /// Consumer tag.
+        consumer_tag: Arc<str>,
+        /// Source queue.
+        queue: Arc<Queue>,
+        /// The message.
+        msg: QueuedMessage,
+    },
+    /// Deliver a direct reply-to message.
+    DirectReply {
+        /// Channel id.
+        channel: u16,
+        /// Reply consumer tag.
+        consumer_tag: Arc<str>,
+        /// The message.
+        msg: Arc<Message>,
+    },
+    /// The consumer's queue was deleted.
+    ConsumerCancelled {
+        /// Channel id.
+        channel: u16,
+        /// Consumer tag.
+        consumer_tag: Arc<str>,
+    },
+    /// A publisher confirm is ready (its message is fsynced).
+    Confirm {
+        /// Channel id.
+        channel: u16,
+        /// Publish sequence number.
+        seq: u64,
+    },
+}
+
+/// Why the connection loop ended.
+#[derive(Debug)]
+enum End {
+    /// Peer closed the socket or an I/O error happened.
+    Io,
+    /// Clean close handshake completed (or our close timed out).
+    Closed,
+}
+
+/// Handshake time limit.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long we wait for close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest body we accept.
+const MAX_BODY: u64 = 512 * 1024 * 1024;
+
+struct Conn {
+    id: u64,
+    shared: Arc<Shared>,
+    rbuf: BytesMut,
+    out: Out,
+    wtx: mpsc::UnboundedSender<Vec<u8>>,
+    events_tx: mpsc::UnboundedSender<ConnEvent>,
+    events_rx: mpsc::UnboundedReceiver<ConnEvent>,
+    channels: HashMap<u16, Channel>,
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat: u16,
+    cancel_notify: bool,
+    last_read: Instant,
+    /// Set once we sent connection.close: the deadline for close-ok.
+    closing: Option<Instant>,
+    done: bool,
+}
+
+/// Serve one accepted socket until it closes.
+pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut shutdown: Shutdown) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (wtx, wrx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(wr, wrx));
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let mut conn = Conn {
+        id,
+        shared,
+        rbuf: BytesMut::with_capacity(16 * 1024),
+        out: Out::new(0),
+        wtx,
+        events_tx,
+        events_rx,
+        channels: HashMap::new(),
+        frame_max: 0,
+        channel_max: 0,
+        heartbeat: 0,
+        cancel_notify: false,
+        last_read: Instant::now(),
+        closing: None,
+        done: false,
+    };
+    let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.handshake(&mut rd)).await;
+    match hs {
+        Ok(Ok(())) => {
+            tracing::info!(conn = id, %peer, "connection opened");
+            let end = conn.run(&mut rd, &mut shutdown).await;
+            tracing::info!(conn = id, %peer, ?end, "connection closed");
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(conn = id, %peer, error = %e, "handshake failed");
+            conn.flush();
+        }
+        Err(_) => tracing::debug!(conn = id, %peer, "handshake timed out"),
+    }
+    conn.cleanup();
+    drop(conn);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    while let Some(mut buf) = rx.recv().await {
+        while buf.len() < (1 << 20) {
+            match rx.try_recv() {
+                Ok(more) => buf.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Errors ending the handshake.
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("peer closed the socket")]
+    Eof,
+    #[error("bad protocol header")]
+    BadHeader,
+    #[error("protocol error: {0}")]
+    Protocol(AmqpError),
+}
+
+impl Conn {
+    fn flush(&mut self) {
+        if !self.out.is_empty() {
+            let _ = self.wtx.send(self.out.take());
+        }
+    }
+
+    async fn read_more(&mut self, rd: &mut OwnedReadHalf) -> Result<(), HandshakeError> {
+        match rd.read_buf(&mut self.rbuf).await {
+            Ok(0) | Err(_) => Err(HandshakeError::Eof),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    async fn next_frame(&mut self, rd: &mut OwnedReadHalf) -> Result<InFrame, HandshakeError> {
+        // Before tune-ok we accept frames up to 128 KiB.
+        let limit = if self.frame_max == 0 {
+            128 * 1024
+        } else {
+            self.frame_max
+        };
+        loop {
+            match decode(&mut self.rbuf, limit) {
+                Ok(Some(f)) => return Ok(f),
+                Ok(None) => self.read_more(rd).await?,
+                Err(e) => return Err(self.hs_fail(e)),
+            }
+        }
+    }
+
+    /// Send connection.close for a handshake failure.
+    fn hs_fail(&mut self, e: AmqpError) -> HandshakeError {
+        self.send_close(&e);
+        HandshakeError::Protocol(e)
+    }
+
+    fn send_close(&mut self, e: &AmqpError) {
+        self.out.method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+                reply_code: e.code.code(),
+                reply_text: short(e.reply_text()),
+                class_id: e.class_id,
+                method_id: e.method_id,
+            })),
+        );
+    }
+
+    async fn expect_method(
+        &mut self,
+        rd: &mut OwnedReadHalf,
+    ) -> Result<connection::AMQPMethod, HandshakeError> {
+        loop {
+            match self.next_frame(rd).await? {
+                InFrame::Heartbeat => continue,
+                InFrame::Method(0, AMQPClass::Connection(m)) => return Ok(m),
+                InFrame::Method(_, c) => {
+                    let e =
+                        AmqpError::command_invalid("expected a connection method during handshake")
+                            .with_method(c.get_amqp_class_id(), c.get_amqp_method_id());
+                    return Err(self.hs_fail(e));
+                }
+                _ => {
+                    return Err(self.hs_fail(AmqpError::unexpected_frame(
+                        "content frame during handshake",
+                    )))
+                }
+            }
+        }
+    }
+
+    async fn handshake(&mut self, rd: &mut OwnedReadHalf) -> Result<(), HandshakeError> {
+        while self.rbuf.len() < 8 {
+            self.read_more(rd).await?;
+            if self.rbuf.len() < 8 && !PROTOCOL_HEADER.starts_with(&self.rbuf[..]) {
+                break;
+            }
+        }
+        if self.rbuf.len() < 8 || &self.rbuf[..8] != PROTOCOL_HEADER {
+            self.out.buf.extend_from_slice(PROTOCOL_HEADER);
+            self.flush();
+            return Err(HandshakeError::BadHeader);
+        }
+        self.rbuf.advance(8);
+        let shared = self.shared.clone();
+        let cfg = &shared.config;
+        self.out.method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Start(connection::Start {
+                version_major: 0,
+                version_minor: 9,
+                server_properties: server_properties(),
+                mechanisms: LongString::from("PLAIN AMQPLAIN"),
+                locales: LongString::from("en_US"),
+            })),
+        );
+        self.flush();
+        let start_ok = match self.expect_method(rd).await? {
+            connection::AMQPMethod::StartOk(s) => s,
+            _ => {
+                return Err(self.hs_fail(
+                    AmqpError::command_invalid("expected connection.start-ok").with_method(10, 11),
+                ))
+            }
+        };
+        let mech = start_ok.mechanism.as_str().to_owned();
+        let creds = parse_credentials(&mech, start_ok.response.as_bytes());
+        let ok = creds
+            .as_ref()
+            .is_some_and(|(u, p)| *u == cfg.username && *p == cfg.password);
+        if !ok {
+            let e = AmqpError::access_refused(format!(
+                "Login was refused using authentication mechanism {mech}. For details see the broker logfile."
+            ))
+            .with_method(10, 11)
+            .connection_level();
+            let err = self.hs_fail(e);
+            self.flush();
+            // Give the client a moment to read the close before we hang up.
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.expect_method(rd)).await;
+            return Err(err);
+        }
+        self.cancel_notify = capability(&start_ok.client_properties, "consumer_cancel_notify");
+        let (server_channel_max, server_frame_max, server_heartbeat) =
+            (cfg.channel_max, cfg.frame_max, cfg.heartbeat);
+        self.out.method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
+                channel_max: server_channel_max,
+                frame_max: server_frame_max,
+                heartbeat: server_heartbeat,
+            })),
+        );
+        self.flush();
+        let tune_ok = match self.expect_method(rd).await? {
+            connection::AMQPMethod::TuneOk(t) => t,
+            _ => {
+                return Err(self.hs_fail(
+                    AmqpError::command_invalid("expected connection.tune-ok").with_method(10, 31),
+                ))
+            }
+        };
+        let frame_max = match (tune_ok.frame_max, server_frame_max) {
+            (0, s) => s,
+            (c, 0) => c,
+            (c, s) => c.min(s),
+        };
+        if frame_max != 0 && frame_max < 4096 {
+            return Err(self.hs_fail(
+                AmqpError::not_allowed(format!("frame_max {frame_max} below minimum 4096"))
+                    .with_method(10, 31),
+            ));
+        }
+        self.frame_max = frame_max;
+        self.out.frame_max = frame_max;
+        self.channel_max = match (tune_ok.channel_max, server_channel_max) {
+            (0, s) => s,
+            (c, 0) => c,
+            (c, s) => c.min(s),
+        };
+        if self.channel_max == 0 {
+            self.channel_max = u16::MAX;
+        }
+        self.heartbeat = tune_ok.heartbeat;
+        let open = match self.expect_method(rd).await? {
+            connection::AMQPMethod::Open(o) => o,
+            _ => {
+                return Err(self.hs_fail(
+                    AmqpError::command_invalid("expected connection.open").with_method(10, 40),
+                ))
+            }
+        };
+        if open.virtual_host.as_str() != self.shared.vhost.name {
+            let e = AmqpError::not_allowed(format!(
+                "access to vhost '{}' refused for user '{}'",
+                open.virtual_host, cfg.username
+            ))
+            .with_method(10, 40);
+            let err = self.hs_fail(e);
+            self.flush();
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.expect_method(rd)).await;
+            return Err(err);
+        }
+        self.out.method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
+        );
+        self.flush();
+        Ok(())
+    }
+
+    async fn run(&mut self, rd: &mut OwnedReadHalf, shutdown: &mut Shutdown) -> End {
+        let hb = if self.heartbeat > 0 {
+            Some(Duration::from_millis(u64::from(self.heartbeat) * 500))
+        } else {
+            None
+        };
+        let mut ticker = tokio::time::interval(hb.unwrap_or(Duration::from_secs(3600)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.last_read = Instant::now();
+        loop {
+            self.process_buffered();
+            self.flush();
+            if self.done {
+                return End::Closed;
+            }
+            let close_deadline = self
+                .closing
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = shutdown.recv(), if self.closing.is_none() && !shutdown.is_shutdown() => {
+                    let e = AmqpError::new(ReplyCode::ConnectionForced, "broker shutdown");
+                    self.close_connection(e);
+                }
+                r = rd.read_buf(&mut self.rbuf) => {
+                    match r {
+                        Ok(0) | Err(_) => return End::Io,
+                        Ok(_) => self.last_read = Instant::now(),
+                    }
+                }
+                Some(ev) = self.events_rx.recv() => {
+                    self.handle_event(ev);
+                    for _ in 0..1024 {
+                        match self.events_rx.try_recv() {
+                            Ok(ev) => self.handle_event(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = ticker.tick(), if hb.is_some() => {
+                    let limit = Duration::from_secs(u64::from(self.heartbeat) * 2);
+                    if self.last_read.elapsed() > limit {
+                        tracing::info!(conn = self.id, "missed heartbeats from client, closing");
+                        return End::Io;
+                    }
+                    self.out.heartbeat();
+                }
+                _ = tokio::time::sleep_until(close_deadline), if self.closing.is_some() => {
+                    return End::Closed;
+                }
+            }
+        }
+    }
+
+    fn process_buffered(&mut self) {
+        while !self.done {
+            match decode(&mut self.rbuf, self.frame_max) {
+                Ok(Some(f)) => {
+                    if let Err(e) = self.handle_frame(f) {
+                        self.error(e);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if self.closing.is_some() {
+                        // Stream is unusable; stop waiting for close-ok.
+                        self.done = true;
+                    } else {
+                        self.close_connection(e);
+                        self.rbuf.clear();
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Route an error to channel or connection scope.
+    fn error(&mut self, e: AmqpError) {
+        if e.is_connection_level() {
+            self.close_connection(e);
+        }
+    }
+
+    /// Start closing the connection with an error (or shutdown).
+    fn close_connection(&mut self, e: AmqpError) {
+        if self.closing.is_some() {
+            return;
+        }
+        tracing::info!(conn = self.id, error = %e, "closing connection");
+        self.send_close(&e);
+        self.closing = Some(Instant::now() + CLOSE_TIMEOUT);
+        self.release_channels();
+    }
+
+    fn release_channels(&mut self) {
+        let Conn {
+            channels,
+            out,
+            shared,
+            events_tx,
+            id,
+            ..
+        } = self;
+        let mut ctx = ConnCtx {
+            conn_id: *id,
+            vhost: &shared.vhost,
+            tx: events_tx,
+            out,
+            max_body: MAX_BODY,
+        };
+        for (_, mut ch) in channels.drain() {
+            ch.release(&mut ctx);
+        }
+    }
+
+    fn channel_error(&mut self, ch_id: u16, e: AmqpError) {
+        tracing::debug!(conn = self.id, channel = ch_id, error = %e, "channel error");
+        let Conn {
+            channels,
+            out,
+            shared,
+            events_tx,
+            id,
+            ..
+        } = self;
+        let mut ctx = ConnCtx {
+            conn_id: *id,
+            vhost: &shared.vhost,
+            tx: events_tx,
+            out,
+            max_body: MAX_BODY,
+        };
+        if let Some(ch) = channels.get_mut(&ch_id) {
+            ch.release(&mut ctx);
+            ch.closing = true;
+        }
+        ctx.out.method(
+            ch_id,
+            AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+                reply_code: e.code.code(),
+                reply_text: short(e.reply_text()),
+                class_id: e.class_id,
+                method_id: e.method_id,
+            })),
+        );
+    }
+
+    fn handle_frame(&mut self, f: InFrame) -> Result<(), AmqpError> {
+        if let Some(_deadline) = self.closing {
+            // Only close / close-ok matter now.
+            match f {
+                InFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => {
+                    self.done = true;
+                }
+                InFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
+                    self.out.method(
+                        0,
+                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                            connection::CloseOk {},
+                        )),
+                    );
+                    self.done = true;
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
+        match f {
+            InFrame::Heartbeat => Ok(()),
+            InFrame::Method(0, AMQPClass::Connection(m)) => match m {
+                connection::AMQPMethod::Close(c) => {
+                    tracing::debug!(conn = self.id, code = c.reply_code, text = %c.reply_text, "client closed connection");
+                    self.release_channels();
+                    self.out.method(
+                        0,
+                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                            connection::CloseOk {},
+                        )),
+                    );
+                    self.done = true;
+                    Ok(())
+                }
+                connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_) => Ok(()),
+                connection::AMQPMethod::UpdateSecret(_) => {
+                    self.out.method(
+                        0,
+                        AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(
+                            connection::UpdateSecretOk {},
+                        )),
+                    );
+                    Ok(())
+                }
+                other => Err(AmqpError::command_invalid("unexpected connection method")
+                    .with_method(10, other_method_id(&other))),
+            },
+            InFrame::Method(0, c) => Err(AmqpError::command_invalid(
+                "non-connection method on channel 0",
+            )
+            .with_method(c.get_amqp_class_id(), c.get_amqp_method_id())),
+            InFrame::Method(_, AMQPClass::Connection(m)) => Err(AmqpError::command_invalid(
+                "connection method on a non-zero channel",
+            )
+            .with_method(10, other_method_id(&m))),
+            InFrame::Method(ch, AMQPClass::Channel(m)) => self.channel_method(ch, m),
+            InFrame::Method(ch, class) => {
+                let ids = (class.get_amqp_class_id(), class.get_amqp_method_id());
+                let r = self.with_channel(ch, |chan, ctx| chan.handle_method(ctx, class));
+                self.scoped(ch, r.map_err(|e| e.with_method(ids.0, ids.1)))
+            }
+            InFrame::Header {
+                channel,
+                class_id,
+                body_size,
+                props,
+                raw_props,
+            } => {
+                let r = self.with_channel(channel, |chan, ctx| {
+                    chan.handle_header(ctx, class_id, body_size, props, raw_props)
+                });
+                self.scoped(channel, r)
+            }
+            InFrame::Body(channel, data) => {
+                let r = self.with_channel(channel, |chan, ctx| chan.handle_body(ctx, data));
+                self.scoped(channel, r)
+            }
+        }
+    }
+
+    /// Turn a channel-level error into channel.close; pass others up.
+    fn scoped(&mut self, ch: u16, r: Result<(), AmqpError>) -> Result<(), AmqpError> {
+        match r {
+            Err(e) if !e.is_connection_level() => {
+                self.channel_error(ch, e);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Run `f` on an open channel (504 if not open; ignored while closing).
+    fn with_channel(
+        &mut self,
+        ch_id: u16,
+        f: impl FnOnce(&mut Channel, &mut ConnCtx<'_>) -> Result<(), AmqpError>,
+    ) -> Result<(), AmqpError> {
+        let Conn {
+            channels,
+            out,
+            shared,
+            events_tx,
+            id,
+            ..
+        } = self;
+        let Some(chan) = channels.get_mut(&ch_id) else {
+            return Err(AmqpError::channel_error(format!(
+                "expected 'channel.open' on channel {ch_id}"
+            )));
+        };
+        if chan.closing {
+            return Ok(());
+        }
+        let mut ctx = ConnCtx {
+            conn_id: *id,
+            vhost: &shared.vhost,
+            tx: events_tx,
+            out,
+            max_body: MAX_BODY,
+        };
+        f(chan, &mut ctx)
+    }
+
+    fn channel_method(&mut self, ch: u16, m: channel::AMQPMethod) -> Result<(), AmqpError> {
+        use channel::AMQPMethod as C;
+        match m {
+            C::Open(_) => {
+                if ch > self.channel_max {
+                    return Err(AmqpError::not_allowed(format!(
+                        "channel {ch} exceeds channel_max {}",
+                        self.channel_max
+                    ))
+                    .with_method(20, 10));
+                }
+                if self.channels.contains_key(&ch) {
+                    return Err(AmqpError::channel_error(format!(
+                        "second 'channel.open' seen on channel {ch}"
+                    ))
+                    .with_method(20, 10));
+                }
+                self.channels.insert(ch, Channel::new(ch));
+                self.out
+                    .method(ch, AMQPClass::Channel(C::OpenOk(channel::OpenOk {})));
+                Ok(())
+            }
+            C::Close(_) => {
+                let Conn {
+                    channels,
+                    out,
+                    shared,
+                    events_tx,
+                    id,
+                    ..
+                } = self;
+                if let Some(mut chan) = channels.remove(&ch) {
+                    let mut ctx = ConnCtx {
+                        conn_id: *id,
+                        vhost: &shared.vhost,
+                        tx: events_tx,
+                        out,
+                        max_body: MAX_BODY,
+                    };
+                    chan.release(&mut ctx);
+                }
+                self.out
+                    .method(ch, AMQPClass::Channel(C::CloseOk(channel::CloseOk {})));
+                Ok(())
+            }
+            C::CloseOk(_) => {
+                if self.channels.get(&ch).is_some_and(|c| c.closing) {
+                    self.channels.remove(&ch);
+                }
+                Ok(())
+            }
+            C::Flow(f) => {
+                let open = self.channels.get(&ch).map(|c| c.closing);
+                match open {
+                    None => Err(AmqpError::channel_error(format!(
+                        "expected 'channel.open' on channel {ch}"
+                    ))
+                    .with_method(20, 20)),
+                    Some(true) => Ok(()),
+                    Some(false) => {
+                        self.out.method(
+                            ch,
+                            AMQPClass::Channel(C::FlowOk(channel::FlowOk { active: f.active })),
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            C::FlowOk(_) => Ok(()),
+            C::OpenOk(_) => {
+                Err(AmqpError::command_invalid("unexpected channel.open-ok").with_method(20, 11))
+            }
+        }
+    }
+
+    fn handle_event(&mut self, ev: ConnEvent) {
+        let notify = self.cancel_notify;
+        let Conn {
+            channels,
+            out,
+            shared,
+            events_tx,
+            id,
+            ..
+        } = self;
+        let mut ctx = ConnCtx {
+            conn_id: *id,
+            vhost: &shared.vhost,
+            tx: events_tx,
+            out,
+            max_body: MAX_BODY,
+        };
+        match ev {
+            ConnEvent::Deliver {
+                channel,
+                consumer_tag,
+                queue,
+                msg,
+            } => match channels.get_mut(&channel) {
+                Some(ch) => ch.deliver(&mut ctx, consumer_tag, queue, msg),
+                None => queue.requeue(vec![msg]),
+            },
+            ConnEvent::DirectReply {
+                channel,
+                consumer_tag,
+                msg,
+            } => {
+                if let Some(ch) = channels.get_mut(&channel) {
+                    ch.deliver_reply(&mut ctx, consumer_tag, msg);
+                }
+            }
+            ConnEvent::ConsumerCancelled {
+                channel,
+                consumer_tag,
+            } => {
+                if let Some(ch) = channels.get_mut(&channel) {
+                    ch.consumer_cancelled(&mut ctx, consumer_tag, notify);
+                }
+            }
+            ConnEvent::Confirm { channel, seq } => {
+                if let Some(ch) = channels.get_mut(&channel) {
+                    ch.confirm_ready(&mut ctx, seq);
+                }
+            }
+        }
+    }
+
+    /// Release all resources: channels, exclusive queues, in-flight deliveries.
+    fn cleanup(&mut self) {
+        self.release_channels();
+        self.shared.vhost.delete_exclusive(self.id);
+        self.events_rx.close();
+        while let Ok(ev) = self.events_rx.try_recv() {
+            if let ConnEvent::Deliver { queue, msg, .. } = ev {
+                queue.requeue(vec![msg]);
+            }
+        }
+        self.out.take();
+    }
+}
+
+fn other_method_id(m: &connection::AMQPMethod) -> u16 {
+    AMQPClass::Connection(m.clone()).get_amqp_method_id()
+}
+
+/// The server-properties table, with RabbitMQ's capabilities.
+fn server_properties() -> FieldTable {
+    let mut caps = FieldTable::default();
+    for c in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+        "consumer_priorities",
+    ] {
+        caps.insert(short(c), AMQPValue::Boolean(true));
+    }
+    let mut t = FieldTable::default();
+    t.insert(short("capabilities"), AMQPValue::FieldTable(caps));
+    let s = |v: &str| AMQPValue::LongString(LongString::from(v));
+    t.insert(short("product"), s("Warren broker"));
+    t.insert(short("version"), s(env!("CARGO_PKG_VERSION")));
+    t.insert(short("platform"), s("Rust"));
+    t.insert(short("cluster_name"), s("warren"));
+    t.insert(short("copyright"), s("Warren contributors"));
+    t.insert(short("information"), s("Embedded AMQP 0-9-1 broker"));
+    t
+}
+
+/// Whether a client-properties table announces a capability.
+fn capability(props: &FieldTable, name: &str) -> bool {
+    match props.inner().get("capabilities") {
+        Some(AMQPValue::FieldTable(caps)) => {
+            matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
+        }
+        _ => false,
+    }
+}
+
+/// Extract (user, password) from a PLAIN or AMQPLAIN response.
+fn parse_credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
+    match mechanism {
+        "PLAIN" => {
+            let mut parts = response.split(|b| *b == 0);
+            let _authzid = parts.next()?;
+            let user = parts.next()?;
+            let pass = parts.next()?;
+            Some((
+                String::from_utf8(user.to_vec()).ok()?,
+                String::from_utf8(pass.to_vec()).ok()?,
+            ))
+        }
+        "AMQPLAIN" => {
+            let mut buf = Vec::with_capacity(response.len() + 4);
+            buf.extend_from_slice(&(response.len() as u32).to_be_bytes());
+            buf.extend_from_slice(response);
+            let (_, t) = parse_field_table(&buf[..]).ok()?;
+            let user = t.inner().get("LOGIN").and_then(value_as_str)?;
+            let pass = t.inner().get("PASSWORD").and_then(value_as_str)?;
+            Some((user, pass))
+        }
+        _ => None,
+    }
+}

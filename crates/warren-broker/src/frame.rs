@@ -1,0 +1,205 @@
+//! Frame boundaries on top of the `amq-protocol` codec: splitting the read
+//! buffer into frames (with size limits checked before buffering a frame),
+//! and batching outgoing frames into one write buffer.
+
+use crate::error::AmqpError;
+use amq_protocol::frame::parsing::parse_content_header;
+use amq_protocol::frame::{gen_frame, AMQPFrame, WriteContext};
+use amq_protocol::protocol::basic::AMQPProperties;
+use amq_protocol::protocol::{parse_class, AMQPClass};
+use bytes::{Bytes, BytesMut};
+
+/// The AMQP 0-9-1 protocol header.
+pub(crate) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+
+const FRAME_METHOD: u8 = 1;
+const FRAME_HEADER: u8 = 2;
+const FRAME_BODY: u8 = 3;
+const FRAME_HEARTBEAT: u8 = 8;
+const FRAME_END: u8 = 0xCE;
+
+/// A decoded incoming frame.
+#[derive(Debug)]
+pub(crate) enum InFrame {
+    /// A method frame.
+    Method(u16, AMQPClass),
+    /// A content header frame.
+    Header {
+        /// Channel id.
+        channel: u16,
+        /// Class id (must be 60, basic).
+        class_id: u16,
+        /// Announced body size.
+        body_size: u64,
+        /// Parsed properties.
+        props: AMQPProperties,
+        /// Raw property bytes, byte-exact.
+        raw_props: Bytes,
+    },
+    /// A content body frame.
+    Body(u16, Bytes),
+    /// A heartbeat frame.
+    Heartbeat,
+}
+
+/// Whether a class id belongs to AMQP 0-9-1 (as RabbitMQ implements it).
+fn known_class(class_id: u16) -> bool {
+    matches!(class_id, 10 | 20 | 30 | 40 | 50 | 60 | 85 | 90)
+}
+
+/// Try to decode one frame from the front of `buf`.
+///
+/// Returns `Ok(None)` if more bytes are needed. `frame_max` of 0 means no
+/// limit. Errors are connection-level (501 or 503).
+pub(crate) fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<InFrame>, AmqpError> {
+    if buf.len() < 7 {
+        return Ok(None);
+    }
+    let ftype = buf[0];
+    let channel = u16::from_be_bytes([buf[1], buf[2]]);
+    let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
+    if !matches!(
+        ftype,
+        FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
+    ) {
+        return Err(AmqpError::frame_error(format!(
+            "unknown frame type {ftype}"
+        )));
+    }
+    if frame_max != 0 && size as u64 + 8 > u64::from(frame_max) {
+        return Err(AmqpError::frame_error(format!(
+            "frame size {} exceeds frame_max {frame_max}",
+            size + 8
+        )));
+    }
+    let total = 7 + size + 1;
+    if buf.len() < total {
+        buf.reserve(total - buf.len());
+        return Ok(None);
+    }
+    if buf[total - 1] != FRAME_END {
+        return Err(AmqpError::frame_error("missing frame end octet"));
+    }
+    let frame = buf.split_to(total).freeze();
+    let payload = frame.slice(7..total - 1);
+    match ftype {
+        FRAME_METHOD => {
+            if payload.len() < 4 {
+                return Err(AmqpError::frame_error("method frame too short"));
+            }
+            let class_id = u16::from_be_bytes([payload[0], payload[1]]);
+            let method_id = u16::from_be_bytes([payload[2], payload[3]]);
+            match parse_class(&payload[..]) {
+                Ok((_, class)) => Ok(Some(InFrame::Method(channel, class))),
+                Err(_) if !known_class(class_id) => Err(AmqpError::command_invalid(format!(
+                    "unknown method {class_id}/{method_id}"
+                ))
+                .with_method(class_id, method_id)),
+                Err(_) => Err(AmqpError::frame_error(format!(
+                    "cannot decode method frame {class_id}/{method_id}"
+                ))
+                .with_method(class_id, method_id)),
+            }
+        }
+        FRAME_HEADER => match parse_content_header(&payload[..]) {
+            Ok((_, h)) if payload.len() >= 14 => Ok(Some(InFrame::Header {
+                channel,
+                class_id: h.class_id,
+                body_size: h.body_size,
+                props: h.properties,
+                raw_props: payload.slice(12..),
+            })),
+            _ => Err(AmqpError::frame_error("cannot decode content header")),
+        },
+        FRAME_BODY => Ok(Some(InFrame::Body(channel, payload))),
+        _ => {
+            if channel != 0 {
+                Err(AmqpError::frame_error("heartbeat on non-zero channel"))
+            } else {
+                Ok(Some(InFrame::Heartbeat))
+            }
+        }
+    }
+}
+
+/// Outgoing frames batched into a single buffer, flushed once per batch.
+#[derive(Debug)]
+pub(crate) struct Out {
+    /// Pending bytes.
+    pub(crate) buf: Vec<u8>,
+    /// Negotiated frame_max (0 = unlimited).
+    pub(crate) frame_max: u32,
+}
+
+impl Out {
+    /// An empty batch.
+    pub(crate) fn new(frame_max: u32) -> Self {
+        Self {
+            buf: Vec::with_capacity(8192),
+            frame_max,
+        }
+    }
+
+    /// Append a method frame.
+    pub(crate) fn method(&mut self, channel: u16, class: AMQPClass) {
+        let frame = AMQPFrame::Method(channel, class);
+        let ctx = WriteContext::from(Vec::with_capacity(128));
+        let res = gen_frame(&frame)(ctx);
+        match res {
+            Ok(ctx) => self.buf.extend_from_slice(&ctx.into_inner().0),
+            Err(e) => tracing::warn!(error = %e, "failed to encode method frame"),
+        }
+    }
+
+    /// Append a heartbeat frame.
+    pub(crate) fn heartbeat(&mut self) {
+        self.buf
+            .extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
+    }
+
+    /// Append a method carrying content (deliver, get-ok, return) followed by
+    /// its header and body frames, splitting the body by frame_max.
+    pub(crate) fn content(
+        &mut self,
+        channel: u16,
+        class: AMQPClass,
+        raw_props: &[u8],
+        body: &[u8],
+    ) {
+        self.method(channel, class);
+        let ch = channel.to_be_bytes();
+        let header_len = (12 + raw_props.len()) as u32;
+        self.buf.push(FRAME_HEADER);
+        self.buf.extend_from_slice(&ch);
+        self.buf.extend_from_slice(&header_len.to_be_bytes());
+        self.buf.extend_from_slice(&60u16.to_be_bytes());
+        self.buf.extend_from_slice(&0u16.to_be_bytes());
+        self.buf
+            .extend_from_slice(&(body.len() as u64).to_be_bytes());
+        self.buf.extend_from_slice(raw_props);
+        self.buf.push(FRAME_END);
+        let chunk = if self.frame_max == 0 {
+            body.len().max(1)
+        } else {
+            (self.frame_max as usize).saturating_sub(8).max(1)
+        };
+        for part in body.chunks(chunk) {
+            self.buf.push(FRAME_BODY);
+            self.buf.extend_from_slice(&ch);
+            self.buf
+                .extend_from_slice(&(part.len() as u32).to_be_bytes());
+            self.buf.extend_from_slice(part);
+            self.buf.push(FRAME_END);
+        }
+    }
+
+    /// Whether nothing is pending.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Take the pending bytes.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        std::mem::replace(&mut self.buf, Vec::with_capacity(8192))
+    }
+}

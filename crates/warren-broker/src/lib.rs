@@ -1,0 +1,273 @@
+//! Warren broker: an embedded AMQP 0-9-1 broker that real clients (lapin,
+//! pika, amqprs, ...) talk to unchanged, behaving like RabbitMQ 3.x for the
+//! features RabbitMQ's tutorials and RPC libraries use: the default and
+//! `amq.*` exchanges, direct/fanout/topic/headers routing, queues with
+//! prefetch, acks, TTL, max-length and dead-lettering, publisher confirms,
+//! direct reply-to, and optional durability to an append-only log.
+//!
+//! Frames are encoded and decoded with the `amq-protocol` crate.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), warren_broker::BrokerError> {
+//! use warren_broker::Broker;
+//!
+//! let handle = Broker::builder()
+//!     .listen("127.0.0.1:0".parse().unwrap())
+//!     .credentials("guest", "guest")
+//!     .start()
+//!     .await?;
+//! assert!(handle.amqp_url().starts_with("amqp://guest:guest@127.0.0.1:"));
+//! println!("broker listening on {}", handle.local_addr());
+//! handle.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod channel;
+mod connection;
+mod error;
+mod exchange;
+mod frame;
+mod message;
+mod queue;
+mod reply_to;
+mod server;
+mod shutdown;
+mod store;
+mod vhost;
+
+pub use error::BrokerError;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// Broker configuration (built by [`BrokerBuilder`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) listen: SocketAddr,
+    pub(crate) username: String,
+    pub(crate) password: String,
+    pub(crate) vhost: String,
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) frame_max: u32,
+    pub(crate) channel_max: u16,
+    pub(crate) heartbeat: u16,
+    pub(crate) max_connections: usize,
+}
+
+/// State shared by all connections.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) vhost: Arc<vhost::VHost>,
+}
+
+/// Entry point: `Broker::builder()`.
+#[derive(Debug)]
+pub struct Broker;
+
+impl Broker {
+    /// A builder with RabbitMQ-like defaults: `127.0.0.1:5672`, guest/guest,
+    /// vhost `/`, frame_max 131072, channel_max 2047, heartbeat 60 s.
+    pub fn builder() -> BrokerBuilder {
+        BrokerBuilder {
+            config: Config {
+                listen: SocketAddr::from(([127, 0, 0, 1], 5672)),
+                username: "guest".into(),
+                password: "guest".into(),
+                vhost: "/".into(),
+                data_dir: None,
+                frame_max: 131_072,
+                channel_max: 2047,
+                heartbeat: 60,
+                max_connections: 1024,
+            },
+        }
+    }
+}
+
+/// Configures and starts a broker.
+#[derive(Debug, Clone)]
+pub struct BrokerBuilder {
+    config: Config,
+}
+
+impl BrokerBuilder {
+    /// Address to listen on (port 0 picks a free port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.config.listen = addr;
+        self
+    }
+
+    /// The single user's credentials (default guest/guest).
+    pub fn credentials(mut self, user: impl Into<String>, pass: impl Into<String>) -> Self {
+        self.config.username = user.into();
+        self.config.password = pass.into();
+        self
+    }
+
+    /// The virtual host name (default `/`).
+    pub fn vhost(mut self, vhost: impl Into<String>) -> Self {
+        self.config.vhost = vhost.into();
+        self
+    }
+
+    /// Directory for the durable store; enables durability.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Maximum frame size offered to clients (0 = unlimited, else >= 4096).
+    pub fn frame_max(mut self, frame_max: u32) -> Self {
+        self.config.frame_max = frame_max;
+        self
+    }
+
+    /// Maximum channel number offered to clients.
+    pub fn channel_max(mut self, channel_max: u16) -> Self {
+        self.config.channel_max = channel_max;
+        self
+    }
+
+    /// Heartbeat interval in seconds offered to clients (0 disables).
+    pub fn heartbeat(mut self, seconds: u16) -> Self {
+        self.config.heartbeat = seconds;
+        self
+    }
+
+    /// Maximum number of simultaneous client connections.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self
+    }
+
+    /// Bind the listener, recover durable state and start serving.
+    pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
+        let config = self.config;
+        if config.frame_max != 0 && config.frame_max < 4096 {
+            return Err(BrokerError::Config("frame_max must be 0 or >= 4096".into()));
+        }
+        if config.max_connections == 0 {
+            return Err(BrokerError::Config("max_connections must be > 0".into()));
+        }
+        let (store, recovered) = match &config.data_dir {
+            Some(dir) => {
+                let dir = dir.clone();
+                let (s, r) = tokio::task::spawn_blocking(move || store::Store::open(&dir))
+                    .await
+                    .map_err(|e| BrokerError::Store(e.to_string()))??;
+                (Some(s), Some(r))
+            }
+            None => (None, None),
+        };
+        let vhost = vhost::VHost::new(config.vhost.clone(), store.clone());
+        if let Some(rec) = recovered {
+            recover(&vhost, rec);
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared { config, vhost });
+        let (notify, _) = broadcast::channel(1);
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let accept = tokio::spawn(server::accept_loop(
+            listener,
+            shared.clone(),
+            notify.clone(),
+            done_tx,
+        ));
+        tokio::spawn(server::ticker(shared.clone(), notify.clone()));
+        tracing::info!(%local_addr, "warren broker started");
+        Ok(BrokerHandle {
+            local_addr,
+            shared,
+            notify,
+            done_rx,
+            accept,
+            store,
+        })
+    }
+}
+
+/// Rebuild exchanges, queues, bindings and messages from the store.
+fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
+    for (name, (kind, auto_delete, internal, args)) in rec.exchanges {
+        vhost.recover_exchange(name, &kind, auto_delete, internal, args);
+    }
+    let mut messages = rec.messages;
+    let mut n = 0usize;
+    for (name, (auto_delete, args)) in rec.queues {
+        let q = vhost.recover_queue(name.clone(), auto_delete, args);
+        if let Some(msgs) = messages.remove(&name) {
+            for (id, m) in msgs {
+                q.enqueue(Arc::new(m), Some(id));
+                n += 1;
+            }
+        }
+    }
+    for (exchange, queue, key, args) in rec.bindings {
+        if let (Some(x), Ok(q)) = (vhost.exchange(&exchange), vhost.queue(&queue, 0)) {
+            x.bind(q, &key, args);
+        }
+    }
+    tracing::info!(messages = n, "recovered durable state");
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct BrokerHandle {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    notify: broadcast::Sender<()>,
+    done_rx: mpsc::Receiver<()>,
+    accept: tokio::task::JoinHandle<()>,
+    store: Option<Arc<store::Store>>,
+}
+
+impl BrokerHandle {
+    /// The address the broker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub fn amqp_url(&self) -> String {
+        let c = &self.shared.config;
+        let vhost = if c.vhost == "/" {
+            "%2f".to_owned()
+        } else {
+            c.vhost.replace('%', "%25").replace('/', "%2f")
+        };
+        format!(
+            "amqp://{}:{}@{}/{}",
+            c.username, c.password, self.local_addr, vhost
+        )
+    }
+
+    /// Graceful shutdown: stop accepting, send connection.close (320) to
+    /// every client, wait for connections to finish, flush the store.
+    pub async fn shutdown(mut self) {
+        let _ = self.notify.send(());
+        let _ = (&mut self.accept).await;
+        // Every connection task holds a sender; recv returns None when all
+        // of them are gone.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.done_rx.recv()).await;
+        if let Some(store) = self.store.take() {
+            let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+        }
+        tracing::info!("warren broker stopped");
+    }
+}

@@ -1,0 +1,707 @@
+//! A virtual host: the exchange, queue and binding tables, routing of
+//! published messages, dead-lettering and the durable-store hooks.
+
+use crate::connection::ConnEvent;
+use crate::error::AmqpError;
+use crate::exchange::{Exchange, ExchangeKind};
+use crate::message::{rebuild_props, short, unix_seconds, value_as_str, Message, QueuedMessage};
+use crate::queue::{DeathReason, Queue, QueueArgs};
+use crate::reply_to::ReplyRegistry;
+use crate::store::{Record, Store};
+use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::Instant;
+
+/// Exchanges pre-declared in every vhost, as in RabbitMQ.
+const DEFAULT_EXCHANGES: &[(&str, ExchangeKind)] = &[
+    ("", ExchangeKind::Direct),
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+];
+
+/// Parameters of a queue declaration.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueDecl {
+    /// Requested name ("" for server-named).
+    pub(crate) name: String,
+    /// Passive (check only).
+    pub(crate) passive: bool,
+    /// Durable.
+    pub(crate) durable: bool,
+    /// Exclusive to the declaring connection.
+    pub(crate) exclusive: bool,
+    /// Auto-delete.
+    pub(crate) auto_delete: bool,
+    /// Arguments.
+    pub(crate) arguments: FieldTable,
+}
+
+/// Parameters of an exchange declaration.
+#[derive(Debug, Clone)]
+pub(crate) struct ExchangeDecl {
+    /// Name.
+    pub(crate) name: String,
+    /// Type name.
+    pub(crate) kind: String,
+    /// Passive.
+    pub(crate) passive: bool,
+    /// Durable.
+    pub(crate) durable: bool,
+    /// Auto-delete.
+    pub(crate) auto_delete: bool,
+    /// Internal.
+    pub(crate) internal: bool,
+    /// Arguments.
+    pub(crate) arguments: FieldTable,
+}
+
+/// A virtual host.
+#[derive(Debug)]
+pub(crate) struct VHost {
+    /// The vhost name.
+    pub(crate) name: String,
+    exchanges: RwLock<HashMap<String, Arc<Exchange>>>,
+    queues: RwLock<HashMap<String, Arc<Queue>>>,
+    /// Direct reply-to consumers.
+    pub(crate) reply_to: ReplyRegistry,
+    /// The durable store, if enabled.
+    pub(crate) store: Option<Arc<Store>>,
+    me: Weak<VHost>,
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    match l.read() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    match l.write() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl VHost {
+    /// A vhost with the default exchanges.
+    pub(crate) fn new(name: String, store: Option<Arc<Store>>) -> Arc<Self> {
+        Arc::new_cyclic(|me| {
+            let mut exchanges = HashMap::new();
+            for (n, k) in DEFAULT_EXCHANGES {
+                exchanges.insert(
+                    (*n).to_owned(),
+                    Arc::new(Exchange::new(
+                        (*n).to_owned(),
+                        *k,
+                        true,
+                        false,
+                        false,
+                        FieldTable::default(),
+                    )),
+                );
+            }
+            VHost {
+                name,
+                exchanges: RwLock::new(exchanges),
+                queues: RwLock::new(HashMap::new()),
+                reply_to: ReplyRegistry::default(),
+                store,
+                me: me.clone(),
+            }
+        })
+    }
+
+    fn log(&self, rec: Record) {
+        if let Some(s) = &self.store {
+            s.append(rec);
+        }
+    }
+
+    /// Remove a persisted message from the store.
+    pub(crate) fn store_remove(&self, queue: &str, id: u64) {
+        self.log(Record::Remove {
+            queue: queue.to_owned(),
+            id,
+        });
+    }
+
+    /// Look up an exchange.
+    pub(crate) fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        read(&self.exchanges).get(name).cloned()
+    }
+
+    fn no_exchange(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no exchange '{name}' in vhost '{}'", self.name))
+    }
+
+    fn no_queue(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no queue '{name}' in vhost '{}'", self.name))
+    }
+
+    /// exchange.declare.
+    pub(crate) fn declare_exchange(&self, d: ExchangeDecl) -> Result<(), AmqpError> {
+        if d.name.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let kind = ExchangeKind::parse(&d.kind);
+        if let Some(x) = self.exchange(&d.name) {
+            if d.passive {
+                return Ok(());
+            }
+            if Some(x.kind) != kind {
+                return Err(AmqpError::precondition(format!(
+                    "inequivalent arg 'type' for exchange '{}' in vhost '{}': received '{}' but current is '{}'",
+                    d.name, self.name, d.kind, x.kind.name()
+                )));
+            }
+            if x.durable != d.durable {
+                return Err(AmqpError::precondition(format!(
+                    "inequivalent arg 'durable' for exchange '{}' in vhost '{}': received '{}' but current is '{}'",
+                    d.name, self.name, d.durable, x.durable
+                )));
+            }
+            if x.auto_delete != d.auto_delete {
+                return Err(AmqpError::precondition(format!(
+                    "inequivalent arg 'auto_delete' for exchange '{}' in vhost '{}': received '{}' but current is '{}'",
+                    d.name, self.name, d.auto_delete, x.auto_delete
+                )));
+            }
+            return Ok(());
+        }
+        if d.passive {
+            return Err(self.no_exchange(&d.name));
+        }
+        let Some(kind) = kind else {
+            return Err(AmqpError::command_invalid(format!(
+                "unknown exchange type '{}'",
+                d.kind
+            )));
+        };
+        if d.name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "exchange name '{}' contains reserved prefix 'amq.*'",
+                d.name
+            )));
+        }
+        let x = Arc::new(Exchange::new(
+            d.name.clone(),
+            kind,
+            d.durable,
+            d.auto_delete,
+            d.internal,
+            d.arguments.clone(),
+        ));
+        let mut map = write(&self.exchanges);
+        if map.contains_key(&d.name) {
+            return Ok(());
+        }
+        map.insert(d.name.clone(), x);
+        drop(map);
+        if d.durable {
+            self.log(Record::DeclareExchange {
+                name: d.name,
+                kind: kind.name().to_owned(),
+                auto_delete: d.auto_delete,
+                internal: d.internal,
+                arguments: d.arguments,
+            });
+        }
+        Ok(())
+    }
+
+    /// exchange.delete.
+    pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "operation not permitted on exchange '{name}'"
+            )));
+        }
+        let mut map = write(&self.exchanges);
+        let Some(x) = map.get(name).cloned() else {
+            return Ok(());
+        };
+        if if_unused && x.binding_count() > 0 {
+            return Err(AmqpError::precondition(format!(
+                "exchange '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        map.remove(name);
+        drop(map);
+        if x.durable {
+            self.log(Record::DeleteExchange {
+                name: name.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Look up a queue, enforcing exclusivity (404 / 405).
+    pub(crate) fn queue(&self, name: &str, conn_id: u64) -> Result<Arc<Queue>, AmqpError> {
+        let q = read(&self.queues)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.no_queue(name))?;
+        if let Some(owner) = q.owner {
+            if owner != conn_id {
+                return Err(AmqpError::resource_locked(format!(
+                    "cannot obtain exclusive access to locked queue '{name}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                    self.name
+                )));
+            }
+        }
+        Ok(q)
+    }
+
+    /// queue.declare. Returns the queue, its message count and consumer count.
+    pub(crate) fn declare_queue(
+        &self,
+        conn_id: u64,
+        d: QueueDecl,
+    ) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
+        let name = if d.name.is_empty() {
+            format!("amq.gen-{}", crate::message::random_token(22))
+        } else {
+            d.name.clone()
+        };
+        if let Ok(q) = self.queue(&name, conn_id) {
+            if !d.passive {
+                check_equivalent(&q, &d, &self.name)?;
+            }
+            q.touch();
+            let (m, c) = q.counts();
+            return Ok((q, m, c));
+        }
+        // Propagate 405 for someone else's exclusive queue.
+        if read(&self.queues).contains_key(&name) {
+            self.queue(&name, conn_id)?;
+        }
+        if d.passive {
+            return Err(self.no_queue(&name));
+        }
+        if name.starts_with("amq.") && !d.name.is_empty() {
+            return Err(AmqpError::access_refused(format!(
+                "queue name '{name}' contains reserved prefix 'amq.*'"
+            )));
+        }
+        let args = QueueArgs::parse(&d.arguments)?;
+        let q = Arc::new(Queue::new(
+            name.clone(),
+            d.durable,
+            d.exclusive.then_some(conn_id),
+            d.auto_delete,
+            d.arguments.clone(),
+            args,
+            self.me.clone(),
+        ));
+        {
+            let mut map = write(&self.queues);
+            if let Some(existing) = map.get(&name) {
+                let (m, c) = existing.counts();
+                return Ok((existing.clone(), m, c));
+            }
+            map.insert(name.clone(), q.clone());
+        }
+        if d.durable && !d.exclusive {
+            self.log(Record::DeclareQueue {
+                name: name.clone(),
+                auto_delete: d.auto_delete,
+                arguments: d.arguments,
+            });
+        }
+        Ok((q, 0, 0))
+    }
+
+    /// Insert a recovered durable queue.
+    pub(crate) fn recover_queue(
+        &self,
+        name: String,
+        auto_delete: bool,
+        arguments: FieldTable,
+    ) -> Arc<Queue> {
+        let args = QueueArgs::parse(&arguments).unwrap_or_default();
+        let q = Arc::new(Queue::new(
+            name.clone(),
+            true,
+            None,
+            auto_delete,
+            arguments,
+            args,
+            self.me.clone(),
+        ));
+        write(&self.queues).insert(name, q.clone());
+        q
+    }
+
+    /// Insert a recovered durable exchange.
+    pub(crate) fn recover_exchange(
+        &self,
+        name: String,
+        kind: &str,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    ) {
+        if let Some(kind) = ExchangeKind::parse(kind) {
+            let x = Exchange::new(name.clone(), kind, true, auto_delete, internal, arguments);
+            write(&self.exchanges).insert(name, Arc::new(x));
+        }
+    }
+
+    /// queue.bind.
+    pub(crate) fn bind(
+        &self,
+        conn_id: u64,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Result<(), AmqpError> {
+        if exchange.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let q = self.queue(queue, conn_id)?;
+        let x = self
+            .exchange(exchange)
+            .ok_or_else(|| self.no_exchange(exchange))?;
+        let added = x.bind(q.clone(), routing_key, arguments.clone());
+        if added && q.durable && x.durable && q.owner.is_none() {
+            self.log(Record::Bind {
+                exchange: exchange.to_owned(),
+                queue: queue.to_owned(),
+                routing_key: routing_key.to_owned(),
+                arguments,
+            });
+        }
+        Ok(())
+    }
+
+    /// queue.unbind.
+    pub(crate) fn unbind(
+        &self,
+        conn_id: u64,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+    ) -> Result<(), AmqpError> {
+        if exchange.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let q = self.queue(queue, conn_id)?;
+        let x = self
+            .exchange(exchange)
+            .ok_or_else(|| self.no_exchange(exchange))?;
+        let removed = x.unbind(&q, routing_key, &arguments);
+        if removed && q.durable && x.durable {
+            self.log(Record::Unbind {
+                exchange: exchange.to_owned(),
+                queue: queue.to_owned(),
+                routing_key: routing_key.to_owned(),
+                arguments,
+            });
+        }
+        if x.auto_delete && x.binding_count() == 0 {
+            let _ = self.delete_exchange(exchange, false);
+        }
+        Ok(())
+    }
+
+    /// queue.delete by name (406 for if-unused / if-empty violations).
+    pub(crate) fn delete_queue(
+        &self,
+        conn_id: u64,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> Result<u32, AmqpError> {
+        let q = match self.queue(name, conn_id) {
+            Ok(q) => q,
+            Err(e) if e.code == crate::error::ReplyCode::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let (m, c) = q.counts();
+        if if_unused && c > 0 {
+            return Err(AmqpError::precondition(format!(
+                "queue '{name}' in vhost '{}' in use",
+                self.name
+            )));
+        }
+        if if_empty && m > 0 {
+            return Err(AmqpError::precondition(format!(
+                "queue '{name}' in vhost '{}' is not empty",
+                self.name
+            )));
+        }
+        Ok(self.remove_queue(&q))
+    }
+
+    /// Delete a queue: unbind it everywhere, notify its consumers.
+    pub(crate) fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+        {
+            let mut map = write(&self.queues);
+            if map.get(&q.name).is_some_and(|x| Arc::ptr_eq(x, q)) {
+                map.remove(&q.name);
+            }
+        }
+        let exchanges: Vec<Arc<Exchange>> = read(&self.exchanges).values().cloned().collect();
+        for x in exchanges {
+            x.unbind_queue(q);
+        }
+        let (count, consumers) = q.mark_deleted();
+        for c in consumers {
+            let _ = c.tx.send(ConnEvent::ConsumerCancelled {
+                channel: c.channel,
+                consumer_tag: c.tag.clone(),
+            });
+        }
+        if q.durable && q.owner.is_none() {
+            self.log(Record::DeleteQueue {
+                name: q.name.clone(),
+            });
+        }
+        count
+    }
+
+    /// Delete all exclusive queues owned by a connection.
+    pub(crate) fn delete_exclusive(&self, conn_id: u64) {
+        let owned: Vec<Arc<Queue>> = read(&self.queues)
+            .values()
+            .filter(|q| q.owner == Some(conn_id))
+            .cloned()
+            .collect();
+        for q in owned {
+            self.remove_queue(&q);
+        }
+    }
+
+    /// Find the queues a message routes to. 404 if the exchange does not
+    /// exist, 403 if it is internal.
+    pub(crate) fn route(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+    ) -> Result<Vec<Arc<Queue>>, AmqpError> {
+        let mut out = Vec::new();
+        if exchange.is_empty() {
+            if let Some(q) = read(&self.queues).get(routing_key) {
+                out.push(q.clone());
+            }
+            return Ok(out);
+        }
+        let x = self
+            .exchange(exchange)
+            .ok_or_else(|| self.no_exchange(exchange))?;
+        if x.internal {
+            return Err(AmqpError::access_refused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.name
+            )));
+        }
+        x.route(routing_key, headers, &mut out);
+        Ok(out)
+    }
+
+    /// Enqueue a routed message on each queue, persisting it on durable
+    /// queues when it is persistent. Returns true if anything was written
+    /// to the store (so a confirm must wait for fsync).
+    pub(crate) fn enqueue(&self, queues: &[Arc<Queue>], msg: Arc<Message>) -> bool {
+        let mut persisted = false;
+        for q in queues {
+            let store_id = match &self.store {
+                Some(store) if q.durable && q.owner.is_none() && msg.is_persistent() => {
+                    persisted = true;
+                    Some(store.publish(&q.name, &msg))
+                }
+                _ => None,
+            };
+            q.enqueue(msg.clone(), store_id);
+        }
+        persisted
+    }
+
+    /// Dead-letter a message from `from` to exchange `dlx` (adding `x-death`).
+    pub(crate) fn dead_letter(
+        &self,
+        from: &Arc<Queue>,
+        dlx: &str,
+        m: QueuedMessage,
+        reason: DeathReason,
+    ) {
+        from.forget(&m);
+        let msg = &m.msg;
+        let routing_key = from
+            .args
+            .dlrk
+            .clone()
+            .unwrap_or_else(|| msg.routing_key.clone());
+        // Cycle protection (as RabbitMQ): an expired/maxlen message coming back
+        // to a queue it already died in is dropped.
+        let headers = add_x_death(msg, &from.name, reason);
+        let props = rebuild_props(&msg.props, Some(headers), true);
+        let mut dead = msg.with_props(props);
+        dead.exchange = dlx.to_owned();
+        dead.routing_key = routing_key.clone();
+        let dead = Arc::new(dead);
+        let Ok(queues) = self.route(dlx, &routing_key, dead.props.headers().as_ref()) else {
+            return;
+        };
+        let queues: Vec<_> = queues
+            .into_iter()
+            .filter(|q| reason == DeathReason::Rejected || !Arc::ptr_eq(q, from))
+            .collect();
+        self.enqueue(&queues, dead);
+    }
+
+    /// Periodic work: message TTL expiry and queue expiry.
+    pub(crate) fn tick(&self) {
+        let now = Instant::now();
+        let queues: Vec<Arc<Queue>> = read(&self.queues).values().cloned().collect();
+        for q in queues {
+            if q.needs_tick() && q.tick(now) {
+                tracing::debug!(queue = %q.name, "queue expired");
+                self.remove_queue(&q);
+            }
+        }
+    }
+}
+
+/// Build the headers of a dead-lettered message with an `x-death` entry,
+/// following RabbitMQ's format.
+fn add_x_death(msg: &Message, queue: &str, reason: DeathReason) -> FieldTable {
+    let mut headers = msg.props.headers().clone().unwrap_or_default();
+    let mut deaths: Vec<AMQPValue> = match headers.inner().get("x-death") {
+        Some(AMQPValue::FieldArray(a)) => a.as_slice().to_vec(),
+        _ => Vec::new(),
+    };
+    let same = |t: &FieldTable| {
+        t.inner().get("queue").and_then(value_as_str).as_deref() == Some(queue)
+            && t.inner().get("reason").and_then(value_as_str).as_deref() == Some(reason.as_str())
+    };
+    let pos = deaths
+        .iter()
+        .position(|d| matches!(d, AMQPValue::FieldTable(t) if same(t)));
+    let mut entry = FieldTable::default();
+    let mut count = 1i64;
+    if let Some(i) = pos {
+        if let AMQPValue::FieldTable(t) = deaths.remove(i) {
+            count = t
+                .inner()
+                .get("count")
+                .and_then(crate::message::value_as_i64)
+                .unwrap_or(0)
+                + 1;
+        }
+    }
+    entry.insert(short("count"), AMQPValue::LongLongInt(count));
+    entry.insert(
+        short("reason"),
+        AMQPValue::LongString(LongString::from(reason.as_str())),
+    );
+    entry.insert(
+        short("queue"),
+        AMQPValue::LongString(LongString::from(queue)),
+    );
+    entry.insert(short("time"), AMQPValue::Timestamp(unix_seconds()));
+    entry.insert(
+        short("exchange"),
+        AMQPValue::LongString(LongString::from(msg.exchange.as_str())),
+    );
+    entry.insert(
+        short("routing-keys"),
+        AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::LongString(
+            LongString::from(msg.routing_key.as_str()),
+        )])),
+    );
+    if let Some(exp) = msg.props.expiration() {
+        entry.insert(
+            short("original-expiration"),
+            AMQPValue::LongString(LongString::from(exp.as_str())),
+        );
+    }
+    deaths.insert(0, AMQPValue::FieldTable(entry));
+    headers.insert(
+        short("x-death"),
+        AMQPValue::FieldArray(FieldArray::from(deaths)),
+    );
+    if !headers.contains_key("x-first-death-exchange") {
+        headers.insert(
+            short("x-first-death-exchange"),
+            AMQPValue::LongString(LongString::from(msg.exchange.as_str())),
+        );
+        headers.insert(
+            short("x-first-death-queue"),
+            AMQPValue::LongString(LongString::from(queue)),
+        );
+        headers.insert(
+            short("x-first-death-reason"),
+            AMQPValue::LongString(LongString::from(reason.as_str())),
+        );
+    }
+    headers
+}
+
+/// Check a redeclaration against the existing queue (406 on mismatch).
+fn check_equivalent(q: &Queue, d: &QueueDecl, vhost: &str) -> Result<(), AmqpError> {
+    let mismatch = |arg: &str, got: String, cur: String| {
+        Err(AmqpError::precondition(format!(
+            "inequivalent arg '{arg}' for queue '{}' in vhost '{vhost}': received '{got}' but current is '{cur}'",
+            q.name
+        )))
+    };
+    if q.durable != d.durable {
+        return mismatch("durable", d.durable.to_string(), q.durable.to_string());
+    }
+    if q.owner.is_some() != d.exclusive {
+        return mismatch(
+            "exclusive",
+            d.exclusive.to_string(),
+            q.owner.is_some().to_string(),
+        );
+    }
+    if q.auto_delete != d.auto_delete {
+        return mismatch(
+            "auto_delete",
+            d.auto_delete.to_string(),
+            q.auto_delete.to_string(),
+        );
+    }
+    for key in [
+        "x-message-ttl",
+        "x-expires",
+        "x-max-length",
+        "x-dead-letter-exchange",
+        "x-dead-letter-routing-key",
+        "x-max-priority",
+        "x-queue-type",
+        "x-overflow",
+    ] {
+        let a = d.arguments.inner().get(key);
+        let b = q.arguments.inner().get(key);
+        let equal = match (a, b) {
+            (None, None) => true,
+            (Some(x), Some(y)) => {
+                x == y
+                    || matches!((crate::message::value_as_i64(x), crate::message::value_as_i64(y)), (Some(i), Some(j)) if i == j)
+                    || matches!((value_as_str(x), value_as_str(y)), (Some(i), Some(j)) if i == j)
+            }
+            _ => false,
+        };
+        if !equal {
+            return mismatch(key, format!("{a:?}"), format!("{b:?}"));
+        }
+    }
+    Ok(())
+}
