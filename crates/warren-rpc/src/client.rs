@@ -5,30 +5,38 @@
 //! publishes the request (`mandatory`, with `reply_to`, `correlation_id`, `expiration`
 //! and `x-deadline`), waits for the broker's confirm (which carries a `basic.return` if
 //! the queue does not exist) and then for the reply, which the reply task hands over.
+//!
+//! When the connection is lost, the session supervisor (`session.rs`) fails the calls
+//! in flight on it at once with a retryable `unavailable` error (idempotent calls are
+//! sent again), reconnects with backoff and re-creates the reply consumer; calls made
+//! meanwhile wait for the new connection within their deadline.
 
 mod pending;
+mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::BasicPublishOptions;
 use lapin::types::{FieldTable, ShortString};
-use lapin::{Channel, Confirmation, Connection, ConnectionProperties, Consumer};
+use lapin::Confirmation;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::debug;
 
-use crate::error::{redact_url, Error, Result};
+use crate::connect::Backoff;
+use crate::error::{Error, Result};
 use crate::wire;
 use pending::{CorrelationIds, Pending, PendingGuard};
+use session::Session;
 
 /// Default per-call timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default time allowed to establish the connection.
+/// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on calls in flight per client.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 
 /// Where replies come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,8 +45,18 @@ pub enum ReplyMode {
     /// Falls back to [`ReplyMode::ExclusiveQueue`] if the broker refuses it.
     #[default]
     DirectReplyTo,
-    /// An exclusive, auto-delete, server-named queue declared once per client.
+    /// An exclusive, auto-delete, server-named queue declared once per connection.
     ExclusiveQueue,
+}
+
+/// What a call does when the client already has `max_in_flight` calls waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Wait for a slot, within the call's deadline.
+    #[default]
+    Wait,
+    /// Fail at once with [`Error::ResourceExhausted`].
+    FailFast,
 }
 
 /// A reply to a call.
@@ -68,11 +86,12 @@ pub struct CallOptions {
     timeout: Option<Duration>,
     content_type: Option<String>,
     persistent: bool,
+    idempotent: bool,
     headers: Option<FieldTable>,
 }
 
 impl CallOptions {
-    /// Default options: the client's default timeout, transient, no content type.
+    /// Default options: the client's default timeout, transient, not idempotent.
     pub fn new() -> Self {
         Self::default()
     }
@@ -95,6 +114,13 @@ impl CallOptions {
         self
     }
 
+    /// The call may safely run more than once: if the connection is lost while it is
+    /// in flight, it is sent again (within its deadline) instead of failing.
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = idempotent;
+        self
+    }
+
     /// Extra request headers.
     pub fn headers(mut self, headers: FieldTable) -> Self {
         self.headers = Some(headers);
@@ -105,13 +131,22 @@ impl CallOptions {
 /// Builds an [`RpcClient`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
-    url: String,
+    urls: Vec<String>,
     reply_mode: ReplyMode,
     default_timeout: Duration,
     connect_timeout: Duration,
+    max_in_flight: usize,
+    when_full: WhenFull,
+    backoff: Backoff,
 }
 
 impl ClientBuilder {
+    /// Adds a fallback broker address, tried in order when the ones before it fail.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.urls.push(url.into());
+        self
+    }
+
     /// How replies come back (default: direct reply-to).
     pub fn reply_mode(mut self, mode: ReplyMode) -> Self {
         self.reply_mode = mode;
@@ -124,162 +159,77 @@ impl ClientBuilder {
         self
     }
 
-    /// Time allowed to connect (default 10 s).
+    /// Time allowed for each connection attempt (default 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// Connects, opens the channel and starts the reply consumer.
+    /// Bound on calls in flight (default 10,000) and what happens past it.
+    pub fn max_in_flight(mut self, limit: usize, when_full: WhenFull) -> Self {
+        self.max_in_flight = limit.max(1);
+        self.when_full = when_full;
+        self
+    }
+
+    /// Delays between reconnection attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Connects (to the first address that answers), starts the reply consumer and
+    /// the supervisor that reconnects when the connection is lost.
     pub async fn connect(self) -> Result<RpcClient> {
-        let connection = open_connection(&self.url, self.connect_timeout, "warren-client").await?;
-        let (channel, consumer, reply_to) = match self.reply_mode {
-            ReplyMode::DirectReplyTo => match direct_reply_to(&connection).await {
-                Ok(parts) => parts,
-                Err(e) => {
-                    warn!(error = %e, "direct reply-to refused; using an exclusive reply queue");
-                    exclusive_reply_queue(&connection).await?
-                }
-            },
-            ReplyMode::ExclusiveQueue => exclusive_reply_queue(&connection).await?,
+        let settings = session::Settings {
+            urls: self.urls,
+            reply_mode: self.reply_mode,
+            connect_timeout: self.connect_timeout,
+            backoff: self.backoff,
         };
+        let (first, consumer) = session::establish(&settings, 0).await?;
         let pending = Arc::new(Pending::default());
+        pending.session_up(0);
         let ids = CorrelationIds::new();
-        let reader = tokio::spawn(read_replies(consumer, Arc::clone(&pending), ids.clone()));
-        debug!(reply_to, "client ready");
+        let (sessions, session_rx) = watch::channel(Some(Arc::new(first)));
+        let supervisor = tokio::spawn(session::supervise(
+            settings,
+            consumer,
+            0,
+            Arc::clone(&pending),
+            ids.clone(),
+            sessions,
+        ));
         Ok(RpcClient {
             inner: Arc::new(Inner {
-                connection,
-                channel,
-                reply_to,
+                sessions: session_rx,
                 pending,
                 ids,
                 default_timeout: self.default_timeout,
-                reader,
+                slots: Arc::new(Semaphore::new(self.max_in_flight)),
+                max_in_flight: self.max_in_flight,
+                when_full: self.when_full,
+                supervisor,
             }),
         })
     }
 }
 
-/// Opens an AMQP connection within `timeout`, naming it for the broker's UI.
-pub(crate) async fn open_connection(
-    url: &str,
-    timeout: Duration,
-    name: &str,
-) -> Result<Connection> {
-    let props = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(timeout, Connection::connect(url, props)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(source)) => Err(Error::Connect {
-            url: redact_url(url),
-            source,
-        }),
-        Err(_) => Err(Error::Unavailable {
-            reason: format!(
-                "no AMQP handshake from {} within {timeout:?}",
-                redact_url(url)
-            ),
-        }),
-    }
-}
-
-async fn confirm_channel(connection: &Connection) -> Result<Channel> {
-    let channel = connection.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
-    Ok(channel)
-}
-
-async fn consume_no_ack(channel: &Channel, queue: &str) -> Result<Consumer> {
-    let opts = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    Ok(channel
-        .basic_consume(queue.into(), "".into(), opts, FieldTable::default())
-        .await?)
-}
-
-async fn direct_reply_to(connection: &Connection) -> Result<(Channel, Consumer, String)> {
-    let channel = confirm_channel(connection).await?;
-    let consumer = consume_no_ack(&channel, wire::DIRECT_REPLY_TO).await?;
-    Ok((channel, consumer, wire::DIRECT_REPLY_TO.to_owned()))
-}
-
-async fn exclusive_reply_queue(connection: &Connection) -> Result<(Channel, Consumer, String)> {
-    let channel = confirm_channel(connection).await?;
-    let opts = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), opts, FieldTable::default())
-        .await?;
-    let name = queue.name().as_str().to_owned();
-    let consumer = consume_no_ack(&channel, &name).await?;
-    Ok((channel, consumer, name))
-}
-
-/// Hands each reply to its waiting call; drops replies nobody waits for. When the
-/// consumer ends (connection or channel lost), fails every waiting call.
-async fn read_replies(mut consumer: Consumer, pending: Arc<Pending>, ids: CorrelationIds) {
-    let reason = loop {
-        match consumer.next().await {
-            Some(Ok(delivery)) => {
-                let props = &delivery.properties;
-                let cid = props
-                    .correlation_id()
-                    .as_ref()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default();
-                let Some(seq) = ids.parse(&cid) else {
-                    debug!(
-                        correlation_id = cid,
-                        "dropping reply with unknown correlation id"
-                    );
-                    continue;
-                };
-                let outcome = match wire::reply_status(props, &delivery.data) {
-                    Ok(()) => Ok(Reply {
-                        content_type: props.content_type().as_ref().map(|s| s.to_string()),
-                        headers: props.headers().clone().unwrap_or_default(),
-                        body: delivery.data,
-                        correlation_id: cid,
-                    }),
-                    Err(status) => Err(Error::Remote(status)),
-                };
-                if !pending.complete(seq, outcome) {
-                    debug!(seq, "dropping reply to a call that is no longer waiting");
-                }
-            }
-            Some(Err(e)) => break format!("reply consumer failed: {e}"),
-            None => break "reply consumer was cancelled by the broker".to_owned(),
-        }
-    };
-    if pending.fail_all(&reason) {
-        warn!(
-            reason,
-            "client lost its reply consumer; failing calls in flight"
-        );
-    }
-}
-
 struct Inner {
-    connection: Connection,
-    channel: Channel,
-    reply_to: String,
+    sessions: watch::Receiver<Option<Arc<Session>>>,
     pending: Arc<Pending>,
     ids: CorrelationIds,
     default_timeout: Duration,
-    reader: JoinHandle<()>,
+    slots: Arc<Semaphore>,
+    max_in_flight: usize,
+    when_full: WhenFull,
+    supervisor: JoinHandle<()>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.reader.abort();
-        self.pending.fail_all("the client was dropped");
+        self.supervisor.abort();
+        self.pending.close("the client was dropped");
     }
 }
 
@@ -300,20 +250,24 @@ pub struct RpcClient {
 impl std::fmt::Debug for RpcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RpcClient")
-            .field("reply_to", &self.inner.reply_to)
+            .field("connected", &self.is_connected())
             .field("in_flight", &self.in_flight())
             .finish()
     }
 }
 
 impl RpcClient {
-    /// A builder for a client connecting to `url`.
+    /// A builder for a client connecting to `url` (add fallbacks with
+    /// [`ClientBuilder::url`]).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
-            url: url.into(),
+            urls: vec![url.into()],
             reply_mode: ReplyMode::default(),
             default_timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            when_full: WhenFull::default(),
+            backoff: Backoff::default(),
         }
     }
 
@@ -322,9 +276,19 @@ impl RpcClient {
         Self::builder(url).connect().await
     }
 
-    /// The reply address this client puts in `reply_to`.
-    pub fn reply_to(&self) -> &str {
-        &self.inner.reply_to
+    /// The reply address this client puts in `reply_to` (empty while reconnecting).
+    pub fn reply_to(&self) -> String {
+        self.inner
+            .sessions
+            .borrow()
+            .as_ref()
+            .map(|s| s.reply_to.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the client has a live connection right now.
+    pub fn is_connected(&self) -> bool {
+        self.inner.sessions.borrow().is_some()
     }
 
     /// Calls waiting for their reply right now.
@@ -341,7 +305,10 @@ impl RpcClient {
     ///
     /// Fails with [`Error::NoRoute`] at once if no queue `queue` exists,
     /// [`Error::Timeout`] past the deadline, [`Error::Remote`] if the server answered
-    /// with an error, [`Error::Unavailable`] if the connection is lost.
+    /// with an error, [`Error::Unavailable`] if the connection is lost while the call
+    /// is in flight (idempotent calls are sent again instead, within their deadline),
+    /// [`Error::ResourceExhausted`] if the in-flight bound is reached with
+    /// [`WhenFull::FailFast`].
     pub async fn call_with(
         &self,
         queue: &str,
@@ -355,52 +322,24 @@ impl RpcClient {
         })?;
         let timeout = options.timeout.unwrap_or(self.inner.default_timeout);
         let deadline = Instant::now() + timeout;
-        let inner = &self.inner;
-        let (seq, rx) = inner.pending.register()?;
-        let _guard = PendingGuard {
-            pending: &inner.pending,
-            id: seq,
-        };
-        let correlation_id = inner.ids.format(seq);
-        let props = wire::request_properties(
-            Some(&inner.reply_to),
-            &correlation_id,
-            options.content_type.as_deref(),
-            options.persistent,
-            timeout,
-            options.headers.as_ref(),
-        );
-        let exchange_call = async {
-            let publish = BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            };
-            let confirm = inner
-                .channel
-                .basic_publish("".into(), routing_key, publish, body.as_ref(), props)
-                .await?;
-            match confirm.await? {
-                Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-                    return Err(Error::NoRoute {
-                        queue: queue.to_owned(),
-                        reply_code: returned.reply_code,
-                        reply_text: returned.reply_text.to_string(),
-                    });
+        let attempts = async {
+            let _slot = self.slot().await?;
+            let mut retry = 0u32;
+            loop {
+                let outcome = self
+                    .attempt(queue, &routing_key, body.as_ref(), &options, deadline)
+                    .await;
+                match outcome {
+                    Err(Error::Unavailable { reason }) if options.idempotent => {
+                        debug!(queue, retry, reason, "retrying an idempotent call");
+                        tokio::time::sleep(Backoff::default().delay(retry)).await;
+                        retry = retry.saturating_add(1);
+                    }
+                    other => return other,
                 }
-                Confirmation::Nack(None) => {
-                    return Err(Error::Unavailable {
-                        reason: format!("the broker refused (nacked) the request to `{queue}`"),
-                    });
-                }
-                Confirmation::Ack(None) | Confirmation::NotRequested => {}
             }
-            rx.await.unwrap_or_else(|_| {
-                Err(Error::Unavailable {
-                    reason: "the client's reply consumer stopped".to_owned(),
-                })
-            })
         };
-        match tokio::time::timeout_at(deadline, exchange_call).await {
+        match tokio::time::timeout_at(deadline, attempts).await {
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Timeout {
                 queue: queue.to_owned(),
@@ -409,10 +348,108 @@ impl RpcClient {
         }
     }
 
+    /// A slot under the in-flight bound.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let slots = Arc::clone(&self.inner.slots);
+        let closed = |_| Error::Unavailable {
+            reason: "the client is closed".to_owned(),
+        };
+        match self.inner.when_full {
+            WhenFull::Wait => slots.acquire_owned().await.map_err(closed),
+            WhenFull::FailFast => slots.try_acquire_owned().map_err(|e| match e {
+                tokio::sync::TryAcquireError::NoPermits => Error::ResourceExhausted {
+                    limit: self.inner.max_in_flight,
+                },
+                tokio::sync::TryAcquireError::Closed => Error::Unavailable {
+                    reason: "the client is closed".to_owned(),
+                },
+            }),
+        }
+    }
+
+    /// The live session, waiting for a reconnection if there is none right now.
+    async fn session(&self) -> Result<Arc<Session>> {
+        let mut sessions = self.inner.sessions.clone();
+        let live = sessions
+            .wait_for(|s| s.is_some())
+            .await
+            .map_err(|_| Error::Unavailable {
+                reason: "the client is closed".to_owned(),
+            })?;
+        live.clone().ok_or_else(|| Error::Unavailable {
+            reason: "the connection to the broker was lost".to_owned(),
+        })
+    }
+
+    /// One attempt: publish on the live session, wait for the confirm, then the reply.
+    async fn attempt(
+        &self,
+        queue: &str,
+        routing_key: &ShortString,
+        body: &[u8],
+        options: &CallOptions,
+        deadline: Instant,
+    ) -> Result<Reply> {
+        let inner = &self.inner;
+        let session = self.session().await?;
+        let (seq, rx) = inner.pending.register(session.generation)?;
+        let _guard = PendingGuard {
+            pending: &inner.pending,
+            id: seq,
+        };
+        let correlation_id = inner.ids.format(seq);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let props = wire::request_properties(
+            Some(&session.reply_to),
+            &correlation_id,
+            options.content_type.as_deref(),
+            options.persistent,
+            remaining,
+            options.headers.as_ref(),
+        );
+        let publish = BasicPublishOptions {
+            mandatory: true,
+            ..Default::default()
+        };
+        let lost = |e: lapin::Error| Error::Unavailable {
+            reason: format!("the request could not be sent: {e}"),
+        };
+        let confirm = session
+            .channel
+            .basic_publish("".into(), routing_key.clone(), publish, body, props)
+            .await
+            .map_err(lost)?;
+        match confirm.await.map_err(lost)? {
+            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
+                return Err(Error::NoRoute {
+                    queue: queue.to_owned(),
+                    reply_code: returned.reply_code,
+                    reply_text: returned.reply_text.to_string(),
+                });
+            }
+            Confirmation::Nack(None) => {
+                return Err(Error::Unavailable {
+                    reason: format!("the broker refused (nacked) the request to `{queue}`"),
+                });
+            }
+            Confirmation::Ack(None) | Confirmation::NotRequested => {}
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::Unavailable {
+                reason: "the client's reply consumer stopped".to_owned(),
+            })
+        })
+    }
+
     /// Closes the connection. Calls still in flight fail with `unavailable`.
     pub async fn close(&self) -> Result<()> {
-        self.inner.pending.fail_all("the client was closed");
-        self.inner.connection.close(200, "bye".into()).await?;
+        self.inner.pending.close("the client was closed");
+        self.inner.slots.close();
+        self.inner.supervisor.abort();
+        let session = self.inner.sessions.borrow().clone();
+        if let Some(session) = session {
+            session.connection.close(200, "bye".into()).await?;
+        }
         Ok(())
     }
 }

@@ -25,6 +25,7 @@
 
 pub mod blocking;
 mod client;
+mod connect;
 mod context;
 mod error;
 mod handler;
@@ -35,7 +36,11 @@ pub mod shutdown;
 mod status;
 pub mod wire;
 
-pub use client::{CallOptions, ClientBuilder, Reply, ReplyMode, RpcClient, DEFAULT_TIMEOUT};
+pub use client::{
+    CallOptions, ClientBuilder, Reply, ReplyMode, RpcClient, WhenFull, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_TIMEOUT,
+};
+pub use connect::Backoff;
 pub use context::{Context, Request, Response};
 pub use error::{Error, Result};
 pub use handler::{Handler, HandlerFuture};

@@ -18,10 +18,11 @@ use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, B
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
-use crate::client::{open_connection, DEFAULT_CONNECT_TIMEOUT};
+use crate::client::DEFAULT_CONNECT_TIMEOUT;
+use crate::connect::{self, Backoff};
 use crate::context::{Context, Request, Response};
 use crate::error::{Error, Result};
 use crate::handler::Handler;
@@ -35,6 +36,7 @@ pub const DEFAULT_CONCURRENCY: u16 = 32;
 /// How long shutdown waits for deliveries still on the wire after cancelling.
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
+#[derive(Clone)]
 struct Route {
     queue: QueueSpec,
     handler: Arc<dyn Handler>,
@@ -57,6 +59,8 @@ struct Route {
 pub struct RpcServer {
     routes: Vec<Route>,
     concurrency: u16,
+    fallbacks: Vec<String>,
+    backoff: Backoff,
 }
 
 impl Default for RpcServer {
@@ -81,6 +85,8 @@ impl RpcServer {
         RpcServer {
             routes: Vec::new(),
             concurrency: DEFAULT_CONCURRENCY,
+            fallbacks: Vec::new(),
+            backoff: Backoff::default(),
         }
     }
 
@@ -100,37 +106,39 @@ impl RpcServer {
         self
     }
 
+    /// Adds a fallback broker address, tried in order after the one given to `start`.
+    pub fn fallback_url(mut self, url: impl Into<String>) -> Self {
+        self.fallbacks.push(url.into());
+        self
+    }
+
+    /// Delays between reconnection attempts.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
     /// Connects, declares the queues and starts consuming. Returns once every queue
-    /// has its consumer, so calls made after this returns are served.
+    /// has its consumer, so calls made after this returns are served. From then on
+    /// the server reconnects by itself whenever the connection is lost.
     pub async fn start(self, url: &str) -> Result<ServerHandle> {
         if self.routes.is_empty() {
             return Err(Error::InvalidArgument(
                 "a server needs at least one route".to_owned(),
             ));
         }
-        let connection = open_connection(url, DEFAULT_CONNECT_TIMEOUT, "warren-server").await?;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut queues = JoinSet::new();
-        for route in self.routes {
-            let (channel, consumer) =
-                subscribe(&connection, &route.queue, self.concurrency).await?;
-            info!(
-                queue = route.queue.name,
-                prefetch = self.concurrency,
-                "serving"
-            );
-            queues.spawn(serve_queue(
-                channel,
-                consumer,
-                route.handler,
-                stop_rx.clone(),
-            ));
-        }
-        Ok(ServerHandle {
-            connection,
-            stop: stop_tx,
-            queues,
-        })
+        let mut urls = vec![url.to_owned()];
+        urls.extend(self.fallbacks);
+        let settings = Settings {
+            urls,
+            routes: self.routes,
+            concurrency: self.concurrency,
+            backoff: self.backoff,
+        };
+        let first = Session::open(&settings).await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(supervise(settings, first, stop_rx));
+        Ok(ServerHandle { stop, task })
     }
 
     /// Serves until `signal` resolves, then shuts down gracefully.
@@ -139,11 +147,130 @@ impl RpcServer {
         url: &str,
         signal: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
-        let mut handle = self.start(url).await?;
-        tokio::select! {
-            _ = signal => handle.shutdown().await,
-            res = handle.wait_failure() => res,
+        let handle = self.start(url).await?;
+        signal.await;
+        handle.shutdown().await
+    }
+}
+
+struct Settings {
+    urls: Vec<String>,
+    routes: Vec<Route>,
+    concurrency: u16,
+    backoff: Backoff,
+}
+
+/// One connection's worth of server state: a channel and consumer per route.
+struct Session {
+    connection: Connection,
+    queues: Vec<(Channel, Consumer, Arc<dyn Handler>)>,
+}
+
+impl Session {
+    async fn open(settings: &Settings) -> Result<Session> {
+        let connection =
+            connect::open_any(&settings.urls, DEFAULT_CONNECT_TIMEOUT, "warren-server").await?;
+        let mut queues = Vec::with_capacity(settings.routes.len());
+        for route in &settings.routes {
+            let (channel, consumer) =
+                subscribe(&connection, &route.queue, settings.concurrency).await?;
+            info!(
+                queue = route.queue.name,
+                prefetch = settings.concurrency,
+                "serving"
+            );
+            queues.push((channel, consumer, Arc::clone(&route.handler)));
         }
+        Ok(Session { connection, queues })
+    }
+
+    /// Serves until `stop` is set (returns `None`) or a consumer ends on its own
+    /// (returns why). Either way, calls already started are finished first.
+    async fn run(self, stop: &mut watch::Receiver<bool>) -> Option<String> {
+        let (session_stop, session_stop_rx) = watch::channel(false);
+        let (blocked_tx, blocked) = watch::channel(false);
+        let events = tokio::spawn(watch_blocked(self.connection.events_listener(), blocked_tx));
+        let mut queues = JoinSet::new();
+        for (channel, consumer, handler) in self.queues {
+            queues.spawn(serve_queue(
+                channel,
+                consumer,
+                handler,
+                session_stop_rx.clone(),
+                blocked.clone(),
+            ));
+        }
+        let lost = tokio::select! {
+            _ = stop.wait_for(|s| *s) => None,
+            Some(res) = queues.join_next() => Some(match res {
+                Ok(Err(e)) => e.to_string(),
+                Ok(Ok(())) => "a request consumer stopped".to_owned(),
+                Err(e) => format!("a queue task failed: {e}"),
+            }),
+        };
+        let _ = session_stop.send(true);
+        while queues.join_next().await.is_some() {}
+        events.abort();
+        if let Err(e) = self
+            .connection
+            .close(200, "server shutting down".into())
+            .await
+        {
+            debug!(error = %e, "closing the server connection");
+        }
+        lost
+    }
+}
+
+/// Mirrors the broker's `connection.blocked` / `unblocked` into `blocked`.
+async fn watch_blocked(
+    events: impl futures_util::Stream<Item = lapin::Event>,
+    blocked: watch::Sender<bool>,
+) {
+    futures_util::pin_mut!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            lapin::Event::ConnectionBlocked(reason) => {
+                warn!(reason, "the broker blocked publishing; replies wait");
+                blocked.send_replace(true);
+            }
+            lapin::Event::ConnectionUnblocked => {
+                info!("the broker unblocked publishing");
+                blocked.send_replace(false);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs sessions until stopped, reconnecting with backoff after each loss.
+async fn supervise(
+    settings: Settings,
+    first: Session,
+    mut stop: watch::Receiver<bool>,
+) -> Result<()> {
+    let mut session = first;
+    loop {
+        let Some(reason) = session.run(&mut stop).await else {
+            info!("server stopped");
+            return Ok(());
+        };
+        warn!(reason, "server lost its connection; reconnecting");
+        let mut attempt = 0u32;
+        session = loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+                _ = tokio::time::sleep(settings.backoff.delay(attempt)) => {}
+            }
+            attempt = attempt.saturating_add(1);
+            match Session::open(&settings).await {
+                Ok(s) => {
+                    info!(attempt, "server reconnected");
+                    break s;
+                }
+                Err(e) => debug!(attempt, error = %e, "reconnection failed"),
+            }
+        };
     }
 }
 
@@ -175,59 +302,22 @@ async fn subscribe(
 }
 
 /// A running server.
+#[derive(Debug)]
 pub struct ServerHandle {
-    connection: Connection,
     stop: watch::Sender<bool>,
-    queues: JoinSet<Result<()>>,
-}
-
-impl std::fmt::Debug for ServerHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerHandle")
-            .field("queues", &self.queues.len())
-            .finish()
-    }
+    task: JoinHandle<Result<()>>,
 }
 
 impl ServerHandle {
     /// Graceful shutdown: stop consuming, finish the calls already started, reply to
     /// them and ack them, then close the connection. Requests not yet delivered stay
     /// in their queue for other workers.
-    pub async fn shutdown(mut self) -> Result<()> {
+    pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
-        let mut first_error = None;
-        while let Some(res) = self.queues.join_next().await {
-            if let Err(e) = flatten(res) {
-                first_error.get_or_insert(e);
-            }
-        }
-        if let Err(e) = self
-            .connection
-            .close(200, "server shutting down".into())
-            .await
-        {
-            debug!(error = %e, "closing the server connection");
-        }
-        info!("server stopped");
-        first_error.map_or(Ok(()), Err)
+        self.task.await.map_err(|e| Error::Unavailable {
+            reason: format!("the server task failed: {e}"),
+        })?
     }
-
-    /// Resolves when a queue's consumer stops on its own (connection lost, queue
-    /// deleted), with the error that stopped it.
-    async fn wait_failure(&mut self) -> Result<()> {
-        match self.queues.join_next().await {
-            Some(res) => flatten(res).and(Err(Error::Unavailable {
-                reason: "the broker cancelled a request consumer".to_owned(),
-            })),
-            None => Ok(()),
-        }
-    }
-}
-
-fn flatten(res: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
-    res.map_err(|e| Error::Unavailable {
-        reason: format!("a queue task failed: {e}"),
-    })?
 }
 
 async fn serve_queue(
@@ -235,16 +325,23 @@ async fn serve_queue(
     mut consumer: Consumer,
     handler: Arc<dyn Handler>,
     mut stop: watch::Receiver<bool>,
+    blocked: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut in_flight = JoinSet::new();
+    let spawn = |in_flight: &mut JoinSet<()>, delivery| {
+        in_flight.spawn(process(
+            channel.clone(),
+            Arc::clone(&handler),
+            delivery,
+            blocked.clone(),
+        ));
+    };
     let outcome = loop {
         tokio::select! {
-            _ = stop.changed() => break Ok(()),
+            _ = stop.wait_for(|s| *s) => break Ok(()),
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             next = consumer.next() => match next {
-                Some(Ok(delivery)) => {
-                    in_flight.spawn(process(channel.clone(), Arc::clone(&handler), delivery));
-                }
+                Some(Ok(delivery)) => spawn(&mut in_flight, delivery),
                 Some(Err(e)) => break Err(Error::from(e)),
                 None => break Err(Error::Unavailable {
                     reason: format!("the broker cancelled the consumer of `{}`", consumer.queue()),
@@ -263,7 +360,7 @@ async fn serve_queue(
         }
         while let Ok(Some(Ok(delivery))) = tokio::time::timeout(CANCEL_GRACE, consumer.next()).await
         {
-            in_flight.spawn(process(channel.clone(), Arc::clone(&handler), delivery));
+            spawn(&mut in_flight, delivery);
         }
     }
     while in_flight.join_next().await.is_some() {}
@@ -312,7 +409,12 @@ async fn run_handler(handler: &dyn Handler, request: Request) -> Result<Response
     })
 }
 
-async fn process(channel: Channel, handler: Arc<dyn Handler>, mut delivery: Delivery) {
+async fn process(
+    channel: Channel,
+    handler: Arc<dyn Handler>,
+    mut delivery: Delivery,
+    mut blocked: watch::Receiver<bool>,
+) {
     let request = request_of(&mut delivery);
     let reply_to = request.context.reply_to.clone();
     if request.context.is_expired() {
@@ -332,6 +434,8 @@ async fn process(channel: Channel, handler: Arc<dyn Handler>, mut delivery: Deli
                 }
             };
             let props = wire::reply_properties(&delivery.properties, content_type.as_deref(), code);
+            // Honour connection.blocked: hold the reply until the broker unblocks us.
+            let _ = blocked.wait_for(|b| !*b).await;
             let published = channel
                 .basic_publish("".into(), reply_to.into(), Default::default(), &body, props)
                 .await;

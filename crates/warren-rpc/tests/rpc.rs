@@ -380,7 +380,7 @@ async fn unknown_correlation_ids_are_dropped(t: Target) {
         if let Some(cid) = cid {
             props = props.with_correlation_id(cid.into());
         }
-        raw_publish(&t.url, client.reply_to(), b"stray", props).await;
+        raw_publish(&t.url, &client.reply_to(), b"stray", props).await;
     }
     let replies = join_all((0..10).map(|i: u64| client.call(&q, i.to_string()))).await;
     for (i, r) in replies.into_iter().enumerate() {

@@ -1,7 +1,7 @@
 //! The in-flight map: every call waiting for its reply, keyed by the sequence number
 //! inside its correlation id. An entry is removed when its reply arrives, when its
 //! caller gives up (timeout or drop, via [`PendingGuard`]) or when the connection is
-//! lost ([`Pending::fail_all`]), so nothing leaks.
+//! lost ([`Pending::session_lost`]), so nothing leaks.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,12 +17,15 @@ pub(crate) type Outcome = Result<Reply, Error>;
 
 #[derive(Default)]
 struct Inner {
-    waiters: HashMap<u64, oneshot::Sender<Outcome>>,
-    /// Set once the reply consumer is gone: new calls fail at once with this reason.
+    /// Waiting calls: sequence number -> (session generation, waiter).
+    waiters: HashMap<u64, (u64, oneshot::Sender<Outcome>)>,
+    /// The generation of the live session; `None` while (re)connecting.
+    live: Option<u64>,
+    /// Set once the client is closed: every call fails at once with this reason.
     closed: Option<String>,
 }
 
-/// Calls waiting for replies.
+/// Calls waiting for replies, each tied to the session (connection) it was sent on.
 #[derive(Default)]
 pub(crate) struct Pending {
     next: AtomicU64,
@@ -36,8 +39,12 @@ impl Pending {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a new call; returns its sequence number and the receiver of its outcome.
-    pub(crate) fn register(&self) -> Result<(u64, oneshot::Receiver<Outcome>), Error> {
+    /// Registers a call about to be sent on session `generation`; returns its sequence
+    /// number and the receiver of its outcome. Fails if that session is no longer live.
+    pub(crate) fn register(
+        &self,
+        generation: u64,
+    ) -> Result<(u64, oneshot::Receiver<Outcome>), Error> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
@@ -46,7 +53,12 @@ impl Pending {
                 reason: reason.clone(),
             });
         }
-        inner.waiters.insert(id, tx);
+        if inner.live != Some(generation) {
+            return Err(Error::Unavailable {
+                reason: "the connection to the broker was lost".to_owned(),
+            });
+        }
+        inner.waiters.insert(id, (generation, tx));
         Ok((id, rx))
     }
 
@@ -55,7 +67,7 @@ impl Pending {
     pub(crate) fn complete(&self, id: u64, outcome: Outcome) -> bool {
         let waiter = self.lock().waiters.remove(&id);
         match waiter {
-            Some(tx) => tx.send(outcome).is_ok(),
+            Some((_, tx)) => tx.send(outcome).is_ok(),
             None => false,
         }
     }
@@ -65,34 +77,61 @@ impl Pending {
         self.lock().waiters.remove(&id);
     }
 
-    /// Fails every waiting call with `unavailable` and refuses new ones. Returns
-    /// `false` if the map was already closed (the first reason is kept).
-    pub(crate) fn fail_all(&self, reason: &str) -> bool {
-        let (was_open, waiters): (bool, Vec<_>) = {
-            let mut inner = self.lock();
-            let was_open = inner.closed.is_none();
-            if was_open {
-                inner.closed = Some(reason.to_owned());
-            }
-            (was_open, inner.waiters.drain().collect())
-        };
-        for (_, tx) in waiters {
-            let _ = tx.send(Err(Error::Unavailable {
-                reason: reason.to_owned(),
-            }));
+    /// Session `generation` is up: calls may be registered on it.
+    pub(crate) fn session_up(&self, generation: u64) {
+        let mut inner = self.lock();
+        if inner.closed.is_none() {
+            inner.live = Some(generation);
         }
-        was_open
     }
 
-    /// Accepts calls again after a reconnection.
-    #[allow(dead_code)]
-    pub(crate) fn reopen(&self) {
-        self.lock().closed = None;
+    /// Session `generation` is gone: its waiting calls fail with `unavailable` at once.
+    /// Returns `false` if it was not the live session (already handled).
+    pub(crate) fn session_lost(&self, generation: u64, reason: &str) -> bool {
+        let (was_live, failed) = {
+            let mut inner = self.lock();
+            let was_live = inner.live == Some(generation);
+            if was_live {
+                inner.live = None;
+            }
+            let ids: Vec<u64> = inner
+                .waiters
+                .iter()
+                .filter(|(_, (g, _))| *g == generation)
+                .map(|(id, _)| *id)
+                .collect();
+            let failed: Vec<_> = ids
+                .iter()
+                .filter_map(|id| inner.waiters.remove(id))
+                .collect();
+            (was_live, failed)
+        };
+        fail(failed.into_iter().map(|(_, tx)| tx), reason);
+        was_live
+    }
+
+    /// Closes for good: every waiting and future call fails with `unavailable`.
+    pub(crate) fn close(&self, reason: &str) {
+        let failed: Vec<_> = {
+            let mut inner = self.lock();
+            inner.closed.get_or_insert_with(|| reason.to_owned());
+            inner.live = None;
+            inner.waiters.drain().map(|(_, (_, tx))| tx).collect()
+        };
+        fail(failed.into_iter(), reason);
     }
 
     /// Number of calls waiting.
     pub(crate) fn len(&self) -> usize {
         self.lock().waiters.len()
+    }
+}
+
+fn fail(waiters: impl Iterator<Item = oneshot::Sender<Outcome>>, reason: &str) {
+    for tx in waiters {
+        let _ = tx.send(Err(Error::Unavailable {
+            reason: reason.to_owned(),
+        }));
     }
 }
 
@@ -163,7 +202,8 @@ mod tests {
     #[tokio::test]
     async fn reply_reaches_its_waiter_once() {
         let p = Pending::default();
-        let (id, rx) = p.register().unwrap();
+        p.session_up(0);
+        let (id, rx) = p.register(0).unwrap();
         assert!(p.complete(id, Ok(reply("1"))));
         assert!(
             !p.complete(id, Ok(reply("again"))),
@@ -176,7 +216,8 @@ mod tests {
     #[test]
     fn guard_removes_entry_on_drop() {
         let p = Pending::default();
-        let (id, _rx) = p.register().unwrap();
+        p.session_up(0);
+        let (id, _rx) = p.register(0).unwrap();
         {
             let _g = PendingGuard { pending: &p, id };
             assert_eq!(p.len(), 1);
@@ -186,16 +227,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fail_all_fails_waiters_and_refuses_new_calls() {
+    async fn losing_a_session_fails_only_its_calls() {
         let p = Pending::default();
-        let (_, rx1) = p.register().unwrap();
-        let (_, rx2) = p.register().unwrap();
-        p.fail_all("connection lost");
+        assert!(p.register(0).is_err(), "no live session yet");
+        p.session_up(0);
+        let (_, old) = p.register(0).unwrap();
+        assert!(p.session_lost(0, "connection lost"));
+        assert!(!p.session_lost(0, "again"), "handled once");
+        assert!(matches!(old.await.unwrap(), Err(Error::Unavailable { .. })));
+        assert!(p.register(0).is_err(), "a dead session takes no calls");
+        p.session_up(1);
+        let (id, new) = p.register(1).unwrap();
+        assert!(!p.session_lost(0, "stale"));
+        assert!(p.complete(id, Ok(reply("ok"))));
+        assert!(new.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn close_fails_everything_for_good() {
+        let p = Pending::default();
+        p.session_up(3);
+        let (_, rx1) = p.register(3).unwrap();
+        let (_, rx2) = p.register(3).unwrap();
+        p.close("client closed");
         assert!(matches!(rx1.await.unwrap(), Err(Error::Unavailable { .. })));
         assert!(matches!(rx2.await.unwrap(), Err(Error::Unavailable { .. })));
-        assert!(matches!(p.register(), Err(Error::Unavailable { .. })));
+        p.session_up(4);
+        assert!(matches!(p.register(4), Err(Error::Unavailable { .. })));
         assert_eq!(p.len(), 0);
-        p.reopen();
-        assert!(p.register().is_ok());
     }
 }

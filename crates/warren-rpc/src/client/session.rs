@@ -1,0 +1,180 @@
+//! One connection's worth of client state (a [`Session`]) and the supervisor that
+//! replaces it when the connection is lost: it fails the calls in flight on the old
+//! session at once, reconnects with backoff (trying every address in order) and
+//! re-declares the reply consumer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, Consumer};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::pending::{CorrelationIds, Pending};
+use super::{Reply, ReplyMode};
+use crate::connect::{self, Backoff};
+use crate::error::{Error, Result};
+use crate::wire;
+
+/// A live connection with its confirm-mode channel and reply address.
+pub(crate) struct Session {
+    pub(crate) generation: u64,
+    pub(crate) connection: Connection,
+    pub(crate) channel: Channel,
+    pub(crate) reply_to: String,
+}
+
+/// What the supervisor needs to (re)build sessions.
+pub(crate) struct Settings {
+    pub(crate) urls: Vec<String>,
+    pub(crate) reply_mode: ReplyMode,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) backoff: Backoff,
+}
+
+/// Connects and sets up a session; returns it with its reply consumer.
+pub(crate) async fn establish(settings: &Settings, generation: u64) -> Result<(Session, Consumer)> {
+    let connection =
+        connect::open_any(&settings.urls, settings.connect_timeout, "warren-client").await?;
+    let (channel, consumer, reply_to) = match settings.reply_mode {
+        ReplyMode::DirectReplyTo => match direct_reply_to(&connection).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                warn!(error = %e, "direct reply-to refused; using an exclusive reply queue");
+                exclusive_reply_queue(&connection).await?
+            }
+        },
+        ReplyMode::ExclusiveQueue => exclusive_reply_queue(&connection).await?,
+    };
+    debug!(generation, reply_to, "client session ready");
+    Ok((
+        Session {
+            generation,
+            connection,
+            channel,
+            reply_to,
+        },
+        consumer,
+    ))
+}
+
+async fn confirm_channel(connection: &Connection) -> Result<Channel> {
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    Ok(channel)
+}
+
+async fn consume_no_ack(channel: &Channel, queue: &str) -> Result<Consumer> {
+    let opts = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    Ok(channel
+        .basic_consume(queue.into(), "".into(), opts, FieldTable::default())
+        .await?)
+}
+
+async fn direct_reply_to(connection: &Connection) -> Result<(Channel, Consumer, String)> {
+    let channel = confirm_channel(connection).await?;
+    let consumer = consume_no_ack(&channel, wire::DIRECT_REPLY_TO).await?;
+    Ok((channel, consumer, wire::DIRECT_REPLY_TO.to_owned()))
+}
+
+async fn exclusive_reply_queue(connection: &Connection) -> Result<(Channel, Consumer, String)> {
+    let channel = confirm_channel(connection).await?;
+    let opts = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..Default::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), opts, FieldTable::default())
+        .await?;
+    let name = queue.name().as_str().to_owned();
+    let consumer = consume_no_ack(&channel, &name).await?;
+    Ok((channel, consumer, name))
+}
+
+/// Hands each reply to its waiting call and drops replies nobody waits for. Returns
+/// why the consumer ended (the connection or channel is gone).
+async fn read_replies(mut consumer: Consumer, pending: &Pending, ids: &CorrelationIds) -> String {
+    loop {
+        match consumer.next().await {
+            Some(Ok(delivery)) => {
+                let props = &delivery.properties;
+                let cid = props
+                    .correlation_id()
+                    .as_ref()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default();
+                let Some(seq) = ids.parse(&cid) else {
+                    debug!(
+                        correlation_id = cid,
+                        "dropping reply with unknown correlation id"
+                    );
+                    continue;
+                };
+                let outcome = match wire::reply_status(props, &delivery.data) {
+                    Ok(()) => Ok(Reply {
+                        content_type: props.content_type().as_ref().map(|s| s.to_string()),
+                        headers: props.headers().clone().unwrap_or_default(),
+                        body: delivery.data,
+                        correlation_id: cid,
+                    }),
+                    Err(status) => Err(Error::Remote(status)),
+                };
+                if !pending.complete(seq, outcome) {
+                    debug!(seq, "dropping reply to a call that is no longer waiting");
+                }
+            }
+            Some(Err(e)) => return format!("the connection to the broker was lost: {e}"),
+            None => return "the broker cancelled the reply consumer".to_owned(),
+        }
+    }
+}
+
+/// Runs sessions one after another until the client is dropped: reads replies,
+/// and on loss fails the session's calls, then reconnects with backoff.
+pub(crate) async fn supervise(
+    settings: Settings,
+    mut consumer: Consumer,
+    first_generation: u64,
+    pending: Arc<Pending>,
+    ids: CorrelationIds,
+    sessions: watch::Sender<Option<Arc<Session>>>,
+) {
+    let mut generation = first_generation;
+    loop {
+        let reason = read_replies(consumer, &pending, &ids).await;
+        sessions.send_replace(None);
+        if pending.session_lost(generation, &reason) {
+            warn!(
+                reason,
+                "client lost its connection; calls in flight failed, reconnecting"
+            );
+        }
+        let mut attempt = 0u32;
+        consumer = loop {
+            if sessions.is_closed() {
+                return;
+            }
+            tokio::time::sleep(settings.backoff.delay(attempt)).await;
+            attempt = attempt.saturating_add(1);
+            match establish(&settings, generation + 1).await {
+                Ok((session, consumer)) => {
+                    generation += 1;
+                    info!(generation, attempt, "client reconnected");
+                    pending.session_up(generation);
+                    sessions.send_replace(Some(Arc::new(session)));
+                    break consumer;
+                }
+                Err(e) => debug!(attempt, error = %e, "reconnection failed"),
+            }
+        };
+    }
+}
