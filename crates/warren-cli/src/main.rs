@@ -17,11 +17,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// RabbitMQ's RPC tutorial end to end on an embedded broker: prints fib(30).
+    Demo(cmd::demo::Args),
     /// Serve a procedure on a queue until SIGINT/SIGTERM.
     Serve(cmd::serve::Args),
     /// Call a procedure once and print its reply.
     #[command(after_help = exit::CALL_EXIT_CODES)]
     Call(cmd::call::Args),
+    /// Run the embedded AMQP 0-9-1 broker until SIGINT/SIGTERM.
+    Broker(cmd::broker::Args),
+}
+
+/// Why a command failed.
+enum Failure {
+    /// An RPC error, with its own exit code.
+    Rpc(warren_rpc::Error),
+    /// Anything else, described for a person.
+    Other(String),
 }
 
 fn main() -> ExitCode {
@@ -43,15 +55,21 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => cmd::serve::run(args).await,
-            Command::Call(args) => cmd::call::run(args).await,
+            Command::Serve(args) => cmd::serve::run(args).await.map_err(Failure::Rpc),
+            Command::Call(args) => cmd::call::run(args).await.map_err(Failure::Rpc),
+            Command::Demo(args) => cmd::demo::run(args).await.map_err(Failure::Other),
+            Command::Broker(args) => cmd::broker::run(args).await.map_err(Failure::Other),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Failure::Rpc(e)) => {
             eprintln!("warren: {e}");
             ExitCode::from(exit::code_of(&e))
+        }
+        Err(Failure::Other(e)) => {
+            eprintln!("warren: {e}");
+            ExitCode::from(exit::INTERNAL)
         }
     }
 }

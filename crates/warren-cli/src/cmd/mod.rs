@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub mod broker;
 pub mod call;
+pub mod demo;
 pub mod serve;
 
 /// `--url`: `$AMQP_URL`, else the local default.

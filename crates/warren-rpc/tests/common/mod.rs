@@ -10,15 +10,32 @@ use std::time::Duration;
 pub struct Target {
     pub name: &'static str,
     pub url: String,
+    /// The embedded broker, kept running for the test's duration.
+    pub embedded: Option<warren_broker::BrokerHandle>,
 }
 
 impl Target {
+    /// A fresh embedded broker on a free loopback port.
+    pub async fn embedded() -> Target {
+        let broker = warren_broker::Broker::builder()
+            .listen(([127, 0, 0, 1], 0).into())
+            .start()
+            .await
+            .expect("the embedded broker starts");
+        Target {
+            name: "embedded",
+            url: broker.amqp_url(),
+            embedded: Some(broker),
+        }
+    }
+
     /// RabbitMQ at `WARREN_RABBITMQ_URL`. Unset: `None` locally, a failure in CI.
     pub fn rabbitmq() -> Option<Target> {
         match std::env::var("WARREN_RABBITMQ_URL") {
             Ok(url) => Some(Target {
                 name: "rabbitmq",
                 url,
+                embedded: None,
             }),
             Err(_) if std::env::var_os("CI").is_some() => {
                 panic!("CI is set but WARREN_RABBITMQ_URL is not: RabbitMQ tests must not be skipped in CI")
@@ -52,6 +69,15 @@ pub async fn bounded<F: Future<Output = ()>>(secs: u64, body: F) {
 #[macro_export]
 macro_rules! broker_tests {
     ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let t = $crate::common::Target::embedded().await;
+                    $crate::common::bounded(60, super::$name(t)).await;
+                }
+            )*
+        }
         mod rabbitmq {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
