@@ -364,6 +364,13 @@ async fn serve_queue(
         }
     }
     while in_flight.join_next().await.is_some() {}
+    if outcome.is_ok() {
+        // Close the channel ourselves before the connection goes, so no channel is
+        // left closing while the connection closes.
+        if let Err(e) = channel.close(200, "server shutting down".into()).await {
+            debug!(error = %e, "closing the channel");
+        }
+    }
     outcome
 }
 
