@@ -130,6 +130,12 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         Ok(Ok(())) => {
             tracing::info!(conn = id, %peer, "connection opened");
             let end = conn.run(&mut rd, &mut shutdown).await;
+            if matches!(end, End::Closed) && conn.closing.is_none() {
+                // The client closed: like RabbitMQ, let it close the socket first after
+                // our close-ok, so it never sees EOF before it has read close-ok.
+                conn.flush();
+                linger(&mut rd).await;
+            }
             tracing::info!(conn = id, %peer, ?end, "connection closed");
         }
         Ok(Err(e)) => {
@@ -141,6 +147,19 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
     conn.cleanup();
     drop(conn);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+/// Waits (bounded) for the peer to close its end of the socket.
+async fn linger(rd: &mut OwnedReadHalf) {
+    let mut sink = [0u8; 512];
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Ok(n) = rd.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
