@@ -736,7 +736,7 @@ impl Channel {
         consumer_tag: Arc<str>,
         msg: Arc<Message>,
     ) {
-        if self.closing || !self.reply.as_ref().is_some_and(|r| r.tag == consumer_tag) {
+        if self.closing || self.reply.as_ref().is_none_or(|r| r.tag != consumer_tag) {
             return;
         }
         let tag = self.tag();

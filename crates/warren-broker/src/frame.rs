@@ -20,6 +20,7 @@ const FRAME_END: u8 = 0xCE;
 
 /// A decoded incoming frame.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // short-lived, moved once per frame
 pub(crate) enum InFrame {
     /// A method frame.
     Method(u16, AMQPClass),

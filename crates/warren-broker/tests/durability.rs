@@ -21,10 +21,10 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-async fn start_in(dir: &PathBuf) -> BrokerHandle {
+async fn start_in(dir: &std::path::Path) -> BrokerHandle {
     Broker::builder()
         .listen("127.0.0.1:0".parse().unwrap())
-        .data_dir(dir.clone())
+        .data_dir(dir)
         .start()
         .await
         .unwrap()
