@@ -1,3 +1,4 @@
 //! Ready-made procedures.
 
 pub mod fib;
+pub mod sleep;

@@ -1,6 +1,7 @@
 //! `warren serve`: serve a built-in procedure until SIGINT/SIGTERM.
 
-use warren_rpc::{services::fib, RpcServer};
+use warren_rpc::services::{fib, sleep};
+use warren_rpc::RpcServer;
 
 use super::BrokerArgs;
 
@@ -9,6 +10,8 @@ use super::BrokerArgs;
 pub enum Procedure {
     /// Fibonacci: decimal n in, decimal fib(n) out (RabbitMQ's tutorial six).
     Fib,
+    /// Sleep: sleeps the milliseconds in the body, then echoes it (for tests and benchmarks).
+    Sleep,
 }
 
 /// Arguments of `warren serve`.
@@ -30,6 +33,7 @@ pub struct Args {
 pub async fn run(args: Args) -> warren_rpc::Result<()> {
     let server = match args.procedure {
         Procedure::Fib => RpcServer::new().route(args.queue.as_str(), fib::handle),
+        Procedure::Sleep => RpcServer::new().route(args.queue.as_str(), sleep::handle),
     };
     let handle = server
         .concurrency(args.concurrency)

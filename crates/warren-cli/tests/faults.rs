@@ -1,0 +1,382 @@
+//! Fault tests: each drives a bounded load of calls through a fault and counts every
+//! call: answered correctly, failed (by kind), hung (no outcome by deadline + grace:
+//! must be 0), wrong answer (must be 0). Then it checks that client and server came
+//! back by themselves.
+//!
+//! Tests named `disruptive_*` stop or disconnect a shared RabbitMQ, so
+//! `scripts/test.sh` runs them alone, one at a time. Set `WARREN_FAULT_REPORT` to a
+//! file to collect the table rows (`docs/reliability.md`).
+
+#[path = "../../warren-rpc/tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{unique, Target};
+use futures_util::StreamExt;
+use warren_broker::Broker;
+use warren_rpc::services::{fib, sleep};
+use warren_rpc::{CallOptions, Error, RpcClient, RpcServer};
+
+const WARREN: &str = env!("CARGO_BIN_EXE_warren");
+/// Extra time past a call's deadline after which it counts as hung.
+const HUNG_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Default)]
+struct Tally {
+    issued: usize,
+    ok: usize,
+    wrong: usize,
+    hung: usize,
+    failed: BTreeMap<&'static str, usize>,
+}
+
+impl Tally {
+    /// Records a table row and checks the invariants every fault must keep.
+    fn report(&self, fault: &str, target: &str) {
+        let failed: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        let failed = if failed.is_empty() {
+            "-".to_owned()
+        } else {
+            failed.join(", ")
+        };
+        let row = format!(
+            "| {fault} | {target} | {} | {} | {failed} | {} | {} |",
+            self.issued, self.ok, self.hung, self.wrong
+        );
+        println!("{row}");
+        if let Ok(path) = std::env::var("WARREN_FAULT_REPORT") {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{row}");
+            }
+        }
+        assert_eq!(self.hung, 0, "{fault} on {target}: hung calls: {self:?}");
+        assert_eq!(
+            self.wrong, 0,
+            "{fault} on {target}: wrong answers: {self:?}"
+        );
+        let counted = self.ok + self.failed.values().sum::<usize>();
+        assert_eq!(counted, self.issued, "every call is counted: {self:?}");
+    }
+}
+
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::Unavailable { .. } | Error::Connect { .. } | Error::Amqp(_) => "unavailable",
+        Error::Timeout { .. } => "deadline_exceeded",
+        Error::NoRoute { .. } => "no_route",
+        Error::Remote(_) => "remote",
+        Error::ResourceExhausted { .. } => "resource_exhausted",
+        Error::InvalidArgument(_) => "invalid_argument",
+    }
+}
+
+/// Issues `calls` fib calls, at most one per `pace`, at most `concurrency` at once.
+async fn drive(
+    client: &RpcClient,
+    queue: &str,
+    calls: usize,
+    concurrency: usize,
+    pace: Duration,
+) -> Tally {
+    let timeout = Duration::from_secs(2);
+    let outcomes: Vec<Option<Result<bool, &'static str>>> = futures_util::stream::iter(0..calls)
+        .then(|i| async move {
+            tokio::time::sleep(pace).await;
+            i
+        })
+        .map(|i| async move {
+            let n = (i % 90) as u64;
+            let call = client.call_with(queue, n.to_string(), CallOptions::new().timeout(timeout));
+            match tokio::time::timeout(timeout + HUNG_GRACE, call).await {
+                Err(_) => None,
+                Ok(Ok(reply)) => Some(Ok(reply.body == fib::fib(n).to_string().into_bytes())),
+                Ok(Err(e)) => Some(Err(kind(&e))),
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut tally = Tally::default();
+    for outcome in outcomes {
+        tally.issued += 1;
+        match outcome {
+            None => tally.hung += 1,
+            Some(Ok(true)) => tally.ok += 1,
+            Some(Ok(false)) => tally.wrong += 1,
+            Some(Err(k)) => *tally.failed.entry(k).or_default() += 1,
+        }
+    }
+    tally
+}
+
+/// Waits (bounded) until calls succeed again, then checks 20 in a row do.
+async fn recovered(client: &RpcClient, queue: &str, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let call = client.call_with(
+            queue,
+            "10",
+            CallOptions::new().timeout(Duration::from_secs(1)),
+        );
+        if let Ok(reply) = call.await {
+            assert_eq!(reply.body, b"55");
+            break;
+        }
+        assert!(start.elapsed() < within, "no recovery within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = drive(client, queue, 20, 4, Duration::ZERO).await;
+    assert_eq!(after.ok, 20, "all calls succeed after recovery: {after:?}");
+}
+
+fn serve(procedure: &str, queue: &str, url: &str, concurrency: u16) -> Child {
+    let mut child = Command::new(WARREN)
+        .args(["serve", procedure, "--queue", queue, "--url", url])
+        .args(["--concurrency", &concurrency.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("warren serve starts");
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(line, " [x] Awaiting RPC requests\n", "worker is ready");
+    child
+}
+
+fn kill(child: &mut Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_restart() {
+    common::bounded(60, async {
+        let broker = Broker::builder()
+            .listen(([127, 0, 0, 1], 0).into())
+            .start()
+            .await
+            .unwrap();
+        let addr = broker.local_addr();
+        let url = broker.amqp_url();
+        let q = unique("fib");
+        let server = RpcServer::new()
+            .route(q.as_str(), fib::handle)
+            .start(&url)
+            .await
+            .unwrap();
+        let client = RpcClient::connect(&url).await.unwrap();
+        let load = tokio::spawn({
+            let (client, q) = (client.clone(), q.clone());
+            async move { drive(&client, &q, 300, 8, Duration::from_millis(10)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        broker.shutdown().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let broker = Broker::builder().listen(addr).start().await.unwrap();
+        let tally = load.await.unwrap();
+        recovered(&client, &q, Duration::from_secs(15)).await;
+        tally.report("broker restarted", "embedded");
+        assert!(tally.ok > 0);
+        server.shutdown().await.unwrap();
+        broker.shutdown().await;
+    })
+    .await;
+}
+
+async fn worker_killed_mid_call(t: Target) {
+    let q = unique("sleep");
+    let mut first = serve("sleep", &q, &t.url, 4);
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let calls = tokio::spawn({
+        let (client, q) = (client.clone(), q.clone());
+        async move {
+            let opts = || CallOptions::new().timeout(Duration::from_secs(10));
+            futures_util::future::join_all((0..4).map(|_| client.call_with(&q, "700", opts())))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill(&mut first, "-KILL");
+    let mut second = serve("sleep", &q, &t.url, 4);
+    let results = tokio::time::timeout(Duration::from_secs(15), calls).await;
+    let mut tally = Tally {
+        issued: 4,
+        ..Default::default()
+    };
+    match results {
+        Err(_) => tally.hung = 4,
+        Ok(results) => {
+            for r in results.unwrap() {
+                match r {
+                    Ok(reply) if reply.body == b"700" => tally.ok += 1,
+                    Ok(_) => tally.wrong += 1,
+                    Err(e) => *tally.failed.entry(kind(&e)).or_default() += 1,
+                }
+            }
+        }
+    }
+    kill(&mut second, "-TERM");
+    tally.report("worker killed (SIGKILL) mid-call", t.name);
+    assert_eq!(
+        tally.ok, 4,
+        "every request was redelivered and answered by the second worker"
+    );
+}
+
+async fn slow_worker_past_deadline(t: Target) {
+    let q = unique("sleep");
+    let server = RpcServer::new()
+        .route(q.as_str(), sleep::handle)
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let opts = || CallOptions::new().timeout(Duration::from_millis(300));
+    let results = futures_util::future::join_all((0..10).map(|_| {
+        let call = client.call_with(&q, "1500", opts());
+        tokio::time::timeout(Duration::from_millis(300) + HUNG_GRACE, call)
+    }))
+    .await;
+    let mut tally = Tally::default();
+    for r in results {
+        tally.issued += 1;
+        match r {
+            Err(_) => tally.hung += 1,
+            Ok(Ok(_)) => tally.ok += 1,
+            Ok(Err(e)) => *tally.failed.entry(kind(&e)).or_default() += 1,
+        }
+    }
+    tally.report("worker slower than the deadline", t.name);
+    assert_eq!(tally.failed.get("deadline_exceeded"), Some(&10));
+    let fast = client.call_with(&q, "0", opts()).await.unwrap();
+    assert_eq!(fast.body, b"0", "the worker stays healthy");
+    assert_eq!(client.in_flight(), 0);
+    server.shutdown().await.unwrap();
+}
+
+async fn client_vanishes_with_calls_pending(t: Target) {
+    let q = unique("sleep");
+    let server = RpcServer::new()
+        .route(q.as_str(), sleep::handle)
+        .start(&t.url)
+        .await
+        .unwrap();
+    let mut callers: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new(WARREN)
+                .args([
+                    "call",
+                    "--url",
+                    &t.url,
+                    "--queue",
+                    &q,
+                    "--timeout",
+                    "10s",
+                    "400",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for c in &mut callers {
+        kill(c, "-KILL");
+    }
+    // The server answers into the void and stays healthy for everyone else.
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let mut tally = Tally::default();
+    for _ in 0..10 {
+        tally.issued += 1;
+        let call = client.call_with(&q, "5", CallOptions::new().timeout(Duration::from_secs(3)));
+        match tokio::time::timeout(Duration::from_secs(3) + HUNG_GRACE, call).await {
+            Err(_) => tally.hung += 1,
+            Ok(Ok(r)) if r.body == b"5" => tally.ok += 1,
+            Ok(Ok(_)) => tally.wrong += 1,
+            Ok(Err(e)) => *tally.failed.entry(kind(&e)).or_default() += 1,
+        }
+    }
+    tally.report("client killed with calls pending", t.name);
+    assert_eq!(tally.ok, 10);
+    server.shutdown().await.unwrap();
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let status = Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(Stdio::null())
+        .status();
+    assert!(
+        status.is_ok_and(|s| s.success()),
+        "rabbitmqctl {args:?} failed"
+    );
+}
+
+/// A fib load through a RabbitMQ fault; client and server must recover on their own.
+async fn through_rabbitmq_fault(fault: &str, inject: impl FnOnce()) {
+    let Some(t) = Target::rabbitmq() else { return };
+    let q = unique("fib");
+    let server = RpcServer::new()
+        .route(q.as_str(), fib::handle)
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let load = tokio::spawn({
+        let (client, q) = (client.clone(), q.clone());
+        async move { drive(&client, &q, 300, 8, Duration::from_millis(10)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::task::block_in_place(inject);
+    let tally = load.await.unwrap();
+    recovered(&client, &q, Duration::from_secs(30)).await;
+    tally.report(fault, "rabbitmq");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disruptive_rabbitmq_close_all_connections() {
+    common::bounded(
+        90,
+        through_rabbitmq_fault("rabbitmqctl close_all_connections", || {
+            rabbitmqctl(&["close_all_connections", "warren fault test"]);
+        }),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disruptive_rabbitmq_stop_start_app() {
+    common::bounded(
+        120,
+        through_rabbitmq_fault("rabbitmqctl stop_app / start_app", || {
+            rabbitmqctl(&["stop_app"]);
+            std::thread::sleep(Duration::from_millis(500));
+            rabbitmqctl(&["start_app"]);
+        }),
+    )
+    .await;
+}
+
+broker_tests!(
+    worker_killed_mid_call,
+    slow_worker_past_deadline,
+    client_vanishes_with_calls_pending
+);
