@@ -1,0 +1,1183 @@
+"""Broker behaviour, as pika sees it: the same tests on every target.
+
+RabbitMQ is the reference: every test here passes on RabbitMQ, and a broker
+that wants to stand in for it must pass them too. A failure on another
+target is a broker bug, not a reason to loosen the assertion.
+"""
+import os
+import socket
+import struct
+import time
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+import pika
+import pytest
+from pika import frame as pframe
+from pika import spec
+from pika.exceptions import ChannelClosedByBroker, UnroutableError
+
+from conftest import connect
+from helpers import uname
+
+Props = pika.BasicProperties
+
+
+# ---------------------------------------------------------------- helpers
+
+def get_all(ch, queue, limit=1000):
+    """basic.get (auto-ack) until empty; returns the bodies."""
+    bodies = []
+    for _ in range(limit):
+        method, _props, body = ch.basic_get(queue, auto_ack=True)
+        if method is None:
+            return bodies
+        bodies.append(body)
+    raise AssertionError(f"more than {limit} messages in {queue}")
+
+
+def get_eventually(ch, queue, timeout=5.0, auto_ack=False):
+    """basic.get until a message comes (bounded); returns (method, props, body)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        method, props, body = ch.basic_get(queue, auto_ack=auto_ack)
+        if method is not None:
+            return method, props, body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no message in {queue} within {timeout}s")
+        time.sleep(0.05)
+
+
+def wait_until(conn, predicate, timeout=5.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        conn.process_data_events(time_limit=0.05)
+
+
+def closed_with(code):
+    """pytest.raises context for a channel closed by the broker; checks the reply code after."""
+    return _ClosedWith(code)
+
+
+class _ClosedWith:
+    def __init__(self, code):
+        self.code = code
+        self._raises = pytest.raises(ChannelClosedByBroker)
+
+    def __enter__(self):
+        self.info = self._raises.__enter__()
+        return self.info
+
+    def __exit__(self, *exc):
+        suppressed = self._raises.__exit__(*exc)
+        assert self.info.value.reply_code == self.code, (
+            f"expected channel close {self.code}, got {self.info.value.reply_code} {self.info.value.reply_text!r}"
+        )
+        return suppressed
+
+
+@pytest.fixture
+def q(ch):
+    """A fresh non-durable queue, deleted after the test."""
+    name = uname("q")
+    ch.queue_declare(queue=name)
+    yield name
+    _cleanup(ch, queues=[name])
+
+
+@pytest.fixture
+def cleanup(url):
+    """cleanup.queues / cleanup.exchanges: deleted at teardown on a fresh connection."""
+
+    class C:
+        queues = []
+        exchanges = []
+
+    c = C()
+    c.queues, c.exchanges = [], []
+    yield c
+    if c.queues or c.exchanges:
+        conn = connect(url)
+        try:
+            _cleanup(conn.channel(), c.queues, c.exchanges)
+        finally:
+            conn.close()
+
+
+def _cleanup(ch, queues=(), exchanges=()):
+    conn = ch.connection
+    if not conn.is_open:
+        return
+    if not ch.is_open:
+        ch = conn.channel()
+    for name in queues:
+        try:
+            ch.queue_delete(queue=name)
+        except ChannelClosedByBroker:
+            ch = conn.channel()
+    for name in exchanges:
+        try:
+            ch.exchange_delete(exchange=name)
+        except ChannelClosedByBroker:
+            ch = conn.channel()
+
+
+def declare_queues(ch, cleanup, n, **kw):
+    names = [uname("q") for _ in range(n)]
+    for name in names:
+        ch.queue_declare(queue=name, **kw)
+        cleanup.queues.append(name)
+    return names
+
+
+def declare_exchange(ch, cleanup, kind, **kw):
+    name = uname(f"x_{kind}")
+    ch.exchange_declare(exchange=name, exchange_type=kind, **kw)
+    cleanup.exchanges.append(name)
+    return name
+
+
+# ---------------------------------------------------------------- exchanges and routing
+
+def test_default_exchange_routes_by_queue_name(ch, cleanup):
+    ch.confirm_delivery()
+    a, b = declare_queues(ch, cleanup, 2)
+    ch.basic_publish("", a, b"to-a")
+    ch.basic_publish("", b, b"to-b")
+    ch.basic_publish("", uname("nobody"), b"dropped")
+    assert get_all(ch, a) == [b"to-a"]
+    assert get_all(ch, b) == [b"to-b"]
+
+
+def test_default_exchange_refuses_bind(conn, ch, q):
+    with closed_with(403):
+        ch.queue_bind(queue=q, exchange="", routing_key="x")
+    assert conn.is_open
+
+
+def test_default_exchange_cannot_be_deleted_or_declared(conn):
+    with closed_with(403):
+        conn.channel().exchange_delete(exchange="")
+    with closed_with(403):
+        conn.channel().exchange_declare(exchange="amq.custom_" + uuid.uuid4().hex[:6], exchange_type="direct")
+    assert conn.is_open
+
+
+def test_direct_exchange(ch, cleanup):
+    ch.confirm_delivery()
+    x = declare_exchange(ch, cleanup, "direct")
+    qa, qb, qab = declare_queues(ch, cleanup, 3)
+    ch.queue_bind(qa, x, routing_key="a")
+    ch.queue_bind(qb, x, routing_key="b")
+    ch.queue_bind(qab, x, routing_key="a")
+    ch.queue_bind(qab, x, routing_key="b")
+    ch.queue_bind(qab, x, routing_key="b")  # duplicate binding: still one copy
+    for rk in ("a", "b", "c", ""):
+        ch.basic_publish(x, rk, rk.encode() or b"empty")
+    assert get_all(ch, qa) == [b"a"]
+    assert get_all(ch, qb) == [b"b"]
+    assert get_all(ch, qab) == [b"a", b"b"]
+
+
+def test_unbind_stops_routing(ch, cleanup):
+    ch.confirm_delivery()
+    x = declare_exchange(ch, cleanup, "direct")
+    (qa,) = declare_queues(ch, cleanup, 1)
+    ch.queue_bind(qa, x, routing_key="k")
+    ch.basic_publish(x, "k", b"1")
+    ch.queue_unbind(qa, x, routing_key="k")
+    ch.basic_publish(x, "k", b"2")
+    assert get_all(ch, qa) == [b"1"]
+
+
+def test_fanout_exchange(ch, cleanup):
+    ch.confirm_delivery()
+    x = declare_exchange(ch, cleanup, "fanout")
+    queues = declare_queues(ch, cleanup, 3)
+    for name in queues:
+        ch.queue_bind(name, x, routing_key=uname("ignored"))
+    ch.basic_publish(x, "anything", b"m1")
+    ch.basic_publish(x, "", b"m2")
+    for name in queues:
+        assert get_all(ch, name) == [b"m1", b"m2"]
+
+
+def topic_match(pattern, key):
+    """Reference topic matching: words split on '.', '*' one word, '#' zero or more."""
+    p, k = pattern.split("."), key.split(".")
+
+    def m(i, j):
+        if i == len(p):
+            return j == len(k)
+        if p[i] == "#":
+            return any(m(i + 1, jj) for jj in range(j, len(k) + 1))
+        if j == len(k):
+            return False
+        return (p[i] == "*" or p[i] == k[j]) and m(i + 1, j + 1)
+
+    return m(0, 0)
+
+
+TOPIC_PATTERNS = ["a.b.c", "a.*.c", "a.#", "#.c", "*", "#", "*.*", "a.#.c", "#.b.#", "*.b.*", "a.*.#"]
+TOPIC_KEYS = ["a.b.c", "a", "a.b", "a.c", "a.x.y.c", "b.c", "c", "a.b.c.d", "x.b.y", "b", "a.b.b.c"]
+
+
+def test_topic_exchange(ch, cleanup):
+    ch.confirm_delivery()
+    x = declare_exchange(ch, cleanup, "topic")
+    queues = declare_queues(ch, cleanup, len(TOPIC_PATTERNS))
+    for name, pattern in zip(queues, TOPIC_PATTERNS):
+        ch.queue_bind(name, x, routing_key=pattern)
+    for key in TOPIC_KEYS:
+        ch.basic_publish(x, key, key.encode())
+    for name, pattern in zip(queues, TOPIC_PATTERNS):
+        expected = [k.encode() for k in TOPIC_KEYS if topic_match(pattern, k)]
+        assert get_all(ch, name) == expected, f"pattern {pattern!r}"
+
+
+def test_topic_one_copy_per_queue_when_several_bindings_match(ch, cleanup):
+    ch.confirm_delivery()
+    x = declare_exchange(ch, cleanup, "topic")
+    (name,) = declare_queues(ch, cleanup, 1)
+    for pattern in ("#", "a.*", "*.b", "a.b"):
+        ch.queue_bind(name, x, routing_key=pattern)
+    ch.basic_publish(x, "a.b", b"once")
+    assert get_all(ch, name) == [b"once"]
+
+
+def test_headers_exchange(ch, cleanup):
+    ch.confirm_delivery()
+    x = declare_exchange(ch, cleanup, "headers")
+    q_all, q_any = declare_queues(ch, cleanup, 2)
+    ch.queue_bind(q_all, x, arguments={"x-match": "all", "format": "pdf", "type": "report"})
+    ch.queue_bind(q_any, x, arguments={"x-match": "any", "format": "pdf", "type": "log"})
+    cases = [
+        ({"format": "pdf", "type": "report"}, b"both"),
+        ({"format": "pdf", "type": "report", "extra": 1}, b"both-extra"),
+        ({"format": "zip", "type": "log"}, b"any-type"),
+        ({"format": "pdf"}, b"any-format"),
+        ({"format": "zip", "type": "report"}, b"none"),
+        ({}, b"empty"),
+        (None, b"no-headers"),
+    ]
+    for headers, body in cases:
+        ch.basic_publish(x, "ignored", body, Props(headers=headers))
+    assert get_all(ch, q_all) == [b"both", b"both-extra"]
+    assert get_all(ch, q_any) == [b"both", b"both-extra", b"any-type", b"any-format"]
+
+
+def test_headers_exchange_default_is_all(ch, cleanup):
+    ch.confirm_delivery()
+    x = declare_exchange(ch, cleanup, "headers")
+    (name,) = declare_queues(ch, cleanup, 1)
+    ch.queue_bind(name, x, arguments={"a": "1", "b": "2"})
+    ch.basic_publish(x, "", b"one", Props(headers={"a": "1"}))
+    ch.basic_publish(x, "", b"both", Props(headers={"a": "1", "b": "2"}))
+    assert get_all(ch, name) == [b"both"]
+
+
+@pytest.mark.parametrize(
+    "exchange,kind",
+    [("amq.direct", "direct"), ("amq.fanout", "fanout"), ("amq.topic", "topic"),
+     ("amq.headers", "headers"), ("amq.match", "headers")],
+)
+def test_amq_exchanges_predeclared(ch, cleanup, exchange, kind):
+    ch.exchange_declare(exchange=exchange, passive=True)
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1)
+    if kind == "headers":
+        ch.queue_bind(name, exchange, arguments={"x-match": "all", "k": name})
+        ch.basic_publish(exchange, "", b"hit", Props(headers={"k": name}))
+        ch.basic_publish(exchange, "", b"miss", Props(headers={"k": "other"}))
+    elif kind == "topic":
+        ch.queue_bind(name, exchange, routing_key=f"{name}.#")
+        ch.basic_publish(exchange, f"{name}.x.y", b"hit")
+        ch.basic_publish(exchange, f"other.{name}", b"miss")
+    elif kind == "direct":
+        ch.queue_bind(name, exchange, routing_key=name)
+        ch.basic_publish(exchange, name, b"hit")
+        ch.basic_publish(exchange, name + "x", b"miss")
+    else:
+        ch.queue_bind(name, exchange, routing_key="whatever")
+        ch.basic_publish(exchange, "anything", b"hit")
+    assert get_all(ch, name) == [b"hit"]  # deleting the queue at teardown removes the binding
+
+
+def test_publish_to_missing_exchange_closes_channel_404(conn, ch):
+    ch.basic_publish(uname("nox"), "k", b"x")
+    with closed_with(404):
+        ch.queue_declare(queue="", exclusive=True)  # any synchronous call sees the close
+    assert conn.is_open
+    conn.channel().queue_declare(queue="", exclusive=True)
+
+
+def test_bind_missing_queue_or_exchange_404(conn, cleanup):
+    ch = conn.channel()
+    x = declare_exchange(ch, cleanup, "direct")
+    with closed_with(404):
+        ch.queue_bind(uname("noq"), x, routing_key="k")
+    ch = conn.channel()
+    (name,) = declare_queues(ch, cleanup, 1)
+    with closed_with(404):
+        ch.queue_bind(name, uname("nox"), routing_key="k")
+
+
+def test_exchange_redeclare_other_type_406(conn, cleanup):
+    ch = conn.channel()
+    x = declare_exchange(ch, cleanup, "direct")
+    ch.exchange_declare(exchange=x, exchange_type="direct")  # same: fine
+    with closed_with(406):
+        ch.exchange_declare(exchange=x, exchange_type="fanout")
+    assert conn.is_open
+
+
+def test_exchange_passive_missing_404_and_delete(conn, cleanup):
+    ch = conn.channel()
+    with closed_with(404):
+        ch.exchange_declare(exchange=uname("nox"), passive=True)
+    ch = conn.channel()
+    x = declare_exchange(ch, cleanup, "fanout")
+    ch.exchange_delete(exchange=x)
+    with closed_with(404):
+        ch.exchange_declare(exchange=x, passive=True)
+
+
+# ---------------------------------------------------------------- queue declaration errors
+
+def test_queue_passive_missing_404_connection_survives(conn):
+    ch = conn.channel()
+    with closed_with(404) as e:
+        ch.queue_declare(queue=uname("missing"), passive=True)
+    assert "NOT_FOUND" in e.value.reply_text
+    assert not ch.is_open
+    assert conn.is_open
+    ch2 = conn.channel()
+    name = ch2.queue_declare(queue="", exclusive=True).method.queue
+    ch2.basic_publish("", name, b"still works")
+    assert get_eventually(ch2, name, auto_ack=True)[2] == b"still works"
+
+
+def test_channel_error_leaves_other_channels_alone(conn, q):
+    other = conn.channel()
+    bad = conn.channel()
+    with closed_with(404):
+        bad.queue_declare(queue=uname("missing"), passive=True)
+    assert other.is_open
+    other.basic_publish("", q, b"ok")
+    assert get_eventually(other, q, auto_ack=True)[2] == b"ok"
+
+
+def test_queue_redeclare_different_durable_406(conn, cleanup):
+    ch = conn.channel()
+    (name,) = declare_queues(ch, cleanup, 1, durable=False)
+    ch.queue_declare(queue=name, durable=False)  # equivalent: fine
+    with closed_with(406) as e:
+        ch.queue_declare(queue=name, durable=True)
+    assert "PRECONDITION_FAILED" in e.value.reply_text
+    assert conn.is_open
+
+
+def test_queue_redeclare_different_arguments_406(conn, cleanup):
+    ch = conn.channel()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-message-ttl": 60000})
+    with closed_with(406):
+        ch.queue_declare(queue=name, arguments={"x-message-ttl": 1000})
+
+
+def test_queue_declare_ok_counts(ch, q):
+    ch.confirm_delivery()
+    for i in range(3):
+        ch.basic_publish("", q, str(i).encode())
+    ok = ch.queue_declare(queue=q, passive=True).method
+    assert (ok.queue, ok.message_count, ok.consumer_count) == (q, 3, 0)
+    ch.basic_consume(q, lambda *a: None)
+    ok = ch.queue_declare(queue=q, passive=True).method
+    assert ok.consumer_count == 1
+
+
+def test_server_named_queue(ch):
+    ok = ch.queue_declare(queue="", exclusive=True).method
+    assert ok.queue.startswith("amq.gen-")
+    assert ok.message_count == 0 and ok.consumer_count == 0
+
+
+def test_exclusive_queue_from_second_connection_405(url, conn):
+    ch = conn.channel()
+    name = uname("excl")
+    ch.queue_declare(queue=name, exclusive=True)
+    other = connect(url)
+    try:
+        with closed_with(405) as e:
+            other.channel().queue_declare(queue=name, passive=True)
+        assert "RESOURCE_LOCKED" in e.value.reply_text
+        with closed_with(405):
+            other.channel().basic_consume(name, lambda *a: None)
+        with closed_with(405):
+            other.channel().basic_get(name)
+        with closed_with(405):
+            other.channel().queue_declare(queue=name, exclusive=True)
+        assert other.is_open
+    finally:
+        other.close()
+    # still fine for its owner
+    ch.queue_declare(queue=name, passive=True)
+
+
+def test_exclusive_queue_deleted_with_its_connection(url):
+    owner = connect(url)
+    name = uname("excl")
+    owner.channel().queue_declare(queue=name, exclusive=True)
+    owner.close()
+    other = connect(url)
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                other.channel().queue_declare(queue=name, passive=True)
+            except ChannelClosedByBroker as e:
+                assert e.reply_code == 404
+                break
+            assert time.monotonic() < deadline, "exclusive queue outlived its connection"
+            time.sleep(0.1)
+    finally:
+        other.close()
+
+
+def test_auto_delete_queue_goes_when_last_consumer_cancels(conn, url):
+    ch = conn.channel()
+    name = uname("ad")
+    ch.queue_declare(queue=name, auto_delete=True)
+    tag = ch.basic_consume(name, lambda *a: None)
+    ch.queue_declare(queue=name, passive=True)
+    ch.basic_cancel(tag)
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            conn.channel().queue_declare(queue=name, passive=True)
+        except ChannelClosedByBroker as e:
+            assert e.reply_code == 404
+            break
+        assert time.monotonic() < deadline, "auto-delete queue survived its last consumer"
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------- publishing
+
+def test_mandatory_no_route_with_confirms_unroutable(ch):
+    ch.confirm_delivery()
+    with pytest.raises(UnroutableError) as e:
+        ch.basic_publish("", uname("nobody"), b"lost", mandatory=True)
+    returned = e.value.messages[0]
+    assert returned.method.reply_code == 312
+    assert returned.method.reply_text == "NO_ROUTE"
+    assert returned.body == b"lost"
+    assert ch.is_open
+
+
+def test_mandatory_no_route_basic_return(conn, ch):
+    returned = []
+    ch.add_on_return_callback(lambda _c, method, props, body: returned.append((method, props, body)))
+    key = uname("nobody")
+    ch.basic_publish("", key, b"back", Props(correlation_id="c1", headers={"h": "v"}), mandatory=True)
+    wait_until(conn, lambda: returned, what="basic.return")
+    method, props, body = returned[0]
+    assert (method.reply_code, method.reply_text, method.exchange, method.routing_key) == (312, "NO_ROUTE", "", key)
+    assert body == b"back"
+    assert props.correlation_id == "c1" and props.headers == {"h": "v"}
+
+
+def test_mandatory_no_route_via_exchange(conn, cleanup):
+    ch = conn.channel()
+    x = declare_exchange(ch, cleanup, "direct")
+    returned = []
+    ch.add_on_return_callback(lambda _c, method, props, body: returned.append(method))
+    ch.basic_publish(x, "unbound", b"b", mandatory=True)
+    wait_until(conn, lambda: returned, what="basic.return")
+    assert (returned[0].reply_code, returned[0].exchange, returned[0].routing_key) == (312, x, "unbound")
+
+
+def test_mandatory_routable_is_not_returned(conn, ch, q):
+    returned = []
+    ch.add_on_return_callback(lambda *a: returned.append(a))
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"ok", mandatory=True)
+    conn.process_data_events(time_limit=0.3)
+    assert returned == []
+    assert get_all(ch, q) == [b"ok"]
+
+
+def test_publisher_confirms(ch, q):
+    ch.confirm_delivery()
+    for i in range(200):
+        ch.basic_publish("", q, str(i).encode())  # raises if nacked or not confirmed
+    ch.basic_publish("", uname("nobody"), b"unroutable but confirmed")
+    assert ch.queue_declare(queue=q, passive=True).method.message_count == 200
+    assert get_all(ch, q) == [str(i).encode() for i in range(200)]
+
+
+# ---------------------------------------------------------------- basic.get, ack, nack, reject
+
+def test_basic_get_empty_and_ok(ch, q):
+    assert ch.basic_get(q) == (None, None, None)
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"one")
+    ch.basic_publish("", q, b"two")
+    method, _props, body = ch.basic_get(q, auto_ack=False)
+    assert body == b"one"
+    assert isinstance(method, spec.Basic.GetOk)
+    assert (method.redelivered, method.exchange, method.routing_key, method.message_count) == (False, "", q, 1)
+    tag1 = method.delivery_tag
+    method2, _p, body = ch.basic_get(q, auto_ack=False)
+    assert body == b"two" and method2.message_count == 0
+    assert method2.delivery_tag == tag1 + 1
+    ch.basic_ack(method2.delivery_tag, multiple=True)
+    assert ch.basic_get(q) == (None, None, None)
+
+
+@pytest.mark.parametrize("how", ["nack", "reject"])
+def test_requeue_sets_redelivered(ch, q, how):
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"first")
+    ch.basic_publish("", q, b"second")
+    method, _p, body = ch.basic_get(q)
+    assert (body, method.redelivered) == (b"first", False)
+    if how == "nack":
+        ch.basic_nack(method.delivery_tag, requeue=True)
+    else:
+        ch.basic_reject(method.delivery_tag, requeue=True)
+    method, _p, body = get_eventually(ch, q)  # the requeue is asynchronous
+    assert (body, method.redelivered) == (b"first", True), "a requeued message goes back to the head"
+    ch.basic_ack(method.delivery_tag)
+    method, _p, body = ch.basic_get(q, auto_ack=True)
+    assert (body, method.redelivered) == (b"second", False)
+
+
+@pytest.mark.parametrize("how", ["nack", "reject"])
+def test_no_requeue_discards(ch, q, how):
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"gone")
+    method, _p, _b = ch.basic_get(q)
+    if how == "nack":
+        ch.basic_nack(method.delivery_tag, requeue=False)
+    else:
+        ch.basic_reject(method.delivery_tag, requeue=False)
+    assert ch.basic_get(q) == (None, None, None)
+
+
+def test_nack_multiple(ch, q):
+    ch.confirm_delivery()
+    for b in (b"1", b"2", b"3"):
+        ch.basic_publish("", q, b)
+    tags = [ch.basic_get(q)[0].delivery_tag for _ in range(3)]
+    ch.basic_nack(tags[1], multiple=True, requeue=True)  # 1 and 2 back; 3 still unacked
+    got = [get_eventually(ch, q, auto_ack=True) for _ in range(2)]  # the requeue is asynchronous
+    assert ch.basic_get(q) == (None, None, None)
+    assert [(m.redelivered, b) for m, _p, b in got] == [(True, b"1"), (True, b"2")]
+    ch.basic_ack(tags[2])
+
+
+def test_unacked_messages_requeued_when_channel_closes(conn, q):
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"m")
+    method, _p, _b = ch.basic_get(q)
+    assert not method.redelivered
+    ch.close()
+    ch2 = conn.channel()
+    method, _p, body = get_eventually(ch2, q, auto_ack=True)
+    assert (body, method.redelivered) == (b"m", True)
+
+
+def test_ack_unknown_delivery_tag_406(conn, q):
+    ch = conn.channel()
+    ch.basic_ack(12345)
+    with closed_with(406) as e:
+        ch.queue_declare(queue=q, passive=True)
+    assert "unknown delivery tag" in e.value.reply_text
+    assert conn.is_open
+
+
+# ---------------------------------------------------------------- TTL, dead-lettering, max-length
+
+def test_queue_message_ttl_drops(ch, cleanup):
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-message-ttl": 200})
+    ch.basic_publish("", name, b"old")
+    time.sleep(0.6)
+    ch.basic_publish("", name, b"new")
+    assert get_all(ch, name) == [b"new"]
+
+
+def test_per_message_expiration_drops(ch, q):
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"short", Props(expiration="200"))
+    ch.basic_publish("", q, b"long", Props(expiration="60000"))
+    ch.basic_publish("", q, b"forever")
+    time.sleep(0.6)
+    got = []
+    for _ in range(10):
+        method, props, body = ch.basic_get(q, auto_ack=True)
+        if method is None:
+            break
+        got.append((body, props.expiration))
+    assert got == [(b"long", "60000"), (b"forever", None)]
+
+
+def test_invalid_expiration_406(conn, q):
+    ch = conn.channel()
+    ch.basic_publish("", q, b"x", Props(expiration="soon"))
+    with closed_with(406):
+        ch.queue_declare(queue=q, passive=True)
+
+
+def _dlx_setup(ch, cleanup, queue_args, dl_key="dead"):
+    dlx = declare_exchange(ch, cleanup, "direct")
+    (dlq,) = declare_queues(ch, cleanup, 1)
+    ch.queue_bind(dlq, dlx, routing_key=dl_key)
+    args = {"x-dead-letter-exchange": dlx, **queue_args}
+    (src,) = declare_queues(ch, cleanup, 1, arguments=args)
+    return dlx, dlq, src
+
+
+def _x_death(props):
+    deaths = (props.headers or {}).get("x-death")
+    assert isinstance(deaths, list) and deaths, props.headers
+    return deaths[0]
+
+
+def test_dead_letter_on_reject_with_routing_key(ch, cleanup):
+    ch.confirm_delivery()
+    dlx, dlq, src = _dlx_setup(ch, cleanup, {"x-dead-letter-routing-key": "dead"})
+    ch.basic_publish("", src, b"bad", Props(correlation_id="c-1", headers={"mine": "kept"}))
+    method, _p, _b = ch.basic_get(src)
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    method, props, body = get_eventually(ch, dlq, auto_ack=True)
+    assert body == b"bad"
+    assert (method.exchange, method.routing_key) == (dlx, "dead")
+    assert props.correlation_id == "c-1"
+    assert props.headers["mine"] == "kept"
+    death = _x_death(props)
+    assert death["reason"] == "rejected"
+    assert death["queue"] == src
+    assert death["exchange"] == ""
+    assert death["routing-keys"] == [src]
+    assert death["count"] == 1
+    assert isinstance(death["time"], datetime)
+    assert props.headers["x-first-death-reason"] == "rejected"
+    assert props.headers["x-first-death-queue"] == src
+    assert ch.basic_get(src) == (None, None, None)
+
+
+def test_dead_letter_on_nack_keeps_routing_key(ch, cleanup):
+    """Without x-dead-letter-routing-key the message keeps its own routing key."""
+    ch.confirm_delivery()
+    dlx = declare_exchange(ch, cleanup, "fanout")
+    (dlq,) = declare_queues(ch, cleanup, 1)
+    ch.queue_bind(dlq, dlx)
+    (src,) = declare_queues(ch, cleanup, 1, arguments={"x-dead-letter-exchange": dlx})
+    ch.basic_publish("", src, b"n")
+    method, _p, _b = ch.basic_get(src)
+    ch.basic_nack(method.delivery_tag, requeue=False)
+    method, props, body = get_eventually(ch, dlq, auto_ack=True)
+    assert (body, method.exchange, method.routing_key) == (b"n", dlx, src)
+    assert _x_death(props)["reason"] == "rejected"
+
+
+def test_dead_letter_on_ttl(ch, cleanup):
+    ch.confirm_delivery()
+    dlx, dlq, src = _dlx_setup(ch, cleanup, {"x-dead-letter-routing-key": "dead", "x-message-ttl": 100})
+    ch.basic_publish("", src, b"late")
+    method, props, body = get_eventually(ch, dlq, auto_ack=True)
+    assert (body, method.routing_key) == (b"late", "dead")
+    death = _x_death(props)
+    assert (death["reason"], death["queue"], death["count"]) == ("expired", src, 1)
+    assert death.get("original-expiration") is None  # queue TTL, not per-message
+
+
+def test_dead_letter_on_per_message_expiration(ch, cleanup):
+    ch.confirm_delivery()
+    dlx, dlq, src = _dlx_setup(ch, cleanup, {"x-dead-letter-routing-key": "dead"})
+    ch.basic_publish("", src, b"late", Props(expiration="100"))
+    _method, props, body = get_eventually(ch, dlq, auto_ack=True)
+    assert body == b"late"
+    death = _x_death(props)
+    assert death["reason"] == "expired"
+    assert death["original-expiration"] == "100"
+    assert props.expiration is None, "the expiration is removed from a dead-lettered message"
+
+
+def test_max_length_drops_head(ch, cleanup):
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-max-length": 2})
+    for b in (b"1", b"2", b"3", b"4"):
+        ch.basic_publish("", name, b)
+    assert ch.queue_declare(queue=name, passive=True).method.message_count == 2
+    assert get_all(ch, name) == [b"3", b"4"]
+
+
+def test_max_length_dead_letters_head(ch, cleanup):
+    ch.confirm_delivery()
+    dlx, dlq, src = _dlx_setup(ch, cleanup, {"x-dead-letter-routing-key": "dead", "x-max-length": 1})
+    ch.basic_publish("", src, b"1")
+    ch.basic_publish("", src, b"2")
+    _m, props, body = get_eventually(ch, dlq, auto_ack=True)
+    assert body == b"1"
+    assert _x_death(props)["reason"] == "maxlen"
+    assert get_all(ch, src) == [b"2"]
+
+
+def test_max_length_bytes_drops_head(ch, cleanup):
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-max-length-bytes": 10})
+    for b in (b"aaaa", b"bbbb", b"cccc"):
+        ch.basic_publish("", name, b)
+    assert get_all(ch, name) == [b"bbbb", b"cccc"]
+
+
+# ---------------------------------------------------------------- purge and delete
+
+def test_purge_and_delete_counts(conn, cleanup):
+    ch = conn.channel()
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1)
+    for i in range(5):
+        ch.basic_publish("", name, b"p")
+    assert ch.queue_purge(name).method.message_count == 5
+    assert ch.queue_purge(name).method.message_count == 0
+    for i in range(3):
+        ch.basic_publish("", name, b"d")
+    with closed_with(406):
+        ch.queue_delete(name, if_empty=True)
+    ch = conn.channel()
+    assert ch.queue_delete(name).method.message_count == 3
+    with closed_with(404):
+        ch.queue_declare(queue=name, passive=True)
+
+
+def test_purge_keeps_unacked(ch, q):
+    ch.confirm_delivery()
+    for b in (b"1", b"2", b"3"):
+        ch.basic_publish("", q, b)
+    method, _p, _b = ch.basic_get(q)
+    assert ch.queue_purge(q).method.message_count == 2
+    ch.basic_nack(method.delivery_tag, requeue=True)
+    method, _p, body = get_eventually(ch, q, auto_ack=True)
+    assert (body, method.redelivered) == (b"1", True)
+
+
+def test_delete_if_unused(conn, cleanup):
+    ch = conn.channel()
+    (name,) = declare_queues(ch, cleanup, 1)
+    ch.basic_consume(name, lambda *a: None)
+    with closed_with(406):
+        conn.channel().queue_delete(name, if_unused=True)
+
+
+# ---------------------------------------------------------------- properties and bodies
+
+HEADERS = {
+    "str": "hello",
+    "unicode": "h\u00e9llo \u2713 \U0001f407",
+    "empty-str": "",
+    "int": 42,
+    "zero": 0,
+    "neg": -7,
+    "i32-max": 2**31 - 1,
+    "i32-min": -(2**31),
+    "big": 2**40,
+    "negbig": -(2**40),
+    "i64-max": 2**63 - 1,
+    "true": True,
+    "false": False,
+    "bytes": b"\x00\x01\xfe\xffraw",
+    "ts": datetime(2024, 2, 29, 23, 59, 58),
+    "dec": Decimal("3.14"),
+    "dec-neg": Decimal("-0.001"),
+    "dec-int": Decimal("42"),
+    "void": None,
+    "array": [1, "two", True, None, b"\x07", [3, [4]], {"k": "v"}, datetime(2001, 1, 1), Decimal("1.5")],
+    "empty-array": [],
+    "nested": {"a": {"b": {"c": 1, "d": ["x", {"e": False}]}}, "empty": {}},
+    "x-custom": "kept",
+}
+
+
+def _full_props(user):
+    return Props(
+        content_type="application/json",
+        content_encoding="gzip",
+        headers=HEADERS,
+        delivery_mode=2,
+        priority=5,
+        correlation_id="corr-\u00e9-1",
+        reply_to="reply.queue",
+        expiration="600000",
+        message_id="msg-1",
+        timestamp=1700000000,
+        type="my.type",
+        user_id=user,
+        app_id="pytest",
+        cluster_id="cluster-1",
+    )
+
+
+PROPERTY_FIELDS = ["content_type", "content_encoding", "headers", "delivery_mode", "priority", "correlation_id",
+                   "reply_to", "expiration", "message_id", "timestamp", "type", "user_id", "app_id", "cluster_id"]
+
+
+def _assert_props_equal(got, sent):
+    for field in PROPERTY_FIELDS:
+        assert getattr(got, field) == getattr(sent, field), field
+    # and exact types inside the headers (True is not 1, bytes are not str)
+    _assert_same_types(got.headers, sent.headers, "headers")
+
+
+def _expected_type(sent):
+    """The type pika decodes `sent` to: ints that fit 32 bits come back as int ('I'), wider ones as
+    pika.compat.long ('l'/'L'): so a broker that re-encodes an integer in another width shows up."""
+    if type(sent) is int and not -(2**31) <= sent < 2**31:
+        return pika.compat.long
+    return type(sent)
+
+
+def _assert_same_types(got, sent, path):
+    want = _expected_type(sent)
+    assert type(got) is want, f"{path}: {type(got).__name__} != {want.__name__}"
+    if isinstance(sent, dict):
+        assert set(got) == set(sent), path
+        for k in sent:
+            _assert_same_types(got[k], sent[k], f"{path}.{k}")
+    elif isinstance(sent, list):
+        assert len(got) == len(sent), path
+        for i, (g, s) in enumerate(zip(got, sent)):
+            _assert_same_types(g, s, f"{path}[{i}]")
+
+
+def test_all_properties_round_trip_basic_get(url, ch, q):
+    sent = _full_props(pika.URLParameters(url).credentials.username)
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"props", sent)
+    _m, got, body = ch.basic_get(q, auto_ack=True)
+    assert body == b"props"
+    _assert_props_equal(got, sent)
+
+
+def test_all_properties_round_trip_consumer(url, conn, ch, q):
+    sent = _full_props(pika.URLParameters(url).credentials.username)
+    ch.basic_publish("", q, b"props", sent)
+    got = []
+    ch.basic_consume(q, lambda _c, m, p, b: got.append((p, b)), auto_ack=True)
+    wait_until(conn, lambda: got, what="delivery")
+    props, body = got[0]
+    assert body == b"props"
+    _assert_props_equal(props, sent)
+
+
+def test_no_properties_round_trip(ch, q):
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"bare")
+    _m, got, _b = ch.basic_get(q, auto_ack=True)
+    for field in PROPERTY_FIELDS:
+        assert getattr(got, field) is None, field
+
+
+def test_wrong_user_id_refused_406(conn, q):
+    ch = conn.channel()
+    ch.basic_publish("", q, b"x", Props(user_id="somebody-else"))
+    with closed_with(406):
+        ch.queue_declare(queue=q, passive=True)
+
+
+@pytest.mark.parametrize("size", [0, 1, 131072 - 8, 131072 - 7, 131072, 3 * 131072 + 5, 1024 * 1024])
+def test_body_sizes_round_trip(conn, ch, q, size):
+    body = os.urandom(size)
+    ch.confirm_delivery()
+    ch.basic_publish("", q, body)
+    _m, _p, got = ch.basic_get(q, auto_ack=True)
+    assert got is not None and len(got) == size and got == body
+    got2 = []
+    ch.basic_publish("", q, body)
+    ch.basic_consume(q, lambda _c, m, p, b: got2.append(b), auto_ack=True)
+    wait_until(conn, lambda: got2, what="delivery")
+    assert got2 == [body]
+
+
+def test_one_mib_body_round_trip(ch, q):
+    body = os.urandom(1024 * 1024)
+    ch.confirm_delivery()
+    ch.basic_publish("", q, body, Props(content_type="application/octet-stream"))
+    _m, props, got = ch.basic_get(q, auto_ack=True)
+    assert got == body
+    assert props.content_type == "application/octet-stream"
+
+
+# ---------------------------------------------------------------- consumers
+
+def test_consumers_share_round_robin(conn, q):
+    ch = conn.channel()
+    got = {"a": [], "b": []}
+    ch.basic_consume(q, lambda _c, m, p, b: got["a"].append(b), auto_ack=True, consumer_tag="a")
+    ch.basic_consume(q, lambda _c, m, p, b: got["b"].append(b), auto_ack=True, consumer_tag="b")
+    pub = conn.channel()
+    for i in range(10):
+        pub.basic_publish("", q, str(i).encode())
+    wait_until(conn, lambda: len(got["a"]) + len(got["b"]) == 10, what="10 deliveries")
+    assert len(got["a"]) == 5 and len(got["b"]) == 5, got
+    assert sorted(got["a"] + got["b"], key=int) == [str(i).encode() for i in range(10)]
+
+
+def test_consume_delivery_fields(conn, q):
+    ch = conn.channel()
+    got = []
+    tag = ch.basic_consume(q, lambda _c, m, p, b: got.append(m))
+    assert tag.startswith("ctag")
+    ch.basic_publish("", q, b"x")
+    wait_until(conn, lambda: got, what="delivery")
+    m = got[0]
+    assert isinstance(m, spec.Basic.Deliver)
+    assert (m.consumer_tag, m.redelivered, m.exchange, m.routing_key) == (tag, False, "", q)
+    ch.basic_ack(m.delivery_tag)
+
+
+def test_exclusive_consumer_refuses_second_403(conn, q):
+    conn.channel().basic_consume(q, lambda *a: None, exclusive=True)
+    with closed_with(403):
+        conn.channel().basic_consume(q, lambda *a: None)
+
+
+def test_basic_cancel_stops_deliveries(conn, q):
+    ch = conn.channel()
+    got = []
+    tag = ch.basic_consume(q, lambda _c, m, p, b: got.append(b), auto_ack=True)
+    ch.basic_publish("", q, b"1")
+    wait_until(conn, lambda: got, what="delivery")
+    ch.basic_cancel(tag)
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"2")
+    conn.process_data_events(time_limit=0.3)
+    assert got == [b"1"]
+    assert get_all(ch, q) == [b"2"]
+
+
+def test_consumer_cancel_notification_on_queue_delete(conn, url):
+    ch = conn.channel()
+    name = uname("q")
+    ch.queue_declare(queue=name)
+    cancelled = []
+    ch.add_on_cancel_callback(lambda frame: cancelled.append(frame))
+    tag = ch.basic_consume(name, lambda *a: None)
+    other = connect(url)
+    try:
+        other.channel().queue_delete(name)
+    finally:
+        other.close()
+    wait_until(conn, lambda: cancelled, what="basic.cancel from the broker")
+    assert isinstance(cancelled[0].method, spec.Basic.Cancel)
+    assert cancelled[0].method.consumer_tag == tag
+    assert ch.is_open
+
+
+def test_prefetch_one_limits_unacked(conn, q):
+    pub = conn.channel()
+    pub.confirm_delivery()
+    for i in range(3):
+        pub.basic_publish("", q, str(i).encode())
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=1)
+    got = []
+    ch.basic_consume(q, lambda _c, m, p, b: got.append((m, b)))
+    wait_until(conn, lambda: got, what="first delivery")
+    conn.process_data_events(time_limit=0.5)
+    assert [b for _m, b in got] == [b"0"], "prefetch 1: one unacked delivery at a time"
+    ch.basic_ack(got[0][0].delivery_tag)
+    wait_until(conn, lambda: len(got) == 2, what="second delivery")
+    conn.process_data_events(time_limit=0.5)
+    assert [b for _m, b in got] == [b"0", b"1"]
+    ch.basic_ack(got[1][0].delivery_tag)
+    wait_until(conn, lambda: len(got) == 3, what="third delivery")
+
+
+def test_prefetch_two(conn, q):
+    pub = conn.channel()
+    pub.confirm_delivery()
+    for i in range(5):
+        pub.basic_publish("", q, str(i).encode())
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=2)
+    got = []
+    ch.basic_consume(q, lambda _c, m, p, b: got.append(m))
+    wait_until(conn, lambda: len(got) == 2, what="two deliveries")
+    conn.process_data_events(time_limit=0.5)
+    assert len(got) == 2
+    ch.basic_ack(got[1].delivery_tag, multiple=True)
+    wait_until(conn, lambda: len(got) == 4, what="two more deliveries")
+    conn.process_data_events(time_limit=0.5)
+    assert len(got) == 4
+
+
+# ---------------------------------------------------------------- direct reply-to
+
+def test_direct_reply_to(url, conn, q):
+    client = conn.channel()
+    replies = []
+    client.basic_consume("amq.rabbitmq.reply-to", lambda _c, m, p, b: replies.append((m, p, b)), auto_ack=True)
+    client.basic_publish("", q, b"ping", Props(reply_to="amq.rabbitmq.reply-to", correlation_id="c-42"))
+
+    server_conn = connect(url)
+    try:
+        server = server_conn.channel()
+        method, props, body = get_eventually(server, q)
+        assert body == b"ping"
+        assert props.reply_to.startswith("amq.rabbitmq.reply-to."), props.reply_to
+        assert props.reply_to != "amq.rabbitmq.reply-to."
+        server.basic_publish("", props.reply_to, b"pong", Props(correlation_id=props.correlation_id))
+        server.basic_ack(method.delivery_tag)
+    finally:
+        server_conn.close()
+
+    wait_until(conn, lambda: replies, what="the direct reply")
+    method, props, body = replies[0]
+    assert body == b"pong"
+    assert props.correlation_id == "c-42"
+    assert method.routing_key.startswith("amq.rabbitmq.reply-to")
+
+
+def test_direct_reply_to_several_calls_one_channel(url, conn, q):
+    client = conn.channel()
+    replies = {}
+    client.basic_consume("amq.rabbitmq.reply-to",
+                         lambda _c, m, p, b: replies.__setitem__(p.correlation_id, b), auto_ack=True)
+    for i in range(5):
+        client.basic_publish("", q, str(i).encode(), Props(reply_to="amq.rabbitmq.reply-to", correlation_id=f"c{i}"))
+    server_conn = connect(url)
+    try:
+        server = server_conn.channel()
+        for _ in range(5):
+            method, props, body = get_eventually(server, q, auto_ack=True)
+            server.basic_publish("", props.reply_to, b"re:" + body, Props(correlation_id=props.correlation_id))
+    finally:
+        server_conn.close()
+    wait_until(conn, lambda: len(replies) == 5, what="5 direct replies")
+    assert replies == {f"c{i}": f"re:{i}".encode() for i in range(5)}
+
+
+def test_direct_reply_to_requires_consumer_406(conn, q):
+    ch = conn.channel()
+    ch.basic_publish("", q, b"x", Props(reply_to="amq.rabbitmq.reply-to"))
+    with closed_with(406):
+        ch.queue_declare(queue=q, passive=True)
+
+
+def test_direct_reply_to_consumer_must_be_no_ack_406(conn):
+    with closed_with(406):
+        conn.channel().basic_consume("amq.rabbitmq.reply-to", lambda *a: None, auto_ack=False)
+
+
+# ---------------------------------------------------------------- heartbeats
+
+def test_heartbeat_negotiation(url):
+    c = connect(url, heartbeat=2)
+    try:
+        assert c._impl.params.heartbeat == 2
+        c.sleep(5)  # idle at the application level; pika keeps the socket serviced
+        assert c.is_open
+        checker = c._impl._heartbeat_checker
+        assert checker is not None
+        assert checker._heartbeat_frames_received >= 1, "the broker sent no heartbeat while idle"
+        ch = c.channel()
+        name = ch.queue_declare(queue="", exclusive=True).method.queue
+        ch.basic_publish("", name, b"alive")
+        assert get_eventually(ch, name, auto_ack=True)[2] == b"alive"
+    finally:
+        if c.is_open:
+            c.close()
+
+
+class RawAmqp:
+    """Just enough AMQP over a plain socket, with pika's codec, to misbehave on purpose."""
+
+    def __init__(self, url):
+        p = pika.URLParameters(url)
+        self.params = p
+        self.sock = socket.create_connection((p.host, p.port), timeout=5)
+        self.buf = b""
+
+    def send(self, *frames):
+        self.sock.sendall(b"".join(f.marshal() for f in frames))
+
+    def recv_frame(self, timeout=5.0):
+        self.sock.settimeout(timeout)
+        while True:
+            consumed, fr = pframe.decode_frame(self.buf)
+            if fr is not None:
+                self.buf = self.buf[consumed:]
+                return fr
+            data = self.sock.recv(65536)
+            if not data:
+                return None
+            self.buf += data
+
+    def recv_method(self, cls, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            fr = self.recv_frame(timeout)
+            assert fr is not None, f"connection closed while waiting for {cls.__name__}"
+            if isinstance(fr, pframe.Method):
+                assert isinstance(fr.method, cls), f"expected {cls.__name__}, got {fr.method}"
+                return fr.method
+        raise AssertionError(f"no {cls.__name__}")
+
+    def handshake(self, heartbeat):
+        self.send(pframe.ProtocolHeader())
+        start = self.recv_method(spec.Connection.Start)
+        assert b"PLAIN" in start.mechanisms.split(b" ") if isinstance(start.mechanisms, bytes) else "PLAIN" in start.mechanisms
+        creds = self.params.credentials
+        response = f"\0{creds.username}\0{creds.password}"
+        self.send(pframe.Method(0, spec.Connection.StartOk(
+            client_properties={"product": "warren-raw-test"}, mechanism="PLAIN", response=response, locale="en_US")))
+        tune = self.recv_method(spec.Connection.Tune)
+        self.send(pframe.Method(0, spec.Connection.TuneOk(
+            channel_max=tune.channel_max or 2047, frame_max=tune.frame_max or 131072, heartbeat=heartbeat)))
+        self.send(pframe.Method(0, spec.Connection.Open(virtual_host=self.params.virtual_host)))
+        self.recv_method(spec.Connection.OpenOk)
+        return tune
+
+    def close(self):
+        self.sock.close()
+
+
+def test_broker_closes_connection_when_client_heartbeats_stop(url):
+    """heartbeat=1 negotiated, then the client goes silent: the broker must hang up."""
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=1)
+        t0 = time.monotonic()
+        saw_heartbeat = False
+        while True:
+            assert time.monotonic() - t0 < 10, "broker kept a silent client for 10 s with heartbeat=1"
+            try:
+                fr = raw.recv_frame(timeout=10)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if fr is None:
+                break
+            if isinstance(fr, pframe.Heartbeat):
+                saw_heartbeat = True
+        elapsed = time.monotonic() - t0
+        assert saw_heartbeat, "the broker sent no heartbeat before hanging up"
+        assert elapsed >= 1.0, f"hung up too early ({elapsed:.2f}s)"
+    finally:
+        raw.close()
+
+
+def test_connection_tune_and_frame_max(url):
+    raw = RawAmqp(url)
+    try:
+        tune = raw.handshake(heartbeat=0)
+        assert tune.frame_max >= 4096
+        assert tune.channel_max >= 1
+    finally:
+        raw.close()
