@@ -24,6 +24,8 @@ enum Command {
     /// Call a procedure once and print its reply.
     #[command(after_help = exit::CALL_EXIT_CODES)]
     Call(cmd::call::Args),
+    /// Measure calls/s and latency percentiles (embedded broker unless --url).
+    Bench(cmd::bench::Args),
     /// Run the embedded AMQP 0-9-1 broker until SIGINT/SIGTERM.
     Broker(cmd::broker::Args),
 }
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cmd::serve::run(args).await.map_err(Failure::Rpc),
             Command::Call(args) => cmd::call::run(args).await.map_err(Failure::Rpc),
             Command::Demo(args) => cmd::demo::run(args).await.map_err(Failure::Other),
+            Command::Bench(args) => cmd::bench::run(args).await.map_err(Failure::Other),
             Command::Broker(args) => cmd::broker::run(args).await.map_err(Failure::Other),
         }
     });

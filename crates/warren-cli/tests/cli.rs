@@ -154,6 +154,31 @@ async fn call_without_broker_exits_6() {
 }
 
 #[tokio::test]
+async fn bench_counts_every_call_and_reports_json() {
+    let out = warren(&["bench", "--calls", "300", "--in-flight", "8", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(json.contains("\"calls_ok\":300,"), "{json}");
+    assert!(json.contains("\"calls_failed\":0,"), "{json}");
+    for key in ["calls_per_sec", "p50_ms", "p99_ms", "p999_ms", "max_ms"] {
+        assert!(
+            json.contains(&format!("\"{key}\":")),
+            "missing {key}: {json}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn demo_prints_the_tutorial_exchange() {
+    let out = warren(&["demo"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        " [x] Requesting fib(30)\n [.] Got 832040\n"
+    );
+}
+
+#[tokio::test]
 async fn call_help_documents_exit_codes() {
     let out = warren(&["call", "--help"]).await;
     let help = String::from_utf8_lossy(&out.stdout);
