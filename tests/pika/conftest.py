@@ -155,3 +155,18 @@ def conn(url):
 @pytest.fixture
 def ch(conn):
     return conn.channel()
+
+
+@pytest.fixture
+def rpcq(broker):
+    """A unique queue name for an RPC server; the queue is deleted after the test."""
+    name = helpers.uname("rpc")
+    yield name
+    try:
+        c = connect(broker.url)
+        try:
+            c.channel().queue_delete(queue=name)
+        finally:
+            c.close()
+    except Exception:  # noqa: BLE001  (best effort)
+        pass

@@ -24,8 +24,8 @@ def _serve(procs, warren, broker, queue, *extra):
 
 # ---------------------------------------------------------------- (a) pika client -> warren server
 
-def test_pika_client_calls_warren_server(broker, procs, warren):
-    q = uname("rpc")
+def test_pika_client_calls_warren_server(broker, rpcq, procs, warren):
+    q = rpcq
     _serve(procs, warren, broker, q)
     r = run(tutorial("rpc_client.py", "--queue", q, 30), broker.env(), timeout=30)
     assert r.returncode == 0, r
@@ -40,8 +40,8 @@ def test_pika_client_calls_warren_server_tutorial_defaults(broker, procs, warren
     assert r.stdout.splitlines() == [" [x] Requesting fib(30)", " [.] Got 832040"], r.stdout
 
 
-def test_pika_client_warren_server_many_values(broker, procs, warren):
-    q = uname("rpc")
+def test_pika_client_warren_server_many_values(broker, rpcq, procs, warren):
+    q = rpcq
     _serve(procs, warren, broker, q)
     ns = [0, 1, 2, 10, 50, 93, 94, 100]
     r = run(tutorial("rpc_client.py", "--queue", q, *ns), broker.env(), timeout=30)
@@ -58,8 +58,8 @@ def test_pika_client_warren_server_many_values(broker, procs, warren):
     assert "Status" not in r.stdout or " [.] Status ok" in r.stdout, r.stdout
 
 
-def test_pika_client_bad_input_gets_invalid_argument(broker, procs, warren):
-    q = uname("rpc")
+def test_pika_client_bad_input_gets_invalid_argument(broker, rpcq, procs, warren):
+    q = rpcq
     _serve(procs, warren, broker, q)
     r = run(tutorial("rpc_client.py", "--queue", q, "abc"), broker.env(), timeout=30)
     assert r.returncode == 0, r
@@ -68,9 +68,9 @@ def test_pika_client_bad_input_gets_invalid_argument(broker, procs, warren):
     assert len(body) > len(" [.] Got "), "the error reply must carry a readable message"
 
 
-def test_pika_raw_reply_properties_from_warren(broker, procs, warren):
+def test_pika_raw_reply_properties_from_warren(broker, rpcq, procs, warren):
     """The reply's correlation_id is copied, and the error reply has x-status and a text body."""
-    q = uname("rpc")
+    q = rpcq
     _serve(procs, warren, broker, q)
     c = connect(broker.url)
     try:
@@ -105,8 +105,8 @@ def test_pika_raw_reply_properties_from_warren(broker, procs, warren):
 
 # ---------------------------------------------------------------- (b) warren client -> pika server
 
-def test_warren_call_pika_server(broker, procs, warren):
-    q = uname("rpc")
+def test_warren_call_pika_server(broker, rpcq, procs, warren):
+    q = rpcq
     server = procs.start(tutorial("rpc_server.py", "--queue", q), broker.env())
     server.wait_for(READY)
     r = run([warren, "call", "--queue", q, "30"], broker.env(), timeout=30)
@@ -123,9 +123,9 @@ def test_warren_call_pika_server_tutorial_defaults(broker, procs, warren):
     assert r.stdout.strip() == "832040", r
 
 
-def test_warren_call_url_flag(broker, procs, warren):
+def test_warren_call_url_flag(broker, rpcq, procs, warren):
     """--url works without AMQP_URL in the environment."""
-    q = uname("rpc")
+    q = rpcq
     server = procs.start(tutorial("rpc_server.py", "--queue", q), broker.env())
     server.wait_for(READY)
     env = broker.env()
@@ -148,24 +148,24 @@ def test_warren_call_no_such_queue_exits_5_fast(broker, warren):
 
 # ---------------------------------------------------------------- Warren to Warren, through the broker
 
-def test_warren_call_warren_serve(broker, procs, warren):
-    q = uname("rpc")
+def test_warren_call_warren_serve(broker, rpcq, procs, warren):
+    q = rpcq
     _serve(procs, warren, broker, q)
     r = run([warren, "call", "--queue", q, "30"], broker.env(), timeout=30)
     assert (r.returncode, r.stdout.strip()) == (0, "832040"), r
 
 
-def test_warren_call_remote_error_exits_3(broker, procs, warren):
-    q = uname("rpc")
+def test_warren_call_remote_error_exits_3(broker, rpcq, procs, warren):
+    q = rpcq
     _serve(procs, warren, broker, q)
     r = run([warren, "call", "--queue", q, "abc"], broker.env(), timeout=30)
     assert r.returncode == 3, r
     assert "invalid_argument" in r.stderr, r
 
 
-def test_warren_call_timeout_exits_4(broker, warren):
+def test_warren_call_timeout_exits_4(broker, rpcq, warren):
     """A queue exists but nobody serves it: the call times out."""
-    q = uname("rpc")
+    q = rpcq
     c = connect(broker.url)
     try:
         c.channel().queue_declare(queue=q)
@@ -179,8 +179,8 @@ def test_warren_call_timeout_exits_4(broker, warren):
         c.close()
 
 
-def test_warren_serve_stops_on_sigterm(broker, procs, warren):
-    q = uname("rpc")
+def test_warren_serve_stops_on_sigterm(broker, rpcq, procs, warren):
+    q = rpcq
     s = _serve(procs, warren, broker, q)
     assert s.stop(signal.SIGTERM, timeout=10) == 0, s.describe()
 

@@ -280,9 +280,9 @@ def test_rpc(broker, procs):
     assert out.splitlines() == [" [x] Requesting fib(30)", " [.] Got 832040"], out
 
 
-def test_rpc_several_calls_own_queue(broker, procs):
+def test_rpc_several_calls_own_queue(broker, rpcq, procs):
     env = broker.env()
-    q = uname("rpc")
+    q = rpcq
     server = procs.start(tutorial("rpc_server.py", "--queue", q), env)
     server.wait_for("Awaiting RPC requests")
     out = _run_ok(tutorial("rpc_client.py", "--queue", q, 0, 1, 2, 10, 30, 100), env)
@@ -301,9 +301,9 @@ def test_rpc_several_calls_own_queue(broker, procs):
     ]
 
 
-def test_rpc_two_servers_share_the_queue(broker, procs):
+def test_rpc_two_servers_share_the_queue(broker, rpcq, procs):
     env = broker.env()
-    q = uname("rpc")
+    q = rpcq
     s1 = procs.start(tutorial("rpc_server.py", "--queue", q), env, name="s1")
     s1.wait_for("Awaiting RPC requests")
     s2 = procs.start(tutorial("rpc_server.py", "--queue", q), env, name="s2")
@@ -316,9 +316,9 @@ def test_rpc_two_servers_share_the_queue(broker, procs):
     assert handled1 >= 1 and handled2 >= 1, (s1.describe(), s2.describe())
 
 
-def test_rpc_client_no_server_times_out(broker, procs):
+def test_rpc_client_no_server_times_out(broker, rpcq, procs):
     env = broker.env()
-    q = uname("rpc")
+    q = rpcq
     c = connect(broker.url)
     try:
         c.channel().queue_declare(queue=q)
