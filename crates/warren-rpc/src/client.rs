@@ -27,6 +27,7 @@ use tracing::debug;
 
 use crate::connect::Backoff;
 use crate::error::{Error, Result};
+use crate::status::Code;
 use crate::wire;
 use pending::{CorrelationIds, Pending, PendingGuard};
 use session::Session;
@@ -340,6 +341,14 @@ impl RpcClient {
             }
         };
         match tokio::time::timeout_at(deadline, attempts).await {
+            // The server gave up at the same deadline: to the caller that is a timeout,
+            // whichever side noticed first.
+            Ok(Err(Error::Remote(status))) if status.code() == Code::DeadlineExceeded => {
+                Err(Error::Timeout {
+                    queue: queue.to_owned(),
+                    timeout,
+                })
+            }
             Ok(outcome) => outcome,
             Err(_) => Err(Error::Timeout {
                 queue: queue.to_owned(),
