@@ -1064,6 +1064,29 @@ def test_direct_reply_to_several_calls_one_channel(url, conn, q):
     assert replies == {f"c{i}": f"re:{i}".encode() for i in range(5)}
 
 
+def test_direct_reply_to_after_caller_left(url, conn, q):
+    """A reply to a caller that went away is dropped (returned 312 if mandatory); the server's channel stays open."""
+    client = connect(url)
+    try:
+        cch = client.channel()
+        cch.basic_consume("amq.rabbitmq.reply-to", lambda *a: None, auto_ack=True)
+        cch.basic_publish("", q, b"req", Props(reply_to="amq.rabbitmq.reply-to"))
+        server = conn.channel()
+        _m, props, _b = get_eventually(server, q, auto_ack=True)
+    finally:
+        client.close()
+    returned = []
+    server.add_on_return_callback(lambda _c, m, p, b: returned.append(m))
+    server.basic_publish("", props.reply_to, b"late")
+    server.basic_publish("", props.reply_to, b"late-mandatory", mandatory=True)
+    server.basic_publish("", "amq.rabbitmq.reply-to.not-a-real-one", b"garbage")
+    wait_until(conn, lambda: returned, what="basic.return of the mandatory late reply")
+    conn.process_data_events(time_limit=0.3)
+    assert [(m.reply_code, m.routing_key) for m in returned] == [(312, props.reply_to)]
+    assert server.is_open
+    server.queue_declare(queue=q, passive=True)
+
+
 def test_direct_reply_to_requires_consumer_406(conn, q):
     ch = conn.channel()
     ch.basic_publish("", q, b"x", Props(reply_to="amq.rabbitmq.reply-to"))
@@ -1181,3 +1204,47 @@ def test_connection_tune_and_frame_max(url):
         assert tune.channel_max >= 1
     finally:
         raw.close()
+
+
+# ---------------------------------------------------------------- connection establishment
+
+def _url_with(url, password=None, vhost=None):
+    p = pika.URLParameters(url)
+    creds = p.credentials
+    vh = vhost if vhost is not None else p.virtual_host
+    from urllib.parse import quote
+
+    return (f"amqp://{quote(creds.username, safe='')}:{quote(password or creds.password, safe='')}"
+            f"@{p.host}:{p.port}/{quote(vh, safe='')}")
+
+
+def test_wrong_password_refused_403(url):
+    with pytest.raises(pika.exceptions.ProbableAuthenticationError) as e:
+        connect(_url_with(url, password="wrong-" + uuid.uuid4().hex[:6]))
+    assert "403" in str(e.value) and "ACCESS_REFUSED" in str(e.value)
+
+
+def test_unknown_vhost_refused_530(url):
+    with pytest.raises(pika.exceptions.ProbableAccessDeniedError) as e:
+        connect(_url_with(url, vhost="no-such-vhost-" + uuid.uuid4().hex[:6]))
+    assert "530" in str(e.value) and "NOT_ALLOWED" in str(e.value)
+
+
+def test_many_channels_on_one_connection(conn, q):
+    chans = [conn.channel() for _ in range(20)]
+    assert len({c.channel_number for c in chans}) == 20
+    for i, c in enumerate(chans):
+        c.basic_publish("", q, str(i).encode())
+    c0 = chans[0]
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < 20 and time.monotonic() < deadline:
+        m, _p, b = c0.basic_get(q, auto_ack=True)
+        if m is None:
+            time.sleep(0.02)
+        else:
+            got.append(b)
+    assert sorted(got, key=int) == [str(i).encode() for i in range(20)]
+    for c in chans[1:]:
+        c.close()
+    assert conn.is_open
