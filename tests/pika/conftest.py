@@ -62,7 +62,10 @@ def _start_embedded():
     if not binary:
         pytest.fail("embedded broker: no warren binary (set WARREN_BIN or build target/{release,debug}/warren)")
     port = helpers.free_port()
-    proc = helpers.Proc([binary, "broker", "--listen", f"127.0.0.1:{port}"], name="warren broker")
+    env = dict(os.environ)
+    env.pop("WARREN_BROKER_PASSWORD", None)  # the suite logs in as guest/guest
+    env.setdefault("RUST_LOG", "info")
+    proc = helpers.Proc([binary, "broker", "--listen", f"127.0.0.1:{port}"], env=env, name="warren broker")
     if not helpers.wait_port("127.0.0.1", port, timeout=10, proc=proc.p):
         proc.stop(signal.SIGTERM, timeout=3)
         pytest.fail(f"embedded broker did not accept TCP on 127.0.0.1:{port} within 10 s\n{proc.describe()}")
