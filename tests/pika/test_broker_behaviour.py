@@ -206,8 +206,10 @@ def test_fanout_exchange(ch, cleanup):
 
 
 def topic_match(pattern, key):
-    """Reference topic matching: words split on '.', '*' one word, '#' zero or more."""
-    p, k = pattern.split("."), key.split(".")
+    """Reference topic matching (RabbitMQ's): words split on '.', '*' one word, '#' zero or more;
+    the empty key has no words (so '*' does not match it), while "a..c" has an empty middle word."""
+    p = pattern.split(".") if pattern else []
+    k = key.split(".") if key else []
 
     def m(i, j):
         if i == len(p):
@@ -222,7 +224,8 @@ def topic_match(pattern, key):
 
 
 TOPIC_PATTERNS = ["a.b.c", "a.*.c", "a.#", "#.c", "*", "#", "*.*", "a.#.c", "#.b.#", "*.b.*", "a.*.#"]
-TOPIC_KEYS = ["a.b.c", "a", "a.b", "a.c", "a.x.y.c", "b.c", "c", "a.b.c.d", "x.b.y", "b", "a.b.b.c"]
+TOPIC_KEYS = ["a.b.c", "a", "a.b", "a.c", "a.x.y.c", "b.c", "c", "a.b.c.d", "x.b.y", "b", "a.b.b.c",
+              "a..c", "", ".", "a.", ".c", "ab.c", "a.bc"]
 
 
 def test_topic_exchange(ch, cleanup):
@@ -1153,7 +1156,7 @@ class RawAmqp:
                 return fr.method
         raise AssertionError(f"no {cls.__name__}")
 
-    def handshake(self, heartbeat):
+    def handshake(self, heartbeat, frame_max=None):
         self.send(pframe.ProtocolHeader())
         start = self.recv_method(spec.Connection.Start)
         assert b"PLAIN" in start.mechanisms.split(b" ") if isinstance(start.mechanisms, bytes) else "PLAIN" in start.mechanisms
@@ -1163,10 +1166,42 @@ class RawAmqp:
             client_properties={"product": "warren-raw-test"}, mechanism="PLAIN", response=response, locale="en_US")))
         tune = self.recv_method(spec.Connection.Tune)
         self.send(pframe.Method(0, spec.Connection.TuneOk(
-            channel_max=tune.channel_max or 2047, frame_max=tune.frame_max or 131072, heartbeat=heartbeat)))
+            channel_max=tune.channel_max or 2047, frame_max=frame_max or tune.frame_max or 131072,
+            heartbeat=heartbeat)))
         self.send(pframe.Method(0, spec.Connection.Open(virtual_host=self.params.virtual_host)))
         self.recv_method(spec.Connection.OpenOk)
         return tune
+
+    def open_channel(self, number=1):
+        self.send(pframe.Method(number, spec.Channel.Open()))
+        self.recv_method(spec.Channel.OpenOk)
+
+    def publish(self, channel, routing_key, body, frame_max, exchange=""):
+        chunk = frame_max - 8
+        self.send(pframe.Method(channel, spec.Basic.Publish(exchange=exchange, routing_key=routing_key)),
+                  pframe.Header(channel, len(body), spec.BasicProperties()),
+                  *[pframe.Body(channel, body[i:i + chunk]) for i in range(0, len(body), chunk)])
+
+    def expect_connection_close(self, code, timeout=5.0):
+        """The next method frame must be connection.close with `code`; answers close-ok, waits for EOF."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert time.monotonic() < deadline, f"no connection.close {code}"
+            fr = self.recv_frame(timeout)
+            assert fr is not None, f"connection dropped without connection.close {code}"
+            if isinstance(fr, pframe.Method):
+                break
+        assert isinstance(fr.method, spec.Connection.Close), f"expected connection.close {code}, got {fr.method}"
+        assert fr.channel_number == 0
+        assert fr.method.reply_code == code, fr.method
+        self.send(pframe.Method(0, spec.Connection.CloseOk()))
+        while time.monotonic() < deadline:
+            try:
+                if self.recv_frame(max(0.1, deadline - time.monotonic())) is None:
+                    break
+            except (ConnectionResetError, socket.timeout):
+                break
+        return fr.method
 
     def close(self):
         self.sock.close()
@@ -1248,3 +1283,269 @@ def test_many_channels_on_one_connection(conn, q):
     for c in chans[1:]:
         c.close()
     assert conn.is_open
+
+
+# ---------------------------------------------------------------- protocol errors (raw frames)
+
+def test_deliveries_respect_client_frame_max(url):
+    """With frame_max 4096 negotiated, no frame the broker sends is larger than 4096 bytes."""
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0, frame_max=4096)
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Queue.Declare(queue="", exclusive=True)))
+        name = raw.recv_method(spec.Queue.DeclareOk).queue
+        body = os.urandom(20000)
+        raw.publish(1, name, body, frame_max=4096)
+        got = b""
+        sizes = []
+        deadline = time.monotonic() + 5
+        while len(got) < len(body):
+            assert time.monotonic() < deadline, "message not delivered"
+            raw.send(pframe.Method(1, spec.Basic.Get(queue=name, no_ack=True)))
+            while True:
+                before = len(raw.buf)
+                fr = raw.recv_frame()
+                assert fr is not None
+                if isinstance(fr, pframe.Method) and isinstance(fr.method, spec.Basic.GetEmpty):
+                    time.sleep(0.05)
+                    break
+                if isinstance(fr, pframe.Body):
+                    sizes.append(len(fr.fragment) + 8)
+                    got += fr.fragment
+                    if len(got) >= len(body):
+                        break
+        assert got == body
+        assert max(sizes) <= 4096, sizes
+    finally:
+        raw.close()
+
+
+def test_frame_larger_than_frame_max_501(url):
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0, frame_max=4096)
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Basic.Publish(exchange="", routing_key="x")),
+                 pframe.Header(1, 8000, spec.BasicProperties()), pframe.Body(1, b"x" * 8000))
+        close = raw.expect_connection_close(501)
+        assert close.reply_text.startswith("FRAME_ERROR")
+    finally:
+        raw.close()
+
+
+def test_frame_on_unopened_channel_504(url):
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0)
+        raw.send(pframe.Method(5, spec.Queue.Declare(queue="", exclusive=True)))
+        close = raw.expect_connection_close(504)
+        assert close.reply_text.startswith("CHANNEL_ERROR")
+    finally:
+        raw.close()
+
+
+def test_second_channel_open_504(url):
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0)
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Channel.Open()))
+        raw.expect_connection_close(504)
+    finally:
+        raw.close()
+
+
+def test_method_in_the_middle_of_content_505(url):
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0)
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Basic.Publish(exchange="", routing_key="x")),
+                 pframe.Header(1, 10, spec.BasicProperties()), pframe.Body(1, b"abc"),
+                 pframe.Method(1, spec.Queue.Declare(queue="", exclusive=True)))
+        close = raw.expect_connection_close(505)
+        assert close.reply_text.startswith("UNEXPECTED_FRAME")
+    finally:
+        raw.close()
+
+
+def test_unsupported_protocol_header_answered_with_ours(url):
+    p = pika.URLParameters(url)
+    with socket.create_connection((p.host, p.port), timeout=5) as s:
+        s.sendall(b"AMQP\x00\x00\x08\x00")  # AMQP 0-8
+        data = b""
+        deadline = time.monotonic() + 5
+        while len(data) < 8 and time.monotonic() < deadline:
+            chunk = s.recv(8 - len(data))
+            if not chunk:
+                break
+            data += chunk
+        assert data == b"AMQP\x00\x00\x09\x01"
+
+
+def test_garbage_instead_of_protocol_header(url):
+    p = pika.URLParameters(url)
+    with socket.create_connection((p.host, p.port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        data = b""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(64)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        assert data in (b"", b"AMQP\x00\x00\x09\x01"), data
+
+
+# ---------------------------------------------------------------- more queue semantics
+
+def test_expiration_zero_without_consumer_drops(ch, q):
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"now-or-never", Props(expiration="0"))
+    ch.basic_publish("", q, b"kept")
+    time.sleep(0.2)
+    assert get_all(ch, q) == [b"kept"]
+
+
+@pytest.mark.parametrize("queue_ttl,msg_ttl", [(60000, "100"), (100, "60000")])
+def test_lower_of_queue_and_message_ttl_applies(ch, cleanup, queue_ttl, msg_ttl):
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-message-ttl": queue_ttl})
+    ch.basic_publish("", name, b"x", Props(expiration=msg_ttl))
+    time.sleep(0.5)
+    assert get_all(ch, name) == []
+
+
+def test_ttl_expires_messages_behind_a_consumer_free_queue(ch, cleanup, conn):
+    """Expired messages are not delivered to a consumer that attaches later."""
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-message-ttl": 150})
+    ch.basic_publish("", name, b"old")
+    time.sleep(0.5)
+    ch.basic_publish("", name, b"fresh")
+    got = []
+    ch.basic_consume(name, lambda _c, m, p, b: got.append(b), auto_ack=True)
+    wait_until(conn, lambda: got, what="delivery")
+    conn.process_data_events(time_limit=0.2)
+    assert got == [b"fresh"]
+
+
+def test_negative_message_ttl_argument_406(conn):
+    with closed_with(406):
+        conn.channel().queue_declare(queue=uname("q"), arguments={"x-message-ttl": -1})
+    assert conn.is_open
+
+
+def test_queue_name_with_amq_prefix_403(conn):
+    with closed_with(403):
+        conn.channel().queue_declare(queue="amq.mine-" + uuid.uuid4().hex[:6])
+
+
+def test_x_death_count_grows_on_a_dead_letter_cycle(ch, cleanup):
+    """A rejects to B (via the default exchange); B's TTL sends it back to A; rejected again."""
+    ch.confirm_delivery()
+    a, b = uname("qa"), uname("qb")
+    ch.queue_declare(queue=a, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": b})
+    cleanup.queues.append(a)
+    ch.queue_declare(queue=b, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": a,
+                                         "x-message-ttl": 50})
+    cleanup.queues.append(b)
+    ch.basic_publish("", a, b"cycle")
+    for round_ in (1, 2):
+        method, props, body = get_eventually(ch, a)
+        assert body == b"cycle"
+        ch.basic_reject(method.delivery_tag, requeue=False)
+    method, props, body = get_eventually(ch, a)  # back from B a second time
+    deaths = props.headers["x-death"]
+    by_key = {(d["queue"], d["reason"]): d["count"] for d in deaths}
+    assert by_key == {(a, "rejected"): 2, (b, "expired"): 2}, deaths
+    assert len(deaths) == 2
+    assert (deaths[0]["queue"], deaths[0]["reason"]) == (b, "expired"), "the most recent death comes first"
+    assert props.headers["x-first-death-queue"] == a
+    assert props.headers["x-first-death-reason"] == "rejected"
+    ch.basic_ack(method.delivery_tag)
+
+
+def test_ack_after_basic_cancel(conn, q):
+    ch = conn.channel()
+    got = []
+    tag = ch.basic_consume(q, lambda _c, m, p, b: got.append(m))
+    ch.basic_publish("", q, b"x")
+    wait_until(conn, lambda: got, what="delivery")
+    ch.basic_cancel(tag)
+    ch.basic_ack(got[0].delivery_tag)
+    ch.queue_declare(queue=q, passive=True)  # the channel is still fine
+    conn.process_data_events(time_limit=0.2)
+    assert ch.is_open
+    assert ch.queue_declare(queue=q, passive=True).method.message_count == 0
+
+
+def test_ack_all_with_tag_zero_multiple(ch, q):
+    ch.confirm_delivery()
+    for b in (b"1", b"2", b"3"):
+        ch.basic_publish("", q, b)
+    for _ in range(3):
+        ch.basic_get(q)
+    ch.basic_ack(0, multiple=True)
+    ch.close()
+    c2 = ch.connection.channel()
+    time.sleep(0.2)
+    assert c2.basic_get(q) == (None, None, None), "acked messages came back"
+
+
+def test_double_ack_406(conn, q):
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"x")
+    method, _p, _b = ch.basic_get(q)
+    ch.basic_ack(method.delivery_tag)
+    ch.basic_ack(method.delivery_tag)
+    with closed_with(406):
+        ch.queue_declare(queue=q, passive=True)
+
+
+def test_fifo_order_through_a_consumer(conn, q):
+    pub = conn.channel()
+    pub.confirm_delivery()
+    n = 500
+    for i in range(n):
+        pub.basic_publish("", q, str(i).encode())
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=50)
+    got = []
+
+    def on_msg(c, m, p, b):
+        got.append(int(b))
+        c.basic_ack(m.delivery_tag)
+
+    ch.basic_consume(q, on_msg)
+    wait_until(conn, lambda: len(got) == n, timeout=20, what=f"{n} deliveries")
+    assert got == list(range(n))
+
+
+def test_prefetch_zero_is_unlimited(conn, q):
+    pub = conn.channel()
+    pub.confirm_delivery()
+    for i in range(20):
+        pub.basic_publish("", q, str(i).encode())
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=0)
+    got = []
+    ch.basic_consume(q, lambda _c, m, p, b: got.append(m))
+    wait_until(conn, lambda: len(got) == 20, what="20 unacked deliveries")
+
+
+def test_heartbeat_zero_disables_heartbeats(url):
+    c = connect(url, heartbeat=0)
+    try:
+        assert c._impl.params.heartbeat == 0
+        assert c._impl._heartbeat_checker is None
+        c.sleep(2.5)
+        assert c.is_open
+        c.channel().queue_declare(queue="", exclusive=True)
+    finally:
+        c.close()
