@@ -1739,3 +1739,74 @@ def test_many_publishers_and_consumers(url, q):
     assert sorted(received) == sorted(f"{p}:{i}".encode() for p in range(publishers) for i in range(per_publisher))
     # per publisher, order is kept across the shared queue only per consumer; check nothing was duplicated
     assert len(set(received)) == total
+
+
+# ---------------------------------------------------------------- requeue order, deletions
+
+def test_unacked_requeued_in_order_when_consumer_connection_closes(url, q):
+    pubc = connect(url)
+    try:
+        pub = pubc.channel()
+        pub.confirm_delivery()
+        for i in range(1, 6):
+            pub.basic_publish("", q, str(i).encode())
+        c = connect(url)
+        ch = c.channel()
+        got = []
+        ch.basic_consume(q, lambda _c, m, p, b: got.append(b))
+        wait_until(c, lambda: len(got) == 5, what="5 deliveries")
+        c.close()  # never acked
+        bodies = []
+        deadline = time.monotonic() + 5
+        while len(bodies) < 5 and time.monotonic() < deadline:
+            m, _p, b = pub.basic_get(q, auto_ack=True)
+            if m is None:
+                time.sleep(0.05)
+                continue
+            assert m.redelivered
+            bodies.append(b)
+        assert bodies == [b"1", b"2", b"3", b"4", b"5"]
+    finally:
+        pubc.close()
+
+
+def test_nack_multiple_requeues_ahead_of_waiting_messages(ch, q):
+    ch.confirm_delivery()
+    for i in range(1, 6):
+        ch.basic_publish("", q, str(i).encode())
+    tags = [ch.basic_get(q)[0].delivery_tag for _ in range(3)]
+    ch.basic_nack(tags[-1], multiple=True, requeue=True)
+    got = [get_eventually(ch, q, auto_ack=True) for _ in range(5)]
+    assert [(b, m.redelivered) for m, _p, b in got] == [
+        (b"1", True), (b"2", True), (b"3", True), (b"4", False), (b"5", False)]
+
+
+def test_exchange_delete_if_unused_406_and_bindings_go(conn, cleanup):
+    ch = conn.channel()
+    ch.confirm_delivery()
+    x = declare_exchange(ch, cleanup, "fanout")
+    (name,) = declare_queues(ch, cleanup, 1)
+    ch.queue_bind(name, x)
+    with closed_with(406):
+        ch.exchange_delete(x, if_unused=True)
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ch.exchange_delete(x)
+    ch.exchange_declare(exchange=x, exchange_type="fanout")
+    ch.basic_publish(x, "", b"no binding any more")
+    assert get_all(ch, name) == []
+    ch.queue_declare(queue=name, passive=True)  # the queue itself stays
+
+
+def test_deleted_queue_loses_its_bindings(conn, cleanup):
+    ch = conn.channel()
+    x = declare_exchange(ch, cleanup, "direct")
+    name = uname("q")
+    ch.queue_declare(queue=name)
+    ch.queue_bind(name, x, routing_key="k")
+    ch.queue_delete(name)
+    ch.queue_declare(queue=name)  # same name, new queue: no binding
+    cleanup.queues.append(name)
+    ch.confirm_delivery()
+    with pytest.raises(UnroutableError):
+        ch.basic_publish(x, "k", b"x", mandatory=True)

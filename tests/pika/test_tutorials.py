@@ -77,13 +77,13 @@ def test_work_queue_round_robin_with_prefetch_1(broker, procs):
     w2 = procs.start(tutorial("worker.py", "--name", "w2", "--timeout", 40), env)
     w2.wait_for("Waiting for messages")
 
-    _run_ok(tutorial("new_task.py", "long..."), env)  # 3 s of work
-    # Whoever got the long task is busy for 3 s; the short tasks must all go to the other.
+    _run_ok(tutorial("new_task.py", "long....."), env)  # 5 s of work
+    # Whoever got the long task is busy for 5 s; the short tasks must all go to the other.
     deadline = time.monotonic() + 10
     busy = None
     while busy is None and time.monotonic() < deadline:
         for w in (w1, w2):
-            if any("Received long..." in line for line in w.out):
+            if any("Received long....." in line for line in w.out):
                 busy = w
         time.sleep(0.05)
     assert busy is not None, w1.describe() + "\n" + w2.describe()
@@ -96,7 +96,7 @@ def test_work_queue_round_robin_with_prefetch_1(broker, procs):
     time.sleep(GRACE)
     busy_got = [line.split("Received ", 1)[1] for line in busy.out if "Received" in line]
     idle_got = [line.split("Received ", 1)[1] for line in idle.out if "Received" in line]
-    assert busy_got == ["long..."], busy.describe()
+    assert busy_got == ["long....."], busy.describe()
     assert idle_got == shorts, idle.describe()
     assert _queue_count(broker.url, "task_queue") == 0
 
