@@ -516,9 +516,36 @@ impl Channel {
                 }
                 Ok(())
             }
-            X::Bind(_) | X::Unbind(_) => Err(AmqpError::not_implemented(
-                "exchange-to-exchange bindings are not supported",
-            )),
+            X::Bind(b) => {
+                ctx.vhost.bind_exchange(
+                    b.destination.as_str(),
+                    b.source.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments,
+                    true,
+                )?;
+                if !b.nowait {
+                    ctx.out
+                        .method(self.id, AMQPClass::Exchange(X::BindOk(exchange::BindOk {})));
+                }
+                Ok(())
+            }
+            X::Unbind(u) => {
+                ctx.vhost.bind_exchange(
+                    u.destination.as_str(),
+                    u.source.as_str(),
+                    u.routing_key.as_str(),
+                    u.arguments,
+                    false,
+                )?;
+                if !u.nowait {
+                    ctx.out.method(
+                        self.id,
+                        AMQPClass::Exchange(X::UnbindOk(exchange::UnbindOk {})),
+                    );
+                }
+                Ok(())
+            }
             _ => Err(AmqpError::command_invalid(
                 "method not allowed from a client",
             )),
@@ -643,8 +670,19 @@ impl Channel {
             }
             return Ok(());
         }
-        let persisted = ctx.vhost.enqueue(&queues, msg);
+        let (persisted, refused) = ctx.vhost.enqueue(&queues, msg);
         if let Some(seq) = seq {
+            if refused {
+                ctx.out.method(
+                    self.id,
+                    AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
+                        delivery_tag: seq,
+                        multiple: false,
+                        requeue: false,
+                    })),
+                );
+                return Ok(());
+            }
             match (&ctx.vhost.store, persisted) {
                 (Some(store), true) => store.sync_then(
                     ctx.tx.clone(),
@@ -687,7 +725,11 @@ impl Channel {
         queue: Arc<Queue>,
         msg: QueuedMessage,
     ) {
-        let Some(c) = self.consumers.get(&consumer_tag) else {
+        let Some(c) = self
+            .consumers
+            .get(&consumer_tag)
+            .filter(|c| Arc::ptr_eq(&c.queue, &queue))
+        else {
             queue.requeue(vec![msg]);
             return;
         };

@@ -125,7 +125,10 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         closing: None,
         done: false,
     };
-    let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.handshake(&mut rd)).await;
+    let hs = tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.handshake(&mut rd)) => r,
+        _ = shutdown.recv() => Ok(Err(HandshakeError::Eof)),
+    };
     match hs {
         Ok(Ok(())) => {
             tracing::info!(conn = id, %peer, "connection opened");

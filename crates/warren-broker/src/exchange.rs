@@ -42,11 +42,30 @@ impl ExchangeKind {
     }
 }
 
-/// A queue binding on an exchange.
+/// Where a binding delivers to.
+#[derive(Debug, Clone)]
+pub(crate) enum Dest {
+    /// A queue.
+    Queue(Arc<Queue>),
+    /// Another exchange (by name), for exchange-to-exchange bindings.
+    Exchange(String),
+}
+
+impl Dest {
+    fn same(&self, other: &Dest) -> bool {
+        match (self, other) {
+            (Dest::Queue(a), Dest::Queue(b)) => Arc::ptr_eq(a, b),
+            (Dest::Exchange(a), Dest::Exchange(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A binding on an exchange.
 #[derive(Debug, Clone)]
 pub(crate) struct Binding {
-    /// Destination queue.
-    pub(crate) queue: Arc<Queue>,
+    /// Destination.
+    pub(crate) dest: Dest,
     /// Binding key.
     pub(crate) routing_key: String,
     /// Binding arguments (used by headers exchanges).
@@ -95,12 +114,13 @@ impl Exchange {
         }
     }
 
-    /// Collect the queues a message routes to (deduplicated).
+    /// Collect the queues (deduplicated) and exchanges a message routes to.
     pub(crate) fn route(
         &self,
         routing_key: &str,
         headers: Option<&FieldTable>,
         out: &mut Vec<Arc<Queue>>,
+        exchanges: &mut Vec<String>,
     ) {
         let bindings = match self.bindings.read() {
             Ok(b) => b,
@@ -113,27 +133,38 @@ impl Exchange {
                 ExchangeKind::Topic => topic_matches(&b.routing_key, routing_key),
                 ExchangeKind::Headers => headers_match(&b.arguments, headers),
             };
-            if hit && !out.iter().any(|q| Arc::ptr_eq(q, &b.queue)) {
-                out.push(b.queue.clone());
+            if !hit {
+                continue;
+            }
+            match &b.dest {
+                Dest::Queue(q) => {
+                    if !out.iter().any(|x| Arc::ptr_eq(x, q)) {
+                        out.push(q.clone());
+                    }
+                }
+                Dest::Exchange(x) => {
+                    if !exchanges.contains(x) {
+                        exchanges.push(x.clone());
+                    }
+                }
             }
         }
     }
 
     /// Add a binding (idempotent). Returns false if it already existed.
-    pub(crate) fn bind(&self, queue: Arc<Queue>, routing_key: &str, arguments: FieldTable) -> bool {
+    pub(crate) fn bind(&self, dest: Dest, routing_key: &str, arguments: FieldTable) -> bool {
         let mut bindings = match self.bindings.write() {
             Ok(b) => b,
             Err(p) => p.into_inner(),
         };
-        if bindings.iter().any(|b| {
-            Arc::ptr_eq(&b.queue, &queue)
-                && b.routing_key == routing_key
-                && b.arguments == arguments
-        }) {
+        if bindings
+            .iter()
+            .any(|b| b.dest.same(&dest) && b.routing_key == routing_key && b.arguments == arguments)
+        {
             return false;
         }
         bindings.push(Binding {
-            queue,
+            dest,
             routing_key: routing_key.to_owned(),
             arguments,
         });
@@ -141,19 +172,14 @@ impl Exchange {
     }
 
     /// Remove a binding. Returns whether it existed.
-    pub(crate) fn unbind(
-        &self,
-        queue: &Arc<Queue>,
-        routing_key: &str,
-        arguments: &FieldTable,
-    ) -> bool {
+    pub(crate) fn unbind(&self, dest: &Dest, routing_key: &str, arguments: &FieldTable) -> bool {
         let mut bindings = match self.bindings.write() {
             Ok(b) => b,
             Err(p) => p.into_inner(),
         };
         let before = bindings.len();
         bindings.retain(|b| {
-            !(Arc::ptr_eq(&b.queue, queue)
+            !(b.dest.same(dest)
                 && b.routing_key == routing_key
                 && (self.kind != ExchangeKind::Headers || &b.arguments == arguments))
         });
@@ -166,7 +192,16 @@ impl Exchange {
             Ok(b) => b,
             Err(p) => p.into_inner(),
         };
-        bindings.retain(|b| !Arc::ptr_eq(&b.queue, queue));
+        bindings.retain(|b| !matches!(&b.dest, Dest::Queue(q) if Arc::ptr_eq(q, queue)));
+    }
+
+    /// Remove all bindings to an exchange.
+    pub(crate) fn unbind_exchange(&self, name: &str) {
+        let mut bindings = match self.bindings.write() {
+            Ok(b) => b,
+            Err(p) => p.into_inner(),
+        };
+        bindings.retain(|b| !matches!(&b.dest, Dest::Exchange(x) if x == name));
     }
 
     /// Number of bindings.

@@ -47,7 +47,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{mpsc, watch};
 
 /// Broker configuration (built by [`BrokerBuilder`]).
 #[derive(Debug, Clone)]
@@ -181,15 +181,20 @@ impl BrokerBuilder {
             })?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared { config, vhost });
-        let (notify, _) = broadcast::channel(1);
+        // A watch channel: tasks that first run after `shutdown()` still see it.
+        let notify = Arc::new(watch::Sender::new(false));
         let (done_tx, done_rx) = mpsc::channel(1);
         let accept = tokio::spawn(server::accept_loop(
             listener,
             shared.clone(),
             notify.clone(),
+            shutdown::Shutdown::new(&notify),
             done_tx,
         ));
-        tokio::spawn(server::ticker(shared.clone(), notify.clone()));
+        tokio::spawn(server::ticker(
+            shared.clone(),
+            shutdown::Shutdown::new(&notify),
+        ));
         tracing::info!(%local_addr, "warren broker started");
         Ok(BrokerHandle {
             local_addr,
@@ -218,9 +223,16 @@ fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
             }
         }
     }
-    for (exchange, queue, key, args) in rec.bindings {
-        if let (Some(x), Ok(q)) = (vhost.exchange(&exchange), vhost.queue(&queue, 0)) {
-            x.bind(q, &key, args);
+    for (exchange, dest, key, args, to_exchange) in rec.bindings {
+        let Some(x) = vhost.exchange(&exchange) else {
+            continue;
+        };
+        if to_exchange {
+            if vhost.exchange(&dest).is_some() {
+                x.bind(exchange::Dest::Exchange(dest), &key, args);
+            }
+        } else if let Ok(q) = vhost.queue(&dest, 0) {
+            x.bind(exchange::Dest::Queue(q), &key, args);
         }
     }
     tracing::info!(messages = n, "recovered durable state");
@@ -231,7 +243,7 @@ fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
 pub struct BrokerHandle {
     local_addr: SocketAddr,
     shared: Arc<Shared>,
-    notify: broadcast::Sender<()>,
+    notify: Arc<shutdown::Notifier>,
     done_rx: mpsc::Receiver<()>,
     accept: tokio::task::JoinHandle<()>,
     store: Option<Arc<store::Store>>,
@@ -260,7 +272,7 @@ impl BrokerHandle {
     /// Graceful shutdown: stop accepting, send connection.close (320) to
     /// every client, wait for connections to finish, flush the store.
     pub async fn shutdown(mut self) {
-        let _ = self.notify.send(());
+        self.notify.send_replace(true);
         let _ = (&mut self.accept).await;
         // Every connection task holds a sender; recv returns None when all
         // of them are gone.

@@ -90,6 +90,8 @@ pub(crate) struct QueueArgs {
     pub(crate) dlx: Option<String>,
     /// x-dead-letter-routing-key.
     pub(crate) dlrk: Option<String>,
+    /// x-overflow = reject-publish (refuse new messages when full).
+    pub(crate) reject_publish: bool,
 }
 
 impl QueueArgs {
@@ -125,6 +127,18 @@ impl QueueArgs {
             .inner()
             .get("x-dead-letter-routing-key")
             .and_then(value_as_str);
+        match args.inner().get("x-overflow").map(value_as_str) {
+            None => {}
+            Some(Some(s)) if s == "drop-head" => {}
+            Some(Some(s)) if s == "reject-publish" || s == "reject-publish-dlx" => {
+                out.reject_publish = true;
+            }
+            Some(other) => {
+                return Err(AmqpError::precondition(format!(
+                    "invalid arg 'x-overflow' for queue: {other:?}"
+                )))
+            }
+        }
         Ok(out)
     }
 }
@@ -228,6 +242,15 @@ impl Queue {
             (a, b) => a.or(b),
         };
         ttl.map(|t| now + t)
+    }
+
+    /// Whether a new message would be refused (x-overflow = reject-publish
+    /// and the queue is at x-max-length).
+    pub(crate) fn refuses_new(&self) -> bool {
+        match (self.args.reject_publish, self.args.max_length) {
+            (true, Some(max)) => self.lock().messages.len() >= max,
+            _ => false,
+        }
     }
 
     /// Append a message and try to deliver it.

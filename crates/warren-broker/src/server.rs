@@ -1,12 +1,12 @@
 //! The accept loop: enforces the connection limit, spawns one task per
 //! connection and propagates the shutdown broadcast.
 
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Notifier, Shutdown};
 use crate::Shared;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 
 static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 
@@ -14,13 +14,14 @@ static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
-    notify: broadcast::Sender<()>,
+    notify: Arc<Notifier>,
+    mut stop: Shutdown,
     done_tx: mpsc::Sender<()>,
 ) {
     let limit = Arc::new(Semaphore::new(shared.config.max_connections));
-    let mut stop = Shutdown::new(notify.subscribe());
     loop {
         tokio::select! {
+            biased;
             _ = stop.recv() => break,
             accepted = listener.accept() => {
                 let (stream, addr) = match accepted {
@@ -38,7 +39,7 @@ pub(crate) async fn accept_loop(
                 };
                 let id = CONN_IDS.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
-                let shutdown = Shutdown::new(notify.subscribe());
+                let shutdown = Shutdown::new(&notify);
                 let done = done_tx.clone();
                 tokio::spawn(async move {
                     crate::connection::serve(stream, shared, id, shutdown).await;
@@ -52,8 +53,7 @@ pub(crate) async fn accept_loop(
 }
 
 /// Periodic vhost maintenance (TTL expiry, queue expiry).
-pub(crate) async fn ticker(shared: Arc<Shared>, notify: broadcast::Sender<()>) {
-    let mut stop = Shutdown::new(notify.subscribe());
+pub(crate) async fn ticker(shared: Arc<Shared>, mut stop: Shutdown) {
     let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
     loop {
         tokio::select! {

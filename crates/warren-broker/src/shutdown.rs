@@ -1,20 +1,26 @@
 //! Graceful-shutdown signal shared by the accept loop and connections.
+//!
+//! Built on a `watch` channel so that a listener created after the signal
+//! was sent still observes it.
 
-use tokio::sync::broadcast;
+use tokio::sync::watch;
 
-/// Listens for the broker's shutdown broadcast.
-#[derive(Debug)]
+/// Sends the shutdown signal.
+pub(crate) type Notifier = watch::Sender<bool>;
+
+/// Listens for the broker's shutdown signal.
+#[derive(Debug, Clone)]
 pub(crate) struct Shutdown {
     is_shutdown: bool,
-    notify: broadcast::Receiver<()>,
+    notify: watch::Receiver<bool>,
 }
 
 impl Shutdown {
-    /// Wrap a broadcast receiver.
-    pub(crate) fn new(notify: broadcast::Receiver<()>) -> Self {
+    /// Subscribe to a notifier.
+    pub(crate) fn new(notifier: &Notifier) -> Self {
         Self {
             is_shutdown: false,
-            notify,
+            notify: notifier.subscribe(),
         }
     }
 
@@ -23,12 +29,12 @@ impl Shutdown {
         self.is_shutdown
     }
 
-    /// Wait for the signal (returns immediately if already received).
+    /// Wait for the signal (returns immediately if already sent).
     pub(crate) async fn recv(&mut self) {
         if self.is_shutdown {
             return;
         }
-        let _ = self.notify.recv().await;
+        let _ = self.notify.wait_for(|v| *v).await;
         self.is_shutdown = true;
     }
 }

@@ -61,8 +61,10 @@ pub(crate) enum Record {
     Bind {
         /// Exchange.
         exchange: String,
-        /// Queue.
+        /// Destination queue (or exchange if `to_exchange`).
         queue: String,
+        /// Destination is an exchange.
+        to_exchange: bool,
         /// Binding key.
         routing_key: String,
         /// Arguments.
@@ -72,8 +74,10 @@ pub(crate) enum Record {
     Unbind {
         /// Exchange.
         exchange: String,
-        /// Queue.
+        /// Destination queue (or exchange if `to_exchange`).
         queue: String,
+        /// Destination is an exchange.
+        to_exchange: bool,
         /// Binding key.
         routing_key: String,
         /// Arguments.
@@ -123,8 +127,8 @@ pub(crate) struct Recovered {
     pub(crate) exchanges: BTreeMap<String, (String, bool, bool, FieldTable)>,
     /// Queues: name -> (auto_delete, args).
     pub(crate) queues: BTreeMap<String, (bool, FieldTable)>,
-    /// Bindings: (exchange, queue, key, args).
-    pub(crate) bindings: Vec<(String, String, String, FieldTable)>,
+    /// Bindings: (exchange, destination, key, args, destination is an exchange).
+    pub(crate) bindings: Vec<(String, String, String, FieldTable, bool)>,
     /// Messages per queue, in id order.
     pub(crate) messages: HashMap<String, BTreeMap<u64, Message>>,
 }
@@ -275,7 +279,8 @@ fn apply(rec: &mut Recovered, r: Record, max_id: &mut u64) {
         }
         Record::DeleteExchange { name } => {
             rec.exchanges.remove(&name);
-            rec.bindings.retain(|b| b.0 != name);
+            rec.bindings
+                .retain(|b| b.0 != name && !(b.4 && b.1 == name));
         }
         Record::DeclareQueue {
             name,
@@ -287,15 +292,16 @@ fn apply(rec: &mut Recovered, r: Record, max_id: &mut u64) {
         Record::DeleteQueue { name } => {
             rec.queues.remove(&name);
             rec.messages.remove(&name);
-            rec.bindings.retain(|b| b.1 != name);
+            rec.bindings.retain(|b| b.4 || b.1 != name);
         }
         Record::Bind {
             exchange,
             queue,
+            to_exchange,
             routing_key,
             arguments,
         } => {
-            let b = (exchange, queue, routing_key, arguments);
+            let b = (exchange, queue, routing_key, arguments, to_exchange);
             if !rec.bindings.contains(&b) {
                 rec.bindings.push(b);
             }
@@ -303,10 +309,11 @@ fn apply(rec: &mut Recovered, r: Record, max_id: &mut u64) {
         Record::Unbind {
             exchange,
             queue,
+            to_exchange,
             routing_key,
             arguments,
         } => {
-            let b = (exchange, queue, routing_key, arguments);
+            let b = (exchange, queue, routing_key, arguments, to_exchange);
             rec.bindings.retain(|x| *x != b);
         }
         Record::Publish {
@@ -353,10 +360,11 @@ fn snapshot(rec: &Recovered) -> Vec<Record> {
             arguments: arguments.clone(),
         });
     }
-    for (exchange, queue, routing_key, arguments) in &rec.bindings {
+    for (exchange, queue, routing_key, arguments, to_exchange) in &rec.bindings {
         out.push(Record::Bind {
             exchange: exchange.clone(),
             queue: queue.clone(),
+            to_exchange: *to_exchange,
             routing_key: routing_key.clone(),
             arguments: arguments.clone(),
         });
@@ -434,12 +442,14 @@ pub(crate) fn encode_record(r: &Record, out: &mut Vec<u8>) {
         Record::Bind {
             exchange,
             queue,
+            to_exchange,
             routing_key,
             arguments,
         }
         | Record::Unbind {
             exchange,
             queue,
+            to_exchange,
             routing_key,
             arguments,
         } => {
@@ -452,6 +462,7 @@ pub(crate) fn encode_record(r: &Record, out: &mut Vec<u8>) {
             put_bytes(&mut p, queue.as_bytes());
             put_bytes(&mut p, routing_key.as_bytes());
             put_table(&mut p, arguments);
+            p.push(u8::from(*to_exchange));
         }
         Record::Publish {
             queue,
@@ -534,10 +545,12 @@ fn decode_record(p: &[u8]) -> Option<Record> {
             let queue = c.string()?;
             let routing_key = c.string()?;
             let arguments = c.table()?;
+            let to_exchange = c.u8()? != 0;
             if t == 5 {
                 Record::Bind {
                     exchange,
                     queue,
+                    to_exchange,
                     routing_key,
                     arguments,
                 }
@@ -545,6 +558,7 @@ fn decode_record(p: &[u8]) -> Option<Record> {
                 Record::Unbind {
                     exchange,
                     queue,
+                    to_exchange,
                     routing_key,
                     arguments,
                 }

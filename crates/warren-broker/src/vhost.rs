@@ -3,7 +3,7 @@
 
 use crate::connection::ConnEvent;
 use crate::error::AmqpError;
-use crate::exchange::{Exchange, ExchangeKind};
+use crate::exchange::{Dest, Exchange, ExchangeKind};
 use crate::message::{rebuild_props, short, unix_seconds, value_as_str, Message, QueuedMessage};
 use crate::queue::{DeathReason, Queue, QueueArgs};
 use crate::reply_to::ReplyRegistry;
@@ -234,7 +234,11 @@ impl VHost {
             )));
         }
         map.remove(name);
+        let others: Vec<Arc<Exchange>> = map.values().cloned().collect();
         drop(map);
+        for o in others {
+            o.unbind_exchange(name);
+        }
         if x.durable {
             self.log(Record::DeleteExchange {
                 name: name.to_owned(),
@@ -271,6 +275,19 @@ impl VHost {
         } else {
             d.name.clone()
         };
+        if name == crate::reply_to::REPLY_TO && d.passive {
+            // RabbitMQ lets clients check the direct reply-to pseudo-queue.
+            let q = Arc::new(Queue::new(
+                name,
+                false,
+                None,
+                false,
+                FieldTable::default(),
+                QueueArgs::default(),
+                Weak::new(),
+            ));
+            return Ok((q, 0, 0));
+        }
         if let Ok(q) = self.queue(&name, conn_id) {
             if !d.passive {
                 check_equivalent(&q, &d, &self.name)?;
@@ -373,13 +390,67 @@ impl VHost {
         let x = self
             .exchange(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
-        let added = x.bind(q.clone(), routing_key, arguments.clone());
+        let added = x.bind(Dest::Queue(q.clone()), routing_key, arguments.clone());
         if added && q.durable && x.durable && q.owner.is_none() {
             self.log(Record::Bind {
                 exchange: exchange.to_owned(),
                 queue: queue.to_owned(),
+                to_exchange: false,
                 routing_key: routing_key.to_owned(),
                 arguments,
+            });
+        }
+        Ok(())
+    }
+
+    /// exchange.bind / exchange.unbind (`bind` = false unbinds).
+    pub(crate) fn bind_exchange(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: FieldTable,
+        bind: bool,
+    ) -> Result<(), AmqpError> {
+        if destination.is_empty() || source.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        let dst = self
+            .exchange(destination)
+            .ok_or_else(|| self.no_exchange(destination))?;
+        let src = self
+            .exchange(source)
+            .ok_or_else(|| self.no_exchange(source))?;
+        let dest = Dest::Exchange(destination.to_owned());
+        let changed = if bind {
+            src.bind(dest, routing_key, arguments.clone())
+        } else {
+            src.unbind(&dest, routing_key, &arguments)
+        };
+        if changed && src.durable && dst.durable {
+            let (exchange, queue, routing_key) = (
+                source.to_owned(),
+                destination.to_owned(),
+                routing_key.to_owned(),
+            );
+            self.log(if bind {
+                Record::Bind {
+                    exchange,
+                    queue,
+                    to_exchange: true,
+                    routing_key,
+                    arguments,
+                }
+            } else {
+                Record::Unbind {
+                    exchange,
+                    queue,
+                    to_exchange: true,
+                    routing_key,
+                    arguments,
+                }
             });
         }
         Ok(())
@@ -403,11 +474,12 @@ impl VHost {
         let x = self
             .exchange(exchange)
             .ok_or_else(|| self.no_exchange(exchange))?;
-        let removed = x.unbind(&q, routing_key, &arguments);
+        let removed = x.unbind(&Dest::Queue(q.clone()), routing_key, &arguments);
         if removed && q.durable && x.durable {
             self.log(Record::Unbind {
                 exchange: exchange.to_owned(),
                 queue: queue.to_owned(),
+                to_exchange: false,
                 routing_key: routing_key.to_owned(),
                 arguments,
             });
@@ -510,16 +582,33 @@ impl VHost {
                 self.name
             )));
         }
-        x.route(routing_key, headers, &mut out);
+        let mut pending = Vec::new();
+        x.route(routing_key, headers, &mut out, &mut pending);
+        // Follow exchange-to-exchange bindings (each exchange visited once).
+        let mut visited = vec![exchange.to_owned()];
+        while let Some(name) = pending.pop() {
+            if visited.contains(&name) {
+                continue;
+            }
+            if let Some(x) = self.exchange(&name) {
+                x.route(routing_key, headers, &mut out, &mut pending);
+            }
+            visited.push(name);
+        }
         Ok(out)
     }
 
     /// Enqueue a routed message on each queue, persisting it on durable
-    /// queues when it is persistent. Returns true if anything was written
-    /// to the store (so a confirm must wait for fsync).
-    pub(crate) fn enqueue(&self, queues: &[Arc<Queue>], msg: Arc<Message>) -> bool {
+    /// queues when it is persistent. Returns (anything written to the store,
+    /// so a confirm must wait for fsync; some queue refused the message).
+    pub(crate) fn enqueue(&self, queues: &[Arc<Queue>], msg: Arc<Message>) -> (bool, bool) {
         let mut persisted = false;
+        let mut refused = false;
         for q in queues {
+            if q.refuses_new() {
+                refused = true;
+                continue;
+            }
             let store_id = match &self.store {
                 Some(store) if q.durable && q.owner.is_none() && msg.is_persistent() => {
                     persisted = true;
@@ -529,7 +618,7 @@ impl VHost {
             };
             q.enqueue(msg.clone(), store_id);
         }
-        persisted
+        (persisted, refused)
     }
 
     /// Dead-letter a message from `from` to exchange `dlx` (adding `x-death`).
@@ -562,7 +651,7 @@ impl VHost {
             .into_iter()
             .filter(|q| reason == DeathReason::Rejected || !Arc::ptr_eq(q, from))
             .collect();
-        self.enqueue(&queues, dead);
+        let _ = self.enqueue(&queues, dead);
     }
 
     /// Periodic work: message TTL expiry and queue expiry.

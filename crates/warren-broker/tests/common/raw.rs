@@ -29,6 +29,11 @@ impl Raw {
 
     /// Connect and complete the handshake with the given frame_max.
     pub async fn connect(addr: SocketAddr, frame_max: u32) -> Raw {
+        Raw::connect_hb(addr, frame_max, 0).await
+    }
+
+    /// Connect with a heartbeat interval (seconds).
+    pub async fn connect_hb(addr: SocketAddr, frame_max: u32, heartbeat: u16) -> Raw {
         let mut r = Raw::open(addr).await;
         r.send_bytes(b"AMQP\x00\x00\x09\x01").await;
         match r.recv().await {
@@ -55,7 +60,7 @@ impl Raw {
             AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
                 channel_max: 16,
                 frame_max,
-                heartbeat: 0,
+                heartbeat,
             })),
         )
         .await;

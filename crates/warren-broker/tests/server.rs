@@ -1,0 +1,90 @@
+//! Server-level behaviour: heartbeats, connection limit, graceful shutdown.
+
+mod common;
+
+use amq_protocol::frame::AMQPFrame;
+use common::raw::Raw;
+use common::*;
+use std::time::{Duration, Instant};
+use warren_broker::Broker;
+
+#[tokio::test]
+async fn heartbeats_sent_and_silent_peer_closed() {
+    bounded(async {
+        let b = start().await;
+        let mut r = Raw::connect_hb(b.local_addr(), 4096, 1).await;
+        let t0 = Instant::now();
+        // The broker sends heartbeats (every half interval).
+        match r.recv().await {
+            Some(AMQPFrame::Heartbeat) => {}
+            other => panic!("expected heartbeat, got {other:?}"),
+        }
+        // We stay silent: the broker hangs up after ~2 intervals.
+        assert!(r.closed().await);
+        let waited = t0.elapsed();
+        assert!(
+            waited >= Duration::from_millis(1500) && waited < Duration::from_secs(5),
+            "{waited:?}"
+        );
+        b.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connection_limit() {
+    bounded(async {
+        let b = Broker::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .max_connections(1)
+            .start()
+            .await
+            .unwrap();
+        let _c1 = connect(&b).await;
+        let r = tokio::time::timeout(
+            Duration::from_secs(5),
+            lapin::Connection::connect(&b.amqp_url(), lapin::ConnectionProperties::default()),
+        )
+        .await
+        .unwrap();
+        assert!(r.is_err());
+        b.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_sends_connection_forced() {
+    bounded(async {
+        let b = start().await;
+        let mut r = Raw::connect(b.local_addr(), 4096).await;
+        let addr = b.local_addr();
+        let t = tokio::spawn(async move { r.expect_connection_close().await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b.shutdown().await;
+        assert_eq!(t.await.unwrap(), 320);
+        // Listener is gone.
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn amqp_url_and_custom_credentials() {
+    bounded(async {
+        let b = Broker::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .credentials("alice", "s3cret")
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(
+            b.amqp_url(),
+            format!("amqp://alice:s3cret@{}/%2f", b.local_addr())
+        );
+        let c = connect(&b).await;
+        c.create_channel().await.unwrap();
+        b.shutdown().await;
+    })
+    .await;
+}
