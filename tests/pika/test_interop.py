@@ -193,3 +193,77 @@ def test_warren_call_broker_unavailable_exits_6(warren):
     env["AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2f"
     r = run([warren, "call", "1"], env, timeout=30)
     assert r.returncode == 6, r
+
+
+def test_pika_direct_reply_to_caller_and_warren_server(broker, rpcq, procs, warren):
+    """A pika caller using direct reply-to (amq.rabbitmq.reply-to) gets Warren's reply."""
+    import pika
+
+    _serve(procs, warren, broker, rpcq)
+    c = connect(broker.url)
+    try:
+        ch = c.channel()
+        replies = []
+        ch.basic_consume("amq.rabbitmq.reply-to", lambda _c, m, p, b: replies.append((p, b)), auto_ack=True)
+        ch.basic_publish("", rpcq, b"30", pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="d-1"))
+        deadline = time.monotonic() + 10
+        while not replies and time.monotonic() < deadline:
+            c.process_data_events(time_limit=0.2)
+        assert replies, "no reply through direct reply-to"
+        props, body = replies[0]
+        assert (props.correlation_id, body) == ("d-1", b"832040")
+    finally:
+        c.close()
+
+
+def test_warren_call_request_expires_in_the_queue(broker, rpcq, warren):
+    """warren call sets `expiration` to its deadline: once it has timed out, the broker drops the request."""
+    c = connect(broker.url)
+    try:
+        ch = c.channel()
+        ch.queue_declare(queue=rpcq)
+        r = run([warren, "call", "--queue", rpcq, "--timeout", "400ms", "7"], broker.env(), timeout=30)
+        assert r.returncode == 4, r
+        time.sleep(0.3)
+        assert ch.basic_get(rpcq, auto_ack=True) == (None, None, None), "the expired request is still queued"
+    finally:
+        c.close()
+
+
+def test_warren_call_request_properties(broker, rpcq, warren):
+    """What a Warren request looks like on the wire (SPEC: request table)."""
+    import threading
+
+    c = connect(broker.url)
+    try:
+        ch = c.channel()
+        ch.queue_declare(queue=rpcq)
+        result = {}
+
+        def call():
+            result["r"] = run([warren, "call", "--queue", rpcq, "--timeout", "5s", "12"], broker.env(), timeout=30)
+
+        t = threading.Thread(target=call, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 10
+        while True:
+            method, props, body = ch.basic_get(rpcq, auto_ack=True)
+            if method is not None:
+                break
+            assert time.monotonic() < deadline, "no request arrived"
+            time.sleep(0.02)
+        assert body == b"12"
+        assert props.reply_to, "a call carries reply_to"
+        assert props.correlation_id
+        assert props.content_type == "text/plain"
+        assert props.expiration is not None and 0 < int(props.expiration) <= 5000, props.expiration
+        # both targets advertise the direct_reply_to capability, so Warren uses it
+        assert props.reply_to.startswith("amq.rabbitmq.reply-to."), props.reply_to
+        import pika
+
+        ch.basic_publish("", props.reply_to, b"reply-from-pika", pika.BasicProperties(correlation_id=props.correlation_id))
+        t.join(timeout=15)
+        r = result["r"]
+        assert (r.returncode, r.stdout.strip()) == (0, "reply-from-pika"), r
+    finally:
+        c.close()
