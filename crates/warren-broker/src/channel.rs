@@ -29,6 +29,8 @@ pub(crate) struct ConnCtx<'a> {
     pub(crate) out: &'a mut Out,
     /// Maximum body size we accept.
     pub(crate) max_body: u64,
+    /// The authenticated user name.
+    pub(crate) user: &'a str,
 }
 
 #[derive(Debug)]
@@ -622,6 +624,25 @@ impl Channel {
             return Ok(());
         };
         let pub_ids = (60, 40);
+        if let Some(exp) = props.expiration() {
+            if exp.as_str().parse::<u64>().is_err() {
+                return Err(AmqpError::precondition(format!(
+                    "invalid expiration '{}' for message",
+                    exp.as_str()
+                ))
+                .with_method(pub_ids.0, pub_ids.1));
+            }
+        }
+        if let Some(uid) = props.user_id() {
+            if uid.as_str() != ctx.user {
+                return Err(AmqpError::precondition(format!(
+                    "user_id property set to '{}' but authenticated user was '{}'",
+                    uid.as_str(),
+                    ctx.user
+                ))
+                .with_method(pub_ids.0, pub_ids.1));
+            }
+        }
         let mut msg = Message::new(p.exchange, p.routing_key, props, raw_props, p.body.freeze());
         if msg.props.reply_to().as_ref().map(|r| r.as_str()) == Some(REPLY_TO) {
             let Some(r) = &self.reply else {

@@ -491,6 +491,7 @@ impl Conn {
             tx: events_tx,
             out,
             max_body: MAX_BODY,
+            user: &shared.config.username,
         };
         for (_, mut ch) in channels.drain() {
             ch.release(&mut ctx);
@@ -513,6 +514,7 @@ impl Conn {
             tx: events_tx,
             out,
             max_body: MAX_BODY,
+            user: &shared.config.username,
         };
         if let Some(ch) = channels.get_mut(&ch_id) {
             ch.release(&mut ctx);
@@ -649,6 +651,7 @@ impl Conn {
             tx: events_tx,
             out,
             max_body: MAX_BODY,
+            user: &shared.config.username,
         };
         f(chan, &mut ctx)
     }
@@ -691,6 +694,7 @@ impl Conn {
                         tx: events_tx,
                         out,
                         max_body: MAX_BODY,
+                        user: &shared.config.username,
                     };
                     chan.release(&mut ctx);
                 }
@@ -744,6 +748,7 @@ impl Conn {
             tx: events_tx,
             out,
             max_body: MAX_BODY,
+            user: &shared.config.username,
         };
         match ev {
             ConnEvent::Deliver {

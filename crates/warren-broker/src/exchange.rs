@@ -216,8 +216,17 @@ impl Exchange {
 /// AMQP topic matching: words separated by `.`, `*` matches exactly one word,
 /// `#` matches zero or more words.
 pub(crate) fn topic_matches(pattern: &str, key: &str) -> bool {
-    let p: Vec<&str> = pattern.split('.').collect();
-    let k: Vec<&str> = key.split('.').collect();
+    // The empty string has no words (so `*` does not match it), while
+    // "a..c" has an empty middle word, as in RabbitMQ.
+    let words = |s: &'_ str| -> Vec<String> {
+        if s.is_empty() {
+            Vec::new()
+        } else {
+            s.split('.').map(str::to_owned).collect()
+        }
+    };
+    let p = words(pattern);
+    let k = words(key);
     // Dynamic programming over (pattern word, key word): O(|p| * |k|).
     let mut next = vec![false; k.len() + 1];
     next[k.len()] = true;
@@ -300,5 +309,8 @@ mod tests {
         assert!(topic_matches("a.#.b", "a.x.y.b"));
         assert!(!topic_matches("a.*.b", "a.b"));
         assert!(topic_matches("", ""));
+        assert!(!topic_matches("*", ""));
+        assert!(topic_matches("#", ""));
+        assert!(topic_matches("a.*.c", "a..c"));
     }
 }

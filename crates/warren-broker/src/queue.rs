@@ -86,6 +86,8 @@ pub(crate) struct QueueArgs {
     pub(crate) expires: Option<Duration>,
     /// x-max-length.
     pub(crate) max_length: Option<usize>,
+    /// x-max-length-bytes.
+    pub(crate) max_length_bytes: Option<usize>,
     /// x-dead-letter-exchange.
     pub(crate) dlx: Option<String>,
     /// x-dead-letter-routing-key.
@@ -119,6 +121,7 @@ impl QueueArgs {
             other => other.map(|ms| Duration::from_millis(ms as u64)),
         };
         out.max_length = int("x-max-length")?.map(|n| n as usize);
+        out.max_length_bytes = int("x-max-length-bytes")?.map(|n| n as usize);
         out.dlx = args
             .inner()
             .get("x-dead-letter-exchange")
@@ -168,11 +171,36 @@ impl DeathReason {
 #[derive(Debug)]
 struct QueueState {
     messages: VecDeque<QueuedMessage>,
+    /// Total body bytes of ready messages.
+    bytes: usize,
     consumers: Vec<Consumer>,
     rr: usize,
     deleted: bool,
     last_used: Instant,
     had_consumer: bool,
+}
+
+impl QueueState {
+    fn push_back(&mut self, m: QueuedMessage) {
+        self.bytes += m.msg.body.len();
+        self.messages.push_back(m);
+    }
+
+    fn push_front(&mut self, m: QueuedMessage) {
+        self.bytes += m.msg.body.len();
+        self.messages.push_front(m);
+    }
+
+    fn pop_front(&mut self) -> Option<QueuedMessage> {
+        let m = self.messages.pop_front()?;
+        self.bytes = self.bytes.saturating_sub(m.msg.body.len());
+        Some(m)
+    }
+
+    fn take_all(&mut self) -> Vec<QueuedMessage> {
+        self.bytes = 0;
+        self.messages.drain(..).collect()
+    }
 }
 
 /// A message queue.
@@ -219,6 +247,7 @@ impl Queue {
             vhost,
             state: Mutex::new(QueueState {
                 messages: VecDeque::new(),
+                bytes: 0,
                 consumers: Vec::new(),
                 rr: 0,
                 deleted: false,
@@ -247,10 +276,17 @@ impl Queue {
     /// Whether a new message would be refused (x-overflow = reject-publish
     /// and the queue is at x-max-length).
     pub(crate) fn refuses_new(&self) -> bool {
-        match (self.args.reject_publish, self.args.max_length) {
-            (true, Some(max)) => self.lock().messages.len() >= max,
-            _ => false,
+        if !self.args.reject_publish {
+            return false;
         }
+        let st = self.lock();
+        self.args
+            .max_length
+            .is_some_and(|max| st.messages.len() >= max)
+            || self
+                .args
+                .max_length_bytes
+                .is_some_and(|max| st.bytes >= max)
     }
 
     /// Append a message and try to deliver it.
@@ -270,12 +306,16 @@ impl Queue {
                 self.forget(&qm);
                 return;
             }
-            st.messages.push_back(qm);
-            if let Some(max) = self.args.max_length {
-                while st.messages.len() > max {
-                    if let Some(m) = st.messages.pop_front() {
-                        dead.push((m, DeathReason::MaxLen));
-                    }
+            st.push_back(qm);
+            while self
+                .args
+                .max_length
+                .is_some_and(|max| st.messages.len() > max)
+                || self.args.max_length_bytes.is_some_and(|max| st.bytes > max)
+            {
+                match st.pop_front() {
+                    Some(m) => dead.push((m, DeathReason::MaxLen)),
+                    None => break,
                 }
             }
             self.dispatch_locked(&mut st, &mut dead, now);
@@ -301,7 +341,7 @@ impl Queue {
             }
             for mut m in msgs.into_iter().rev() {
                 m.redelivered = true;
-                st.messages.push_front(m);
+                st.push_front(m);
             }
             self.dispatch_locked(&mut st, &mut dead, Instant::now());
         }
@@ -329,7 +369,7 @@ impl Queue {
                 .and_then(|m| m.expires_at)
                 .is_some_and(|e| e <= now);
             if expired {
-                if let Some(m) = st.messages.pop_front() {
+                if let Some(m) = st.pop_front() {
                     dead.push((m, DeathReason::Expired));
                 }
                 continue;
@@ -346,7 +386,7 @@ impl Queue {
             }
             let Some(idx) = chosen else { return };
             st.rr = (idx + 1) % n;
-            let Some(msg) = st.messages.pop_front() else {
+            let Some(msg) = st.pop_front() else {
                 return;
             };
             let c = &st.consumers[idx];
@@ -358,7 +398,7 @@ impl Queue {
             };
             if let Err(e) = c.tx.send(ev) {
                 if let ConnEvent::Deliver { msg, .. } = e.0 {
-                    st.messages.push_front(msg);
+                    st.push_front(msg);
                 }
                 st.consumers.remove(idx);
                 st.rr = 0;
@@ -379,7 +419,7 @@ impl Queue {
                 .and_then(|m| m.expires_at)
                 .is_some_and(|e| e <= now)
             {
-                if let Some(m) = st.messages.pop_front() {
+                if let Some(m) = st.pop_front() {
                     dead.push((m, DeathReason::Expired));
                 }
             }
@@ -448,7 +488,7 @@ impl Queue {
             let mut st = self.lock();
             st.last_used = now;
             let mut out = None;
-            while let Some(m) = st.messages.pop_front() {
+            while let Some(m) = st.pop_front() {
                 if m.expires_at.is_some_and(|e| e <= now) {
                     dead.push((m, DeathReason::Expired));
                     continue;
@@ -477,7 +517,7 @@ impl Queue {
     pub(crate) fn purge(&self) -> u32 {
         let msgs: Vec<_> = {
             let mut st = self.lock();
-            st.messages.drain(..).collect()
+            st.take_all()
         };
         for m in &msgs {
             self.forget(m);
@@ -490,7 +530,7 @@ impl Queue {
         let (msgs, consumers) = {
             let mut st = self.lock();
             st.deleted = true;
-            let msgs: Vec<_> = st.messages.drain(..).collect();
+            let msgs: Vec<_> = st.take_all();
             (msgs, std::mem::take(&mut st.consumers))
         };
         for m in &msgs {

@@ -771,6 +771,7 @@ fn check_equivalent(q: &Queue, d: &QueueDecl, vhost: &str) -> Result<(), AmqpErr
         "x-message-ttl",
         "x-expires",
         "x-max-length",
+        "x-max-length-bytes",
         "x-dead-letter-exchange",
         "x-dead-letter-routing-key",
         "x-max-priority",
