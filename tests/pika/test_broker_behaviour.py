@@ -633,11 +633,13 @@ def test_per_message_expiration_drops(ch, q):
     assert got == [(b"long", "60000"), (b"forever", None)]
 
 
-def test_invalid_expiration_406(conn, q):
+@pytest.mark.parametrize("expiration", ["soon", "-5"])
+def test_invalid_expiration_406(conn, q, expiration):
     ch = conn.channel()
-    ch.basic_publish("", q, b"x", Props(expiration="soon"))
-    with closed_with(406):
+    ch.basic_publish("", q, b"x", Props(expiration=expiration))
+    with closed_with(406) as e:
         ch.queue_declare(queue=q, passive=True)
+    assert "PRECONDITION_FAILED" in e.value.reply_text
 
 
 def _dlx_setup(ch, cleanup, queue_args, dl_key="dead"):
@@ -894,8 +896,9 @@ def test_no_properties_round_trip(ch, q):
 def test_wrong_user_id_refused_406(conn, q):
     ch = conn.channel()
     ch.basic_publish("", q, b"x", Props(user_id="somebody-else"))
-    with closed_with(406):
+    with closed_with(406) as e:
         ch.queue_declare(queue=q, passive=True)
+    assert "PRECONDITION_FAILED" in e.value.reply_text
 
 
 @pytest.mark.parametrize("size", [0, 1, 131072 - 8, 131072 - 7, 131072, 3 * 131072 + 5, 1024 * 1024])
