@@ -579,7 +579,7 @@ impl Channel {
                 "message body of {body_size} bytes is too large"
             )));
         }
-        p.body.reserve(body_size as usize);
+        p.body.reserve((body_size as usize).min(1 << 20));
         p.header = Some((props, raw_props, body_size));
         if body_size == 0 {
             return self.finish_publish(ctx);

@@ -75,7 +75,9 @@ pub(crate) fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<InFram
     }
     let total = 7 + size + 1;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        // Grow towards the frame size, but never trust a peer's length for a
+        // large up-front allocation.
+        buf.reserve((total - buf.len()).min(64 * 1024));
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {

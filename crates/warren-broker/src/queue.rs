@@ -270,7 +270,7 @@ impl Queue {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        ttl.map(|t| now + t)
+        ttl.and_then(|t| now.checked_add(t))
     }
 
     /// Whether a new message would be refused (x-overflow = reject-publish

@@ -379,3 +379,40 @@ async fn properties_round_trip_lapin_and_large_body() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn huge_ttls_do_not_overflow() {
+    bounded(async {
+        let b = start().await;
+        let (_c, ch) = channel(&b).await;
+        let mut args = lapin::types::FieldTable::default();
+        args.insert(
+            "x-message-ttl".into(),
+            lapin::types::AMQPValue::LongLongInt(i64::MAX),
+        );
+        args.insert(
+            "x-expires".into(),
+            lapin::types::AMQPValue::LongLongInt(i64::MAX),
+        );
+        ch.queue_declare("huge".into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+        ch.basic_publish(
+            "".into(),
+            "huge".into(),
+            BasicPublishOptions::default(),
+            b"x",
+            lapin::BasicProperties::default().with_expiration(u64::MAX.to_string().into()),
+        )
+        .await
+        .unwrap();
+        let m = ch
+            .basic_get("huge".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+            .expect("message");
+        assert_eq!(m.delivery.data, b"x");
+        b.shutdown().await;
+    })
+    .await;
+}
