@@ -178,6 +178,37 @@ async fn demo_prints_the_tutorial_exchange() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_fails_over_to_the_next_url() {
+    let t = Target::embedded().await;
+    let q = unique("fib");
+    let server = RpcServer::new()
+        .route(q.as_str(), fib::handle)
+        .start(&t.url)
+        .await
+        .unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dead_url = format!("amqp://guest:guest@{dead}/%2f");
+    let out = warren(&[
+        "call", "--url", &dead_url, "--url", &t.url, "--queue", &q, "30",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "832040\n");
+    let joined = format!("{dead_url},{}", t.url);
+    let out = warren(&["call", "--url", &joined, "--queue", &q, "10"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "55\n",
+        "{}",
+        stderr(&out)
+    );
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn call_help_documents_exit_codes() {
     let out = warren(&["call", "--help"]).await;

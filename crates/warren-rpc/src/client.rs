@@ -331,8 +331,14 @@ impl RpcClient {
                     .attempt(queue, &routing_key, body.as_ref(), &options, deadline)
                     .await;
                 match outcome {
-                    Err(Error::Unavailable { reason }) if options.idempotent => {
-                        debug!(queue, retry, reason, "retrying an idempotent call");
+                    // Resend idempotent calls after a connection loss. Right after a
+                    // reconnection the request queue may not be re-declared yet by its
+                    // server, so a resend that finds no route is tried again too.
+                    Err(Error::Unavailable { .. }) | Err(Error::NoRoute { .. })
+                        if options.idempotent
+                            && (retry > 0 || matches!(outcome, Err(Error::Unavailable { .. }))) =>
+                    {
+                        debug!(queue, retry, "retrying an idempotent call");
                         tokio::time::sleep(Backoff::default().delay(retry)).await;
                         retry = retry.saturating_add(1);
                     }

@@ -390,7 +390,41 @@ async fn unknown_correlation_ids_are_dropped(t: Target) {
     server.shutdown().await.unwrap();
 }
 
+async fn in_flight_bound_fails_fast_when_asked(t: Target) {
+    let q = unique("slow");
+    let server = RpcServer::new()
+        .route(q.as_str(), warren_rpc::services::sleep::handle)
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::builder(&t.url)
+        .max_in_flight(2, warren_rpc::WhenFull::FailFast)
+        .connect()
+        .await
+        .unwrap();
+    let slow = || client.call(&q, "300");
+    let (a, b, c) = tokio::join!(slow(), slow(), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        client.call(&q, "0").await
+    });
+    assert_eq!(a.unwrap().body, b"300");
+    assert_eq!(b.unwrap().body, b"300");
+    let err = c.unwrap_err();
+    assert!(
+        matches!(err, Error::ResourceExhausted { limit: 2 }),
+        "{err}"
+    );
+    assert!(err.is_retryable());
+    assert_eq!(
+        client.call(&q, "0").await.unwrap().body,
+        b"0",
+        "slots come back"
+    );
+    server.shutdown().await.unwrap();
+}
+
 broker_tests!(
+    in_flight_bound_fails_fast_when_asked,
     one_way_and_expired_requests,
     unknown_correlation_ids_are_dropped,
     fib_answers_exactly,
@@ -404,3 +438,60 @@ broker_tests!(
     exclusive_reply_queue_mode,
     content_type_is_honoured,
 );
+
+/// Idempotent calls in flight across a broker restart are resent and answered;
+/// non-idempotent ones fail with a retryable `unavailable` and leave nothing pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_calls_survive_a_broker_restart() {
+    common::bounded(60, async {
+        let broker = warren_broker::Broker::builder()
+            .listen(([127, 0, 0, 1], 0).into())
+            .start()
+            .await
+            .unwrap();
+        let addr = broker.local_addr();
+        let url = broker.amqp_url();
+        let q = unique("sleep");
+        let server = RpcServer::new()
+            .route(q.as_str(), warren_rpc::services::sleep::handle)
+            .start(&url)
+            .await
+            .unwrap();
+        let client = RpcClient::connect(&url).await.unwrap();
+        let opts = |idem| {
+            CallOptions::new()
+                .timeout(Duration::from_secs(20))
+                .idempotent(idem)
+        };
+        let calls = tokio::spawn({
+            let (client, q) = (client.clone(), q.clone());
+            async move {
+                tokio::join!(
+                    client.call_with(&q, "500", opts(true)),
+                    client.call_with(&q, "500", opts(false)),
+                )
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        broker.shutdown().await;
+        let broker = warren_broker::Broker::builder()
+            .listen(addr)
+            .start()
+            .await
+            .unwrap();
+        let (idempotent, plain) = calls.await.unwrap();
+        assert_eq!(
+            idempotent.unwrap().body,
+            b"500",
+            "resent after reconnecting"
+        );
+        let err = plain.unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }), "{err}");
+        assert!(err.is_retryable());
+        assert_eq!(client.in_flight(), 0);
+        assert!(client.is_connected());
+        server.shutdown().await.unwrap();
+        broker.shutdown().await;
+    })
+    .await;
+}

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use warren_rpc::{services::fib, CallOptions, Error, RpcClient};
+use warren_rpc::{services::fib, CallOptions, Error};
 
 use super::BrokerArgs;
 
@@ -27,7 +27,7 @@ pub struct Args {
 
 /// Runs `warren call`.
 pub async fn run(args: Args) -> warren_rpc::Result<()> {
-    let client = RpcClient::connect(&args.broker.url).await?;
+    let client = args.broker.client().await?;
     let options = CallOptions::new()
         .timeout(args.timeout)
         .content_type(args.content_type);

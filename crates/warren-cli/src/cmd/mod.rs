@@ -6,10 +6,34 @@ pub mod call;
 pub mod demo;
 pub mod serve;
 
-/// `--url`: `$AMQP_URL`, else the local default.
+/// `--url`: `$AMQP_URL`, else the local default. Several addresses (repeat `--url`, or
+/// separate them with commas) are tried in order, and failed over to in that order.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerArgs {
-    /// AMQP URL of the broker.
-    #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL)]
-    pub url: String,
+    /// AMQP URL of the broker; repeat (or separate with commas) for fallbacks.
+    #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL, value_delimiter = ',')]
+    pub url: Vec<String>,
+}
+
+impl BrokerArgs {
+    /// The first address (clap guarantees at least one through the default).
+    pub fn primary(&self) -> &str {
+        self.url
+            .first()
+            .map_or(warren_rpc::DEFAULT_URL, String::as_str)
+    }
+
+    /// The addresses after the first.
+    pub fn fallbacks(&self) -> impl Iterator<Item = &String> {
+        self.url.iter().skip(1)
+    }
+
+    /// A client connecting to these addresses.
+    pub async fn client(&self) -> warren_rpc::Result<warren_rpc::RpcClient> {
+        let mut builder = warren_rpc::RpcClient::builder(self.primary());
+        for url in self.fallbacks() {
+            builder = builder.url(url.clone());
+        }
+        builder.connect().await
+    }
 }

@@ -35,10 +35,11 @@ pub async fn run(args: Args) -> warren_rpc::Result<()> {
         Procedure::Fib => RpcServer::new().route(args.queue.as_str(), fib::handle),
         Procedure::Sleep => RpcServer::new().route(args.queue.as_str(), sleep::handle),
     };
-    let handle = server
-        .concurrency(args.concurrency)
-        .start(&args.broker.url)
-        .await?;
+    let mut server = server.concurrency(args.concurrency);
+    for url in args.broker.fallbacks() {
+        server = server.fallback_url(url.clone());
+    }
+    let handle = server.start(args.broker.primary()).await?;
     println!(" [x] Awaiting RPC requests");
     warren_rpc::shutdown::signal().await;
     eprintln!(" [x] Shutting down: finishing calls in flight");
