@@ -375,6 +375,57 @@ async fn disruptive_rabbitmq_stop_start_app() {
     .await;
 }
 
+/// The cluster from `scripts/cluster.sh` (`WARREN_CLUSTER_URLS`, comma-separated).
+fn cluster_urls() -> Option<Vec<String>> {
+    match std::env::var("WARREN_CLUSTER_URLS") {
+        Ok(urls) => Some(urls.split(',').map(str::to_owned).collect()),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but WARREN_CLUSTER_URLS is not: start scripts/cluster.sh first")
+        }
+        Err(_) => {
+            eprintln!("skipped: run scripts/cluster.sh start and set WARREN_CLUSTER_URLS");
+            None
+        }
+    }
+}
+
+/// A quorum request queue on a 3-node cluster: stop the node everyone is connected to
+/// (and that leads the queue) under load; client and server fail over to the next
+/// address and the calls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disruptive_cluster_node_stopped() {
+    let Some(urls) = cluster_urls() else { return };
+    let node = std::env::var("WARREN_CLUSTER_NODE_TO_STOP")
+        .unwrap_or_else(|_| "warren1@localhost".to_owned());
+    common::bounded(150, async {
+        let q = unique("quorum-fib");
+        let mut server =
+            RpcServer::new().route(warren_rpc::QueueSpec::quorum(q.as_str()), fib::handle);
+        let mut client = RpcClient::builder(&urls[0]);
+        for url in &urls[1..] {
+            server = server.fallback_url(url.clone());
+            client = client.url(url.clone());
+        }
+        let server = server.start(&urls[0]).await.unwrap();
+        let client = client.connect().await.unwrap();
+        let load = tokio::spawn({
+            let (client, q) = (client.clone(), q.clone());
+            async move { drive(&client, &q, 400, 8, Duration::from_millis(10)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::task::block_in_place(|| rabbitmqctl(&["-n", &node, "stop_app"]));
+        let tally = load.await.unwrap();
+        recovered(&client, &q, Duration::from_secs(60)).await;
+        tokio::task::block_in_place(|| rabbitmqctl(&["-n", &node, "start_app"]));
+        tally.report(
+            "cluster node stopped (quorum queue, 3 nodes)",
+            "rabbitmq cluster",
+        );
+        server.shutdown().await.unwrap();
+    })
+    .await;
+}
+
 broker_tests!(
     worker_killed_mid_call,
     slow_worker_past_deadline,
