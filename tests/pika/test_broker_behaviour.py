@@ -1813,3 +1813,215 @@ def test_deleted_queue_loses_its_bindings(conn, cleanup):
     ch.confirm_delivery()
     with pytest.raises(UnroutableError):
         ch.basic_publish(x, "k", b"x", mandatory=True)
+
+
+# ---------------------------------------------------------------- raw content: every field type, interleaving
+
+def _ss(s):
+    b = s.encode()
+    return struct.pack(">B", len(b)) + b
+
+
+def _ls(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def _table(entries):
+    body = b"".join(_ss(k) + v for k, v in entries)
+    return struct.pack(">I", len(body)) + body
+
+
+# Every field type RabbitMQ knows (its letters: 's' is a short int, 'u'/'i' unsigned), encoded by hand:
+# pika can only produce some of them and decodes several to the same Python type.
+FIELD_VALUES = [
+    ("t", b"t\x01"), ("b", b"b" + struct.pack(">b", -5)), ("B", b"B" + struct.pack(">B", 250)),
+    ("s", b"s" + struct.pack(">h", -300)), ("u", b"u" + struct.pack(">H", 65000)),
+    ("I", b"I" + struct.pack(">i", -70000)), ("i", b"i" + struct.pack(">I", 4000000000)),
+    ("l", b"l" + struct.pack(">q", -(2**40))), ("f", b"f" + struct.pack(">f", 1.5)),
+    ("d", b"d" + struct.pack(">d", -2.25)), ("D", b"D" + struct.pack(">Bi", 2, 314)),
+    ("S", b"S" + _ls("h\u00e9llo".encode())), ("T", b"T" + struct.pack(">Q", 1700000000)),
+    ("V", b"V"), ("x", b"x" + _ls(b"\x00\xff")),
+]
+FIELD_VALUES_ALL = FIELD_VALUES + [
+    ("A", b"A" + _ls(b"".join(v for _k, v in FIELD_VALUES))),
+    ("F", b"F" + _table(FIELD_VALUES)),
+]
+
+
+def _content_header_payload(body_size):
+    flags = 0x8000 | 0x2000  # content-type, headers
+    return struct.pack(">HHQ", 60, 0, body_size) + struct.pack(">H", flags) + _ss("text/plain") + _table(FIELD_VALUES_ALL)
+
+
+def _raw_frame(kind, channel, payload):
+    return struct.pack(">BHI", kind, channel, len(payload)) + payload + b"\xce"
+
+
+def _parse_value(b, off):
+    t = b[off:off + 1]
+    off += 1
+    fixed = {b"t": 1, b"b": 1, b"B": 1, b"s": 2, b"u": 2, b"I": 4, b"i": 4, b"l": 8, b"f": 4, b"d": 8,
+             b"D": 5, b"T": 8, b"V": 0}
+    if t in fixed:
+        n = fixed[t]
+        return (t, b[off:off + n]), off + n
+    if t in (b"S", b"x"):
+        n = struct.unpack_from(">I", b, off)[0]
+        return (t, b[off + 4:off + 4 + n]), off + 4 + n
+    if t == b"A":
+        n = struct.unpack_from(">I", b, off)[0]
+        end, o, items = off + 4 + n, off + 4, []
+        while o < end:
+            v, o = _parse_value(b, o)
+            items.append(v)
+        return (t, items), end
+    if t == b"F":
+        v, o = _parse_table(b, off)
+        return (t, v), o
+    raise AssertionError(f"unknown field type {t!r}")
+
+
+def _parse_table(b, off):
+    """{key: (type letter, raw value)}: compares field types, not just values."""
+    n = struct.unpack_from(">I", b, off)[0]
+    end, o, d = off + 4 + n, off + 4, {}
+    while o < end:
+        kl = b[o]
+        k = b[o + 1:o + 1 + kl].decode()
+        o += 1 + kl
+        d[k], o = _parse_value(b, o)
+    return d, end
+
+
+def _headers_of(header_payload):
+    flags = struct.unpack_from(">H", header_payload, 12)[0]
+    assert flags & 0x8000 and flags & 0x2000, hex(flags)
+    off = 14 + 1 + header_payload[14]  # skip content-type
+    return _parse_table(header_payload, off)[0]
+
+
+def _raw_get_header(raw, queue, timeout=5.0):
+    """basic.get on channel 1 until a message comes; returns the raw content-header payload."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        raw.send(pframe.Method(1, spec.Basic.Get(queue=queue, no_ack=True)))
+        while True:
+            kind, payload = _raw_read(raw)
+            if kind == 1:
+                cls, meth = struct.unpack_from(">HH", payload)
+                if (cls, meth) == (60, 72):  # get-empty
+                    time.sleep(0.05)
+                    break
+                assert (cls, meth) == (60, 71), (cls, meth)
+            elif kind == 2:
+                return payload
+    raise AssertionError("no message")
+
+
+def _raw_read(raw):
+    """One frame as (type, payload), straight from the socket."""
+    raw.sock.settimeout(5)
+    while True:
+        if len(raw.buf) >= 7:
+            kind, _ch, size = struct.unpack_from(">BHI", raw.buf)
+            if len(raw.buf) >= size + 8:
+                payload = raw.buf[7:7 + size]
+                raw.buf = raw.buf[size + 8:]
+                return kind, payload
+        data = raw.sock.recv(65536)
+        assert data, "connection closed"
+        raw.buf += data
+
+
+def test_every_field_type_round_trips_byte_exact(url, q):
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0)
+        raw.open_channel(1)
+        body = b"typed"
+        sent = _content_header_payload(len(body))
+        raw.sock.sendall(pframe.Method(1, spec.Basic.Publish(exchange="", routing_key=q)).marshal()
+                         + _raw_frame(2, 1, sent) + pframe.Body(1, body).marshal())
+        got = _raw_get_header(raw, q)
+        assert _headers_of(got) == _headers_of(sent)
+        assert got == sent, "the content header is delivered as it was published"
+    finally:
+        raw.close()
+
+
+def test_field_types_survive_dead_lettering(url, ch, cleanup):
+    dlq = uname("dlq")
+    ch.queue_declare(queue=dlq)
+    cleanup.queues.append(dlq)
+    src = uname("src")
+    ch.queue_declare(queue=src, arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})
+    cleanup.queues.append(src)
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0)
+        raw.open_channel(1)
+        sent = _content_header_payload(1)
+        raw.sock.sendall(pframe.Method(1, spec.Basic.Publish(exchange="", routing_key=src)).marshal()
+                         + _raw_frame(2, 1, sent) + pframe.Body(1, b"x").marshal())
+        method, _p, _b = get_eventually(ch, src)
+        ch.basic_reject(method.delivery_tag, requeue=False)
+        got = _headers_of(_raw_get_header(raw, dlq))
+        want = _headers_of(sent)
+        assert {k: got.get(k) for k in want} == want, "a dead-lettered message keeps its headers and their types"
+        # the x-death table, with RabbitMQ's field types
+        xd_type, deaths = got["x-death"]
+        assert xd_type == b"A" and len(deaths) == 1 and deaths[0][0] == b"F"
+        death = deaths[0][1]
+        assert {k: v[0] for k, v in death.items()} == {
+            "count": b"l", "reason": b"S", "queue": b"S", "time": b"T", "exchange": b"S", "routing-keys": b"A"}
+        assert death["count"][1] == struct.pack(">q", 1)
+        assert death["reason"][1] == b"rejected"
+        assert death["routing-keys"][1] == [(b"S", src.encode())]
+        for k in ("x-first-death-exchange", "x-first-death-queue", "x-first-death-reason"):
+            assert got[k][0] == b"S", k
+    finally:
+        raw.close()
+
+
+def test_heartbeats_between_content_frames(url):
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0)
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Queue.Declare(queue="", exclusive=True)))
+        name = raw.recv_method(spec.Queue.DeclareOk).queue
+        raw.send(pframe.Method(1, spec.Basic.Publish(exchange="", routing_key=name)), pframe.Heartbeat(),
+                 pframe.Header(1, 6, spec.BasicProperties()), pframe.Heartbeat(),
+                 pframe.Body(1, b"abc"), pframe.Heartbeat(), pframe.Body(1, b"def"))
+        _raw_get_header(raw, name)
+        kind, payload = _raw_read(raw)
+        assert (kind, payload) == (3, b"abcdef")
+    finally:
+        raw.close()
+
+
+def test_content_interleaved_across_channels(url):
+    """Frames of two channels' publishes may interleave; each message is assembled per channel."""
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0)
+        raw.open_channel(1)
+        raw.open_channel(2)
+        raw.send(pframe.Method(1, spec.Queue.Declare(queue="", exclusive=True)))
+        name = raw.recv_method(spec.Queue.DeclareOk).queue
+        raw.send(pframe.Method(1, spec.Basic.Publish(exchange="", routing_key=name)),
+                 pframe.Header(1, 6, spec.BasicProperties(message_id="one")),
+                 pframe.Body(1, b"111"),
+                 pframe.Method(2, spec.Basic.Publish(exchange="", routing_key=name)),
+                 pframe.Header(2, 3, spec.BasicProperties(message_id="two")),
+                 pframe.Body(2, b"222"),
+                 pframe.Body(1, b"111"))
+        bodies = []
+        for _ in range(2):
+            _raw_get_header(raw, name)
+            kind, payload = _raw_read(raw)
+            assert kind == 3
+            bodies.append(payload)
+        assert sorted(bodies) == [b"111111", b"222"]
+    finally:
+        raw.close()
