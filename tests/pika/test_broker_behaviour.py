@@ -2025,3 +2025,98 @@ def test_content_interleaved_across_channels(url):
         assert sorted(bodies) == [b"111111", b"222"]
     finally:
         raw.close()
+
+
+# ---------------------------------------------------------------- declaration equivalence
+
+QUEUE_INEQUIVALENT = {
+    "auto_delete": ({}, {"auto_delete": True}),
+    "args-added": ({}, {"arguments": {"x-message-ttl": 1000}}),
+    "args-removed": ({"arguments": {"x-message-ttl": 1000}}, {}),
+    "max-length-differs": ({"arguments": {"x-max-length": 5}}, {"arguments": {"x-max-length": 6}}),
+    "dlx-differs": ({"arguments": {"x-dead-letter-exchange": "a"}}, {"arguments": {"x-dead-letter-exchange": "b"}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(QUEUE_INEQUIVALENT))
+def test_queue_redeclare_inequivalent_406(conn, case):
+    first, second = QUEUE_INEQUIVALENT[case]
+    name = uname("eq")
+    conn.channel().queue_declare(queue=name, **first)
+    try:
+        with closed_with(406) as e:
+            conn.channel().queue_declare(queue=name, **second)
+        assert "inequivalent arg" in e.value.reply_text
+    finally:
+        conn.channel().queue_delete(name)
+
+
+QUEUE_EQUIVALENT = {
+    "same": ({"arguments": {"x-message-ttl": 1000}}, {"arguments": {"x-message-ttl": 1000}}),
+    "non-x-argument-differs": ({"arguments": {"foo": 1}}, {"arguments": {"foo": 2}}),
+    "integer-width-differs": ({"arguments": {"x-message-ttl": 1000}},
+                              {"arguments": {"x-message-ttl": pika.compat.long(1000)}}),
+    "passive-ignores-the-rest": ({}, {"passive": True, "durable": True, "arguments": {"x-message-ttl": 5}}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(QUEUE_EQUIVALENT))
+def test_queue_redeclare_equivalent_ok(conn, case):
+    first, second = QUEUE_EQUIVALENT[case]
+    name = uname("eq")
+    ch = conn.channel()
+    ch.queue_declare(queue=name, **first)
+    try:
+        assert ch.queue_declare(queue=name, **second).method.queue == name
+    finally:
+        ch.queue_delete(name)
+
+
+@pytest.mark.parametrize("first_exclusive", [False, True])
+def test_queue_redeclare_exclusive_changed_405(conn, first_exclusive):
+    """RabbitMQ answers a change of `exclusive` with 405 RESOURCE_LOCKED, even on the owner's connection."""
+    name = uname("eq")
+    conn.channel().queue_declare(queue=name, exclusive=first_exclusive)
+    try:
+        with closed_with(405):
+            conn.channel().queue_declare(queue=name, exclusive=not first_exclusive)
+    finally:
+        conn.channel().queue_delete(name)
+
+
+EXCHANGE_INEQUIVALENT = {
+    "durable": {"durable": True},
+    "auto_delete": {"auto_delete": True},
+    "internal": {"internal": True},
+    "arguments": {"arguments": {"alternate-exchange": "elsewhere"}},
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXCHANGE_INEQUIVALENT))
+def test_exchange_redeclare_inequivalent_406(conn, case):
+    name = uname("eqx")
+    conn.channel().exchange_declare(exchange=name, exchange_type="direct")
+    try:
+        with closed_with(406) as e:
+            conn.channel().exchange_declare(exchange=name, exchange_type="direct", **EXCHANGE_INEQUIVALENT[case])
+        assert "inequivalent arg" in e.value.reply_text
+    finally:
+        conn.channel().exchange_delete(name)
+
+
+def test_exchange_passive_ignores_type(conn, cleanup):
+    ch = conn.channel()
+    x = declare_exchange(ch, cleanup, "direct")
+    ch.exchange_declare(exchange=x, exchange_type="fanout", passive=True)
+
+
+def test_unknown_exchange_type_closes_connection_503(url):
+    c = connect(url)
+    try:
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+            c.channel().exchange_declare(exchange=uname("x"), exchange_type="no-such-type")
+        assert e.value.reply_code == 503
+        assert "COMMAND_INVALID" in e.value.reply_text
+    finally:
+        if c.is_open:
+            c.close()
