@@ -2120,3 +2120,87 @@ def test_unknown_exchange_type_closes_connection_503(url):
     finally:
         if c.is_open:
             c.close()
+
+
+# ---------------------------------------------------------------- odds and ends RabbitMQ answers in a particular way
+
+def test_counts_exclude_unacked(ch):
+    ch.confirm_delivery()
+    name = uname("q")
+    ch.queue_declare(queue=name)
+    for _ in range(3):
+        ch.basic_publish("", name, b"x")
+    method, _p, _b = ch.basic_get(name)
+    assert ch.queue_declare(queue=name, passive=True).method.message_count == 2
+    assert ch.queue_delete(name).method.message_count == 2
+    ch.basic_ack(method.delivery_tag)  # acking a message of a deleted queue is fine
+    ch.queue_declare(queue="", exclusive=True)
+
+
+def test_prefetch_size_not_implemented_540(url):
+    c = connect(url)
+    try:
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+            c.channel().basic_qos(prefetch_size=1000)
+        assert e.value.reply_code == 540
+    finally:
+        if c.is_open:
+            c.close()
+
+
+def test_basic_recover_requeues(ch, q):
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"r")
+    ch.basic_get(q)
+    ch.basic_recover(requeue=True)
+    method, _p, body = get_eventually(ch, q, auto_ack=True)
+    assert (body, method.redelivered) == (b"r", True)
+
+
+def test_cancel_unknown_consumer_tag_is_ok(url):
+    raw = RawAmqp(url)
+    try:
+        raw.handshake(heartbeat=0)
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Basic.Cancel(consumer_tag="never-was")))
+        assert raw.recv_method(spec.Basic.CancelOk).consumer_tag == "never-was"
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("op", ["consume", "purge", "get", "bind"])
+def test_missing_queue_404(conn, op):
+    ch = conn.channel()
+    missing = uname("missing")
+    with closed_with(404):
+        if op == "consume":
+            ch.basic_consume(missing, lambda *a: None)
+        elif op == "purge":
+            ch.queue_purge(missing)
+        elif op == "get":
+            ch.basic_get(missing)
+        else:
+            ch.queue_bind(missing, "amq.direct", routing_key="k")
+    assert conn.is_open
+
+
+@pytest.mark.parametrize("op", ["queue_delete", "exchange_delete", "unbind_missing_queue", "unbind_never_bound"])
+def test_idempotent_deletes_and_unbinds(conn, op):
+    ch = conn.channel()
+    if op == "queue_delete":
+        assert ch.queue_delete(uname("missing")).method.message_count == 0
+    elif op == "exchange_delete":
+        ch.exchange_delete(uname("missing"))
+    elif op == "unbind_missing_queue":
+        ch.queue_unbind(uname("missing"), "amq.direct", routing_key="k")
+    else:
+        name = ch.queue_declare(queue="", exclusive=True).method.queue
+        ch.queue_unbind(name, "amq.direct", routing_key="never-bound")
+    assert ch.is_open
+
+
+def test_amq_default_is_not_an_exchange_name(conn):
+    ch = conn.channel()
+    name = ch.queue_declare(queue="", exclusive=True).method.queue
+    with closed_with(404):
+        ch.queue_bind(name, "amq.default")
