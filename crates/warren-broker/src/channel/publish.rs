@@ -1,0 +1,206 @@
+//! Publishing: assembling basic.publish + content header + body frames,
+//! direct reply-to rewriting, routing, mandatory returns and publisher
+//! confirms.
+
+use super::{Channel, ConnCtx};
+use crate::connection::ConnEvent;
+use crate::error::{AmqpError, ReplyCode};
+use crate::message::{short, Message};
+use crate::reply_to::{REPLY_TO, REPLY_TO_PREFIX};
+use amq_protocol::protocol::basic::AMQPProperties;
+use amq_protocol::protocol::{basic, AMQPClass};
+use bytes::Bytes;
+use std::sync::Arc;
+
+impl Channel {
+    /// Handle a content header frame.
+    pub(crate) fn handle_header(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        class_id: u16,
+        body_size: u64,
+        props: AMQPProperties,
+        raw_props: Bytes,
+    ) -> Result<(), AmqpError> {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(AmqpError::unexpected_frame(
+                "content header without basic.publish",
+            ));
+        };
+        if p.header.is_some() {
+            return Err(AmqpError::unexpected_frame("duplicate content header"));
+        }
+        if class_id != 60 {
+            return Err(AmqpError::frame_error("content header class must be basic"));
+        }
+        if body_size > ctx.max_body {
+            return Err(AmqpError::frame_error(format!(
+                "message body of {body_size} bytes is too large"
+            )));
+        }
+        p.body.reserve((body_size as usize).min(1 << 20));
+        p.header = Some((props, raw_props, body_size));
+        if body_size == 0 {
+            return self.finish_publish(ctx);
+        }
+        Ok(())
+    }
+
+    /// Handle a content body frame.
+    pub(crate) fn handle_body(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        data: Bytes,
+    ) -> Result<(), AmqpError> {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(AmqpError::unexpected_frame(
+                "content body without basic.publish",
+            ));
+        };
+        let Some((_, _, size)) = &p.header else {
+            return Err(AmqpError::unexpected_frame(
+                "content body before content header",
+            ));
+        };
+        let size = *size;
+        if p.body.len() as u64 + data.len() as u64 > size {
+            return Err(AmqpError::frame_error(
+                "content body exceeds announced size",
+            ));
+        }
+        p.body.extend_from_slice(&data);
+        if p.body.len() as u64 == size {
+            return self.finish_publish(ctx);
+        }
+        Ok(())
+    }
+
+    fn finish_publish(&mut self, ctx: &mut ConnCtx<'_>) -> Result<(), AmqpError> {
+        let Some(p) = self.pending.take() else {
+            return Ok(());
+        };
+        let Some((props, raw_props, _)) = p.header else {
+            return Ok(());
+        };
+        let pub_ids = (60, 40);
+        if let Some(exp) = props.expiration() {
+            if exp.as_str().parse::<u64>().is_err() {
+                return Err(AmqpError::precondition(format!(
+                    "invalid expiration '{}' for message",
+                    exp.as_str()
+                ))
+                .with_method(pub_ids.0, pub_ids.1));
+            }
+        }
+        if let Some(uid) = props.user_id() {
+            if uid.as_str() != ctx.user {
+                return Err(AmqpError::precondition(format!(
+                    "user_id property set to '{}' but authenticated user was '{}'",
+                    uid.as_str(),
+                    ctx.user
+                ))
+                .with_method(pub_ids.0, pub_ids.1));
+            }
+        }
+        let mut msg = Message::new(p.exchange, p.routing_key, props, raw_props, p.body.freeze());
+        if msg.props.reply_to().as_ref().map(|r| r.as_str()) == Some(REPLY_TO) {
+            let Some(r) = &self.reply else {
+                return Err(
+                    AmqpError::precondition("fast reply consumer does not exist")
+                        .with_method(pub_ids.0, pub_ids.1),
+                );
+            };
+            let props = msg
+                .props
+                .clone()
+                .with_reply_to(short(format!("{REPLY_TO_PREFIX}{}", r.token)));
+            msg = msg.with_props(props);
+        }
+        let seq = if self.confirm {
+            self.next_seq += 1;
+            Some(self.next_seq)
+        } else {
+            None
+        };
+        let msg = Arc::new(msg);
+        if msg.exchange.is_empty() && msg.routing_key.starts_with(REPLY_TO_PREFIX) {
+            let delivered = ctx.vhost.reply_to.deliver(&msg.routing_key, msg.clone());
+            if !delivered && p.mandatory {
+                self.basic_return(ctx, &msg);
+            }
+            if let Some(seq) = seq {
+                self.ack_publish(ctx, seq);
+            }
+            return Ok(());
+        }
+        let queues = ctx
+            .vhost
+            .route(
+                &msg.exchange,
+                &msg.routing_key,
+                msg.props.headers().as_ref(),
+            )
+            .map_err(|e| e.with_method(pub_ids.0, pub_ids.1))?;
+        if queues.is_empty() {
+            if p.mandatory {
+                self.basic_return(ctx, &msg);
+            }
+            if let Some(seq) = seq {
+                self.ack_publish(ctx, seq);
+            }
+            return Ok(());
+        }
+        let (persisted, refused) = ctx.vhost.enqueue(&queues, msg);
+        if let Some(seq) = seq {
+            if refused {
+                ctx.out.method(
+                    self.id,
+                    AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
+                        delivery_tag: seq,
+                        multiple: false,
+                        requeue: false,
+                    })),
+                );
+                return Ok(());
+            }
+            match (&ctx.vhost.store, persisted) {
+                (Some(store), true) => store.sync_then(
+                    ctx.tx.clone(),
+                    ConnEvent::Confirm {
+                        channel: self.id,
+                        seq,
+                    },
+                ),
+                _ => self.ack_publish(ctx, seq),
+            }
+        }
+        Ok(())
+    }
+
+    fn ack_publish(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
+        ctx.out.method(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                delivery_tag: seq,
+                multiple: false,
+            })),
+        );
+    }
+
+    fn basic_return(&self, ctx: &mut ConnCtx<'_>, msg: &Message) {
+        let method = AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+            reply_code: ReplyCode::NoRoute.code(),
+            reply_text: short("NO_ROUTE"),
+            exchange: short(msg.exchange.as_str()),
+            routing_key: short(msg.routing_key.as_str()),
+        }));
+        ctx.out.content(self.id, method, &msg.raw_props, &msg.body);
+    }
+
+    /// A publisher confirm became ready (after fsync).
+    pub(crate) fn confirm_ready(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
+        if !self.closing {
+            self.ack_publish(ctx, seq);
+        }
+    }
+}
