@@ -2204,3 +2204,125 @@ def test_amq_default_is_not_an_exchange_name(conn):
     name = ch.queue_declare(queue="", exclusive=True).method.queue
     with closed_with(404):
         ch.queue_bind(name, "amq.default")
+
+
+# ---------------------------------------------------------------- more protocol errors (raw frames)
+
+def _raw_open(url):
+    raw = RawAmqp(url)
+    raw.handshake(heartbeat=0)
+    return raw
+
+
+def _connection_ends(raw, timeout=5.0):
+    """Read until the broker closes the connection (connection.close or EOF/reset); returns the close or None.
+    Fails if the connection stays up, or if the broker answers with anything but a close."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fr = raw.recv_frame(max(0.1, deadline - time.monotonic()))
+        except (ConnectionResetError, BrokenPipeError):
+            return None
+        except socket.timeout:
+            break
+        if fr is None:
+            return None
+        if isinstance(fr, pframe.Method):
+            assert isinstance(fr.method, spec.Connection.Close), f"expected the connection to end, got {fr.method}"
+            return fr.method
+    raise AssertionError("the broker kept the connection open")
+
+
+def test_bad_frame_end_501(url):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.sock.sendall(pframe.Method(1, spec.Queue.Declare(queue="", exclusive=True)).marshal()[:-1] + b"\x00")
+        raw.expect_connection_close(501)
+    finally:
+        raw.close()
+
+
+def test_unknown_frame_type_501(url):
+    raw = _raw_open(url)
+    try:
+        raw.sock.sendall(struct.pack(">BHI", 9, 0, 1) + b"x" + b"\xce")
+        raw.expect_connection_close(501)
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("what", ["header", "body"])
+def test_content_without_publish_505(url, what):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.send(pframe.Header(1, 3, spec.BasicProperties()) if what == "header" else pframe.Body(1, b"abc"))
+        raw.expect_connection_close(505)
+    finally:
+        raw.close()
+
+
+def test_channel_method_on_channel_zero_504(url):
+    raw = _raw_open(url)
+    try:
+        raw.send(pframe.Method(0, spec.Queue.Declare(queue="", exclusive=True)))
+        raw.expect_connection_close(504)
+    finally:
+        raw.close()
+
+
+def test_connection_method_on_a_channel_503(url):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Connection.Open(virtual_host="/")))
+        raw.expect_connection_close(503)
+    finally:
+        raw.close()
+
+
+def test_heartbeat_on_a_channel_is_a_connection_error(url):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.sock.sendall(struct.pack(">BHI", 8, 1, 0) + b"\xce")
+        close = _connection_ends(raw)
+        # RabbitMQ answers 505 UNEXPECTED_FRAME; the 0-9-1 spec says 501 FRAME_ERROR: either will do.
+        assert close is not None and close.reply_code in (501, 505), close
+    finally:
+        raw.close()
+
+
+def test_unknown_method_ends_the_connection(url):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.sock.sendall(struct.pack(">BHI", 1, 1, 4) + struct.pack(">HH", 60, 999) + b"\xce")
+        _connection_ends(raw)
+    finally:
+        raw.close()
+
+
+def _tune_then_open(url, frame_max):
+    raw = RawAmqp(url)
+    raw.send(pframe.ProtocolHeader())
+    raw.recv_method(spec.Connection.Start)
+    creds = raw.params.credentials
+    raw.send(pframe.Method(0, spec.Connection.StartOk(
+        client_properties={}, mechanism="PLAIN", response=f"\0{creds.username}\0{creds.password}", locale="en_US")))
+    tune = raw.recv_method(spec.Connection.Tune)
+    raw.send(pframe.Method(0, spec.Connection.TuneOk(channel_max=tune.channel_max, frame_max=frame_max(tune),
+                                                     heartbeat=0)))
+    raw.send(pframe.Method(0, spec.Connection.Open(virtual_host=raw.params.virtual_host)))
+    return raw
+
+
+@pytest.mark.parametrize("case", ["below-4096", "above-the-server's"])
+def test_bad_frame_max_in_tune_ok_refused(url, case):
+    pick = (lambda t: 1000) if case == "below-4096" else (lambda t: t.frame_max * 2)
+    raw = _tune_then_open(url, pick)
+    try:
+        _connection_ends(raw)  # never connection.open-ok
+    finally:
+        raw.close()
