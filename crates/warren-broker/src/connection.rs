@@ -397,8 +397,8 @@ impl Conn {
                 other => Err(AmqpError::command_invalid("unexpected connection method")
                     .with_method(10, other_method_id(&other))),
             },
-            InFrame::Method(0, c) => Err(AmqpError::command_invalid(
-                "non-connection method on channel 0",
+            InFrame::Method(0, c) => Err(AmqpError::channel_error(
+                "expected 'channel.open' on channel 0",
             )
             .with_method(c.get_amqp_class_id(), c.get_amqp_method_id())),
             InFrame::Method(_, AMQPClass::Connection(m)) => Err(AmqpError::command_invalid(

@@ -87,7 +87,6 @@ pub(crate) struct Exchange {
     /// Not publishable by clients.
     pub(crate) internal: bool,
     /// Declaration arguments.
-    #[allow(dead_code)]
     pub(crate) arguments: FieldTable,
     /// Queue bindings.
     pub(crate) bindings: RwLock<Vec<Binding>>,

@@ -92,6 +92,16 @@ pub(crate) fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<InFram
             }
             let class_id = u16::from_be_bytes([payload[0], payload[1]]);
             let method_id = u16::from_be_bytes([payload[2], payload[3]]);
+            // amq-protocol drops basic.qos prefetch-size; RabbitMQ refuses a
+            // non-zero one with 540, so look at the raw field.
+            if (class_id, method_id) == (60, 10)
+                && payload.len() >= 8
+                && payload[4..8] != [0, 0, 0, 0]
+            {
+                return Err(
+                    AmqpError::not_implemented("prefetch_size!=0").with_method(class_id, method_id)
+                );
+            }
             match parse_class(&payload[..]) {
                 Ok((_, class)) => Ok(Some(InFrame::Method(channel, class))),
                 Err(_) if !known_class(class_id) => Err(AmqpError::command_invalid(format!(

@@ -175,6 +175,28 @@ impl VHost {
                     d.name, self.name, d.auto_delete, x.auto_delete
                 )));
             }
+            if x.internal != d.internal {
+                return Err(AmqpError::precondition(format!(
+                    "inequivalent arg 'internal' for exchange '{}' in vhost '{}': received '{}' but current is '{}'",
+                    d.name, self.name, d.internal, x.internal
+                )));
+            }
+            if x.arguments != d.arguments {
+                let key = d
+                    .arguments
+                    .inner()
+                    .keys()
+                    .chain(x.arguments.inner().keys())
+                    .find(|k| {
+                        d.arguments.inner().get(k.as_str()) != x.arguments.inner().get(k.as_str())
+                    })
+                    .map(|k| k.as_str().to_owned())
+                    .unwrap_or_default();
+                return Err(AmqpError::precondition(format!(
+                    "inequivalent arg '{key}' for exchange '{}' in vhost '{}'",
+                    d.name, self.name
+                )));
+            }
             return Ok(());
         }
         if d.passive {
@@ -472,10 +494,15 @@ impl VHost {
                 "operation not permitted on the default exchange",
             ));
         }
-        let q = self.queue(queue, conn_id)?;
-        let x = self
-            .exchange(exchange)
-            .ok_or_else(|| self.no_exchange(exchange))?;
+        // Like RabbitMQ 3.x, unbinding something that does not exist is a no-op.
+        let q = match self.queue(queue, conn_id) {
+            Ok(q) => q,
+            Err(e) if e.code == crate::error::ReplyCode::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let Some(x) = self.exchange(exchange) else {
+            return Ok(());
+        };
         let removed = x.unbind(&Dest::Queue(q.clone()), routing_key, &arguments);
         if removed && q.durable && x.durable {
             self.log(Record::Unbind {
@@ -648,11 +675,11 @@ fn check_equivalent(q: &Queue, d: &QueueDecl, vhost: &str) -> Result<(), AmqpErr
         return mismatch("durable", d.durable.to_string(), q.durable.to_string());
     }
     if q.owner.is_some() != d.exclusive {
-        return mismatch(
-            "exclusive",
-            d.exclusive.to_string(),
-            q.owner.is_some().to_string(),
-        );
+        // RabbitMQ answers a change of exclusivity with 405, even to the owner.
+        return Err(AmqpError::resource_locked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{vhost}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+            q.name
+        )));
     }
     if q.auto_delete != d.auto_delete {
         return mismatch(

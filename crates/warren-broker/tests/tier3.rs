@@ -416,3 +416,67 @@ async fn huge_ttls_do_not_overflow() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn channel_zero_prefetch_size_and_tune_limits() {
+    bounded(async {
+        let b = start().await;
+        // A channel-class method on channel 0 -> 504.
+        let mut r = Raw::connect(b.local_addr(), 4096).await;
+        r.method(
+            0,
+            AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
+                queue: "".into(),
+                passive: false,
+                durable: false,
+                exclusive: true,
+                auto_delete: false,
+                nowait: false,
+                arguments: FieldTable::default(),
+            })),
+        )
+        .await;
+        assert_eq!(r.expect_connection_close().await, 504);
+
+        // basic.qos with prefetch-size != 0 -> 540 (hand-encoded: amq-protocol drops the field).
+        let mut r = Raw::connect(b.local_addr(), 4096).await;
+        r.open_channel(1).await;
+        r.send_bytes(&[
+            1, 0, 1, 0, 0, 0, 11, 0, 60, 0, 10, 0, 0, 3, 232, 0, 0, 0, 0xCE,
+        ])
+        .await;
+        assert_eq!(r.expect_connection_close().await, 540);
+
+        // tune-ok with frame_max above the server's -> 530, never open-ok.
+        let mut r = Raw::open(b.local_addr()).await;
+        r.send_bytes(b"AMQP\x00\x00\x09\x01").await;
+        let _start = r.recv().await;
+        r.method(
+            0,
+            AMQPClass::Connection(amq_protocol::protocol::connection::AMQPMethod::StartOk(
+                amq_protocol::protocol::connection::StartOk {
+                    client_properties: FieldTable::default(),
+                    mechanism: "PLAIN".into(),
+                    response: LongString::from("\0guest\0guest"),
+                    locale: "en_US".into(),
+                },
+            )),
+        )
+        .await;
+        let _tune = r.recv().await;
+        r.method(
+            0,
+            AMQPClass::Connection(amq_protocol::protocol::connection::AMQPMethod::TuneOk(
+                amq_protocol::protocol::connection::TuneOk {
+                    channel_max: 16,
+                    frame_max: 10_000_000,
+                    heartbeat: 0,
+                },
+            )),
+        )
+        .await;
+        assert_eq!(r.expect_connection_close().await, 530);
+        b.shutdown().await;
+    })
+    .await;
+}

@@ -148,6 +148,27 @@ impl Conn {
                 ))
             }
         };
+        if server_frame_max != 0 && (tune_ok.frame_max == 0 || tune_ok.frame_max > server_frame_max)
+        {
+            return Err(self.hs_fail(
+                AmqpError::not_allowed(format!(
+                    "frame_max={} > {server_frame_max} max size",
+                    tune_ok.frame_max
+                ))
+                .with_method(10, 31),
+            ));
+        }
+        if server_channel_max != 0
+            && (tune_ok.channel_max == 0 || tune_ok.channel_max > server_channel_max)
+        {
+            return Err(self.hs_fail(
+                AmqpError::not_allowed(format!(
+                    "channel_max={} > {server_channel_max} max channels",
+                    tune_ok.channel_max
+                ))
+                .with_method(10, 31),
+            ));
+        }
         let frame_max = match (tune_ok.frame_max, server_frame_max) {
             (0, s) => s,
             (c, 0) => c,
