@@ -943,7 +943,6 @@ def test_consume_delivery_fields(conn, q):
     ch = conn.channel()
     got = []
     tag = ch.basic_consume(q, lambda _c, m, p, b: got.append(m))
-    assert tag.startswith("ctag")
     ch.basic_publish("", q, b"x")
     wait_until(conn, lambda: got, what="delivery")
     m = got[0]
@@ -2324,5 +2323,36 @@ def test_bad_frame_max_in_tune_ok_refused(url, case):
     raw = _tune_then_open(url, pick)
     try:
         _connection_ends(raw)  # never connection.open-ok
+    finally:
+        raw.close()
+
+
+def test_server_generated_consumer_tags(url):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Queue.Declare(queue="", exclusive=True)))
+        name = raw.recv_method(spec.Queue.DeclareOk).queue
+        tags = []
+        for _ in range(2):
+            raw.send(pframe.Method(1, spec.Basic.Consume(queue=name, consumer_tag="", no_ack=True)))
+            tags.append(raw.recv_method(spec.Basic.ConsumeOk).consumer_tag)
+        assert all(tags) and tags[0] != tags[1], tags
+        raw.send(pframe.Method(1, spec.Basic.Cancel(consumer_tag=tags[0])))
+        assert raw.recv_method(spec.Basic.CancelOk).consumer_tag == tags[0]
+    finally:
+        raw.close()
+
+
+def test_duplicate_consumer_tag_on_a_channel_530(url):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Queue.Declare(queue="", exclusive=True)))
+        name = raw.recv_method(spec.Queue.DeclareOk).queue
+        raw.send(pframe.Method(1, spec.Basic.Consume(queue=name, consumer_tag="dup", no_ack=True)))
+        raw.recv_method(spec.Basic.ConsumeOk)
+        raw.send(pframe.Method(1, spec.Basic.Consume(queue=name, consumer_tag="dup", no_ack=True)))
+        raw.expect_connection_close(530)
     finally:
         raw.close()
