@@ -8,6 +8,8 @@ import signal
 import time
 
 from conftest import connect
+import pytest
+
 from helpers import run, tutorial, uname
 
 READY = "[x] Awaiting RPC requests"
@@ -267,3 +269,193 @@ def test_warren_call_request_properties(broker, rpcq, warren):
         assert (r.returncode, r.stdout.strip()) == (0, "reply-from-pika"), r
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------- Warren's choices (docs/SPEC.md), seen from pika
+
+def _pika_call(broker, queue, body, timeout=10.0, **props):
+    """One tutorial-style call from pika (server-named reply queue); returns (props, body) or None."""
+    import pika
+
+    c = connect(broker.url)
+    try:
+        ch = c.channel()
+        cb = ch.queue_declare(queue="", exclusive=True).method.queue
+        got = []
+        ch.basic_consume(cb, lambda _c, m, p, b: got.append((p, b)), auto_ack=True)
+        corr = uname("corr")
+        ch.basic_publish("", queue, body, pika.BasicProperties(reply_to=cb, correlation_id=corr, **props))
+        deadline = time.monotonic() + timeout
+        while not got and time.monotonic() < deadline:
+            c.process_data_events(time_limit=0.1)
+        if not got:
+            return None
+        p, b = got[0]
+        assert p.correlation_id == corr
+        return p, b
+    finally:
+        c.close()
+
+
+def test_warren_server_reply_copies_delivery_mode_and_sets_content_type(broker, rpcq, procs, warren):
+    _serve(procs, warren, broker, rpcq)
+    for mode in (1, 2):
+        props, body = _pika_call(broker, rpcq, b"10", delivery_mode=mode)
+        assert body == b"55"
+        assert props.delivery_mode == mode
+    props, body = _pika_call(broker, rpcq, b"abc")
+    assert props.headers["x-status"] == "invalid_argument"
+    assert props.content_type == "text/plain"
+
+
+def test_warren_server_fib_limits_and_whitespace(broker, rpcq, procs, warren):
+    _serve(procs, warren, broker, rpcq)
+    props, body = _pika_call(broker, rpcq, b" 30 \n")
+    assert body == b"832040" and (props.headers or {}).get("x-status", "ok") == "ok"
+    props, body = _pika_call(broker, rpcq, b"100000", timeout=30)
+    assert (props.headers or {}).get("x-status", "ok") == "ok"
+    a, b = 0, 1
+    for _ in range(100000):
+        a, b = b, a + b
+    import sys
+
+    limit = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)
+    try:
+        expected = str(a).encode()
+    finally:
+        if hasattr(sys, "set_int_max_str_digits"):
+            sys.set_int_max_str_digits(limit)
+    assert len(body) == 20899 and body == expected, body[:50]
+    for bad in (b"100001", b"-1", b"", b"1.5"):
+        props, body = _pika_call(broker, rpcq, bad)
+        assert props.headers["x-status"] == "invalid_argument", bad
+        assert body, "the error says what was wrong"
+
+
+def test_warren_server_one_way_call(broker, rpcq, procs, warren):
+    """No reply_to: the server does the work, sends nothing, acks."""
+    import pika
+
+    _serve(procs, warren, broker, rpcq)
+    c = connect(broker.url)
+    try:
+        ch = c.channel()
+        ch.confirm_delivery()
+        ch.basic_publish("", rpcq, b"20", pika.BasicProperties(correlation_id="one-way"))
+        deadline = time.monotonic() + 5
+        while ch.queue_declare(queue=rpcq, passive=True).method.message_count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ch.queue_declare(queue=rpcq, passive=True).method.message_count == 0
+    finally:
+        c.close()
+    assert _pika_call(broker, rpcq, b"20")[1] == b"6765", "the server still serves"
+
+
+def test_warren_server_skips_requests_past_their_deadline(broker, rpcq, procs, warren):
+    import pika
+
+    _serve(procs, warren, broker, rpcq)
+    past = int(time.time() * 1000) - 10_000
+    assert _pika_call(broker, rpcq, b"10", timeout=1.5, headers={"x-deadline": pika.compat.long(past)}) is None
+    future = int(time.time() * 1000) + 60_000
+    props, body = _pika_call(broker, rpcq, b"10", headers={"x-deadline": pika.compat.long(future)})
+    assert body == b"55"
+    c = connect(broker.url)
+    try:
+        assert c.channel().queue_declare(queue=rpcq, passive=True).method.message_count == 0, "the late request was acked"
+    finally:
+        c.close()
+
+
+def _responder(broker, queue, replies, timeout=10.0):
+    """Take one request from `queue` with pika and answer it with `replies(props)`: a list of (props, body)."""
+    import pika
+
+    c = connect(broker.url)
+    try:
+        ch = c.channel()
+        deadline = time.monotonic() + timeout
+        while True:
+            method, props, body = ch.basic_get(queue, auto_ack=True)
+            if method is not None:
+                break
+            assert time.monotonic() < deadline, "no request arrived"
+            time.sleep(0.02)
+        for rprops, rbody in replies(props):
+            ch.basic_publish("", props.reply_to, rbody, rprops)
+        return props, body
+    finally:
+        c.close()
+
+
+def _warren_call_against(broker, rpcq, warren, replies, body="5"):
+    import threading
+
+    c = connect(broker.url)
+    try:
+        c.channel().queue_declare(queue=rpcq)
+    finally:
+        c.close()
+    result = {}
+    t = threading.Thread(
+        target=lambda: result.setdefault("r", run([warren, "call", "--queue", rpcq, "--timeout", "5s", body],
+                                                  broker.env(), timeout=30)),
+        daemon=True)
+    t.start()
+    _responder(broker, rpcq, replies)
+    t.join(timeout=20)
+    return result["r"]
+
+
+def test_warren_call_ignores_stray_replies(broker, rpcq, warren):
+    import pika
+
+    r = _warren_call_against(broker, rpcq, warren, lambda p: [
+        (pika.BasicProperties(correlation_id="not-" + p.correlation_id), b"stray"),
+        (pika.BasicProperties(), b"no correlation id"),
+        (pika.BasicProperties(correlation_id=p.correlation_id), b"the answer"),
+    ])
+    assert (r.returncode, r.stdout.strip()) == (0, "the answer"), r
+
+
+@pytest.mark.parametrize("status", ["not_found", "unavailable", "some_future_code"])
+def test_warren_call_remote_status_from_a_pika_server(broker, rpcq, warren, status):
+    import pika
+
+    r = _warren_call_against(broker, rpcq, warren, lambda p: [
+        (pika.BasicProperties(correlation_id=p.correlation_id, content_type="text/plain",
+                              headers={"x-status": status}), b"it went wrong"),
+    ])
+    assert r.returncode == 3, r
+    assert "it went wrong" in r.stderr, r
+    expected = status if status != "some_future_code" else "unknown"
+    assert expected in r.stderr, r
+
+
+def test_warren_call_ok_status_header_is_success(broker, rpcq, warren):
+    import pika
+
+    r = _warren_call_against(broker, rpcq, warren, lambda p: [
+        (pika.BasicProperties(correlation_id=p.correlation_id, headers={"x-status": "ok"}), b"fine"),
+    ])
+    assert (r.returncode, r.stdout.strip()) == (0, "fine"), r
+
+
+def test_warren_call_sends_x_deadline_as_long(broker, rpcq, warren):
+    import pika
+
+    seen = {}
+
+    def replies(p):
+        seen["props"] = p
+        return [(pika.BasicProperties(correlation_id=p.correlation_id), b"ok")]
+
+    t0 = time.time() * 1000
+    r = _warren_call_against(broker, rpcq, warren, replies)
+    assert r.returncode == 0, r
+    headers = seen["props"].headers or {}
+    deadline = headers.get("x-deadline")
+    assert isinstance(deadline, pika.compat.long), headers  # AMQP field type 'l'
+    assert t0 < deadline < t0 + 5000 + 2000
