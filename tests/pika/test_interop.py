@@ -459,3 +459,32 @@ def test_warren_call_sends_x_deadline_as_long(broker, rpcq, warren):
     deadline = headers.get("x-deadline")
     assert isinstance(deadline, pika.compat.long), headers  # AMQP field type 'l'
     assert t0 < deadline < t0 + 5000 + 2000
+
+
+def test_warren_server_many_concurrent_pika_calls(broker, rpcq, procs, warren):
+    import pika
+
+    _serve(procs, warren, broker, rpcq, "--concurrency", "4")
+    c = connect(broker.url)
+    try:
+        ch = c.channel()
+        cb = ch.queue_declare(queue="", exclusive=True).method.queue
+        replies = {}
+        ch.basic_consume(cb, lambda _c, m, p, b: replies.__setitem__(p.correlation_id, b), auto_ack=True)
+        n = 200
+        for i in range(n):
+            ch.basic_publish("", rpcq, str(i % 90).encode(), pika.BasicProperties(reply_to=cb, correlation_id=f"c{i}"))
+        deadline = time.monotonic() + 30
+        while len(replies) < n and time.monotonic() < deadline:
+            c.process_data_events(time_limit=0.1)
+    finally:
+        c.close()
+
+    def fib(k):
+        a, b = 0, 1
+        for _ in range(k):
+            a, b = b, a + b
+        return a
+
+    assert len(replies) == n
+    assert all(replies[f"c{i}"] == str(fib(i % 90)).encode() for i in range(n))
