@@ -2356,3 +2356,24 @@ def test_duplicate_consumer_tag_on_a_channel_530(url):
         raw.expect_connection_close(530)
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("length", [1, 2])
+def test_expiry_dead_letter_cycle_is_dropped(ch, cleanup, length):
+    """A message that only ever expires around a dead-letter cycle is dropped, not looped forever."""
+    ch.confirm_delivery()
+    names = [uname("cyc") for _ in range(length)]
+    for i, name in enumerate(names):
+        ch.queue_declare(queue=name, arguments={"x-message-ttl": 50, "x-dead-letter-exchange": "",
+                                               "x-dead-letter-routing-key": names[(i + 1) % length]})
+        cleanup.queues.append(name)
+    ch.basic_publish("", names[0], b"loop")
+    time.sleep(1.0)
+    seen = []
+    for _ in range(10):  # a message still cycling every 50 ms would show up in one of these
+        for name in names:
+            method, props, _b = ch.basic_get(name, auto_ack=True)
+            if method is not None:
+                seen.append((name, props.headers))
+        time.sleep(0.05)
+    assert seen == []
