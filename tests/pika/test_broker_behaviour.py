@@ -2377,3 +2377,46 @@ def test_expiry_dead_letter_cycle_is_dropped(ch, cleanup, length):
                 seen.append((name, props.headers))
         time.sleep(0.05)
     assert seen == []
+
+
+def test_auto_delete_queue_without_consumers_stays(conn, cleanup):
+    ch = conn.channel()
+    name = uname("ad")
+    ch.queue_declare(queue=name, auto_delete=True)
+    cleanup.queues.append(name)
+    ch.confirm_delivery()
+    ch.basic_publish("", name, b"x")
+    ch.basic_get(name, auto_ack=True)  # basic.get is not a consumer
+    time.sleep(0.5)
+    ch.queue_declare(queue=name, passive=True)
+
+
+def test_auto_delete_queue_goes_when_its_consumers_connection_closes(url, conn):
+    name = uname("ad")
+    conn.channel().queue_declare(queue=name, auto_delete=True)
+    other = connect(url)
+    other.channel().basic_consume(name, lambda *a: None)
+    other.close()
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            conn.channel().queue_declare(queue=name, passive=True)
+        except ChannelClosedByBroker as e:
+            assert e.reply_code == 404
+            break
+        assert time.monotonic() < deadline, "auto-delete queue survived its consumer's connection"
+        time.sleep(0.1)
+
+
+def test_basic_get_ignores_prefetch(conn, cleanup):
+    ch = conn.channel()
+    ch.confirm_delivery()
+    qa, qb = declare_queues(ch, cleanup, 2)
+    for name in (qa, qb):
+        ch.basic_publish("", name, b"1")
+        ch.basic_publish("", name, b"2")
+    ch.basic_qos(prefetch_count=1)
+    got = []
+    ch.basic_consume(qa, lambda _c, m, p, b: got.append(m))
+    wait_until(conn, lambda: got, what="delivery")
+    assert [ch.basic_get(qb)[2] for _ in range(2)] == [b"1", b"2"]
