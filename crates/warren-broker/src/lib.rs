@@ -218,7 +218,14 @@ fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
         let q = vhost.recover_queue(name.clone(), auto_delete, args);
         if let Some(msgs) = messages.remove(&name) {
             for (id, m) in msgs {
-                q.enqueue(Arc::new(m), Some(id));
+                let Ok((_, props)) =
+                    amq_protocol::protocol::basic::parse_properties(&m.raw_props[..])
+                else {
+                    continue;
+                };
+                let msg =
+                    message::Message::new(m.exchange, m.routing_key, props, m.raw_props, m.body);
+                q.enqueue(Arc::new(msg), Some(id));
                 n += 1;
             }
         }

@@ -6,7 +6,6 @@
 use crate::connection::ConnEvent;
 use crate::error::BrokerError;
 use crate::message::Message;
-use amq_protocol::protocol::basic::parse_properties;
 use amq_protocol::types::FieldTable;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
@@ -22,6 +21,8 @@ mod codec;
 use codec::{decode_all, encode_record};
 
 const LOG_FILE: &str = "warren.log";
+/// Default log size before online compaction is considered.
+const COMPACT_MIN: u64 = 64 << 20;
 
 /// A log record.
 #[derive(Debug, Clone)]
@@ -109,7 +110,7 @@ pub(crate) enum Record {
 }
 
 enum Cmd {
-    Write(Vec<u8>),
+    Append(Record),
     Sync(UnboundedSender<ConnEvent>, ConnEvent),
     Flush(mpsc::SyncSender<()>),
 }
@@ -121,8 +122,22 @@ pub(crate) struct Store {
     next_id: AtomicU64,
 }
 
-/// What was recovered from the log.
-#[derive(Debug, Default)]
+/// A persisted message as stored in the log (properties kept raw).
+#[derive(Debug, Clone)]
+pub(crate) struct StoredMessage {
+    /// Exchange it was published to.
+    pub(crate) exchange: String,
+    /// Routing key.
+    pub(crate) routing_key: String,
+    /// Raw encoded properties.
+    pub(crate) raw_props: Bytes,
+    /// Body.
+    pub(crate) body: Bytes,
+}
+
+/// The live durable state: what was recovered from the log, and what the
+/// writer thread keeps up to date for online compaction.
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Recovered {
     /// Exchanges: name -> (kind, auto_delete, internal, args).
     pub(crate) exchanges: BTreeMap<String, (String, bool, bool, FieldTable)>,
@@ -131,7 +146,7 @@ pub(crate) struct Recovered {
     /// Bindings: (exchange, destination, key, args, destination is an exchange).
     pub(crate) bindings: Vec<(String, String, String, FieldTable, bool)>,
     /// Messages per queue, in id order.
-    pub(crate) messages: HashMap<String, BTreeMap<u64, Message>>,
+    pub(crate) messages: HashMap<String, BTreeMap<u64, StoredMessage>>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -144,6 +159,15 @@ impl Store {
     /// Open (creating if needed) the log in `dir`, replay and compact it,
     /// and start the writer thread.
     pub(crate) fn open(dir: &Path) -> Result<(Arc<Store>, Recovered), BrokerError> {
+        Self::open_with(dir, COMPACT_MIN)
+    }
+
+    /// Like [`Store::open`], compacting online once the log exceeds
+    /// `compact_min` bytes and at least half of it is garbage.
+    pub(crate) fn open_with(
+        dir: &Path,
+        compact_min: u64,
+    ) -> Result<(Arc<Store>, Recovered), BrokerError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(LOG_FILE);
         let mut data = Vec::new();
@@ -151,31 +175,26 @@ impl Store {
             File::open(&path)?.read_to_end(&mut data)?;
         }
         let (records, _good) = decode_all(&data);
+        drop(data);
         let mut rec = Recovered::default();
         let mut max_id = 0;
         for r in records {
             apply(&mut rec, r, &mut max_id);
         }
-        // Compact: rewrite the live state to a new file and rename it over.
-        let tmp = dir.join(format!("{LOG_FILE}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            let mut buf = Vec::new();
-            for r in snapshot(&rec) {
-                encode_record(&r, &mut buf);
-            }
-            f.write_all(&buf)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        let file = OpenOptions::new().append(true).open(&path)?;
+        let (file, len) = write_snapshot(dir, &path, &rec)?;
+        let mut w = Writer {
+            file,
+            dir: dir.to_path_buf(),
+            path,
+            state: rec.clone(),
+            len,
+            live: len,
+            compact_min,
+        };
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("warren-store".into())
-            .spawn(move || writer(file, rx, path))?;
+            .spawn(move || w.run(rx))?;
         Ok((
             Arc::new(Store {
                 tx: Mutex::new(tx),
@@ -197,9 +216,7 @@ impl Store {
 
     /// Append a record (written promptly, fsynced with the next sync).
     pub(crate) fn append(&self, rec: Record) {
-        let mut buf = Vec::new();
-        encode_record(&rec, &mut buf);
-        self.send(Cmd::Write(buf));
+        self.send(Cmd::Append(rec));
     }
 
     /// Log a persistent message for a queue; returns its id.
@@ -229,41 +246,145 @@ impl Store {
     }
 }
 
-fn writer(mut file: File, rx: mpsc::Receiver<Cmd>, path: PathBuf) {
-    let mut buf = Vec::with_capacity(1 << 16);
-    let mut waiters = Vec::new();
-    let mut flushers = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(cmd) = next.take() {
-            match cmd {
-                Cmd::Write(b) => buf.extend_from_slice(&b),
-                Cmd::Sync(tx, ev) => waiters.push((tx, ev)),
-                Cmd::Flush(tx) => flushers.push(tx),
+/// Rewrite the live state as a fresh log (tmp file + fsync + rename) and
+/// open it for appending. Returns the file and its length.
+fn write_snapshot(dir: &Path, path: &Path, rec: &Recovered) -> std::io::Result<(File, u64)> {
+    let tmp = dir.join(format!("{LOG_FILE}.tmp"));
+    let mut buf = Vec::new();
+    for r in snapshot(rec) {
+        encode_record(&r, &mut buf);
+    }
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&buf)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    let file = OpenOptions::new().append(true).open(path)?;
+    Ok((file, buf.len() as u64))
+}
+
+/// The writer thread's state.
+struct Writer {
+    file: File,
+    dir: PathBuf,
+    path: PathBuf,
+    /// Live state, kept current for compaction.
+    state: Recovered,
+    /// Current log length.
+    len: u64,
+    /// Bytes of the log that still describe live state.
+    live: u64,
+    /// Never compact a log smaller than this.
+    compact_min: u64,
+}
+
+impl Writer {
+    fn run(&mut self, rx: mpsc::Receiver<Cmd>) {
+        let mut buf = Vec::with_capacity(1 << 16);
+        let mut waiters = Vec::new();
+        let mut flushers = Vec::new();
+        let mut max_id = 0;
+        while let Ok(first) = rx.recv() {
+            let mut next = Some(first);
+            while let Some(cmd) = next.take() {
+                match cmd {
+                    Cmd::Append(rec) => {
+                        let before = buf.len();
+                        encode_record(&rec, &mut buf);
+                        self.account(&rec, (buf.len() - before) as u64);
+                        apply(&mut self.state, rec, &mut max_id);
+                    }
+                    Cmd::Sync(tx, ev) => waiters.push((tx, ev)),
+                    Cmd::Flush(tx) => flushers.push(tx),
+                }
+                if buf.len() < (4 << 20) {
+                    next = rx.try_recv().ok();
+                }
             }
-            if buf.len() < (4 << 20) {
-                next = rx.try_recv().ok();
+            if !buf.is_empty() {
+                if let Err(e) = self.file.write_all(&buf) {
+                    tracing::error!(error = %e, path = %self.path.display(), "store write failed");
+                }
+                self.len += buf.len() as u64;
+                buf.clear();
+            }
+            if !waiters.is_empty() || !flushers.is_empty() {
+                if let Err(e) = self.file.sync_data() {
+                    tracing::error!(error = %e, "store fsync failed");
+                }
+                for (tx, ev) in waiters.drain(..) {
+                    let _ = tx.send(ev);
+                }
+                for f in flushers.drain(..) {
+                    let _ = f.send(());
+                }
+            }
+            // Compact once the log is big and at least half of it is garbage.
+            if self.len >= self.compact_min && self.len >= self.live.saturating_mul(2) {
+                self.compact();
             }
         }
-        if !buf.is_empty() {
-            if let Err(e) = file.write_all(&buf) {
-                tracing::error!(error = %e, path = %path.display(), "store write failed");
+        let _ = self.file.sync_data();
+    }
+
+    /// Track how many bytes of the log are still live.
+    fn account(&mut self, rec: &Record, size: u64) {
+        match rec {
+            Record::Publish { queue, .. } => {
+                if self.state.queues.contains_key(queue) {
+                    self.live += size;
+                }
             }
-            buf.clear();
+            Record::Remove { queue, id } => {
+                if let Some(m) = self.state.messages.get(queue).and_then(|m| m.get(id)) {
+                    self.live = self.live.saturating_sub(stored_size(queue, m));
+                }
+            }
+            Record::DeleteQueue { name } => {
+                let dead: u64 = self
+                    .state
+                    .messages
+                    .get(name)
+                    .map(|msgs| msgs.values().map(|m| stored_size(name, m)).sum())
+                    .unwrap_or(0);
+                self.live = self.live.saturating_sub(dead);
+            }
+            _ => self.live += size,
         }
-        if !waiters.is_empty() || !flushers.is_empty() {
-            if let Err(e) = file.sync_data() {
-                tracing::error!(error = %e, "store fsync failed");
+    }
+
+    fn compact(&mut self) {
+        let before = self.len;
+        match write_snapshot(&self.dir, &self.path, &self.state) {
+            Ok((file, len)) => {
+                self.file = file;
+                self.len = len;
+                self.live = len;
+                tracing::info!(before, after = len, "compacted the store log");
             }
-            for (tx, ev) in waiters.drain(..) {
-                let _ = tx.send(ev);
-            }
-            for f in flushers.drain(..) {
-                let _ = f.send(());
+            Err(e) => {
+                tracing::error!(error = %e, "store compaction failed");
+                // Do not retry on every batch.
+                self.live = self.len;
             }
         }
     }
-    let _ = file.sync_data();
+}
+
+/// The encoded size of a Publish record for `m` on `queue`.
+fn stored_size(queue: &str, m: &StoredMessage) -> u64 {
+    let payload = 1
+        + (4 + queue.len())
+        + 8
+        + (4 + m.exchange.len())
+        + (4 + m.routing_key.len())
+        + (4 + m.raw_props.len())
+        + (4 + m.body.len());
+    (8 + payload) as u64
 }
 
 fn apply(rec: &mut Recovered, r: Record, max_id: &mut u64) {
@@ -329,10 +450,12 @@ fn apply(rec: &mut Recovered, r: Record, max_id: &mut u64) {
             if !rec.queues.contains_key(&queue) {
                 return;
             }
-            let Ok((_, props)) = parse_properties(&raw_props[..]) else {
-                return;
+            let msg = StoredMessage {
+                exchange,
+                routing_key,
+                raw_props,
+                body,
             };
-            let msg = Message::new(exchange, routing_key, props, raw_props, body);
             rec.messages.entry(queue).or_default().insert(id, msg);
         }
         Record::Remove { queue, id } => {
@@ -383,4 +506,51 @@ fn snapshot(rec: &Recovered) -> Vec<Record> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::protocol::basic::AMQPProperties;
+
+    #[test]
+    fn online_compaction_keeps_only_live_state() {
+        let dir = std::env::temp_dir().join(format!("warren-compact-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (store, rec) = Store::open_with(&dir, 16 * 1024).unwrap();
+        assert!(rec.queues.is_empty());
+        store.append(Record::DeclareQueue {
+            name: "q".into(),
+            auto_delete: false,
+            arguments: FieldTable::default(),
+        });
+        let msg = Message::new(
+            "".into(),
+            "q".into(),
+            AMQPProperties::default(),
+            crate::message::encode_props(&AMQPProperties::default()),
+            Bytes::from(vec![1u8; 100]),
+        );
+        let mut ids = Vec::new();
+        for _ in 0..2000 {
+            ids.push(store.publish("q", &msg));
+        }
+        for id in &ids[..1990] {
+            store.append(Record::Remove {
+                queue: "q".into(),
+                id: *id,
+            });
+        }
+        store.flush();
+        // A second flush is answered only after the first batch's compaction.
+        store.flush();
+        // 2000 publishes of ~130 bytes were written; compaction shrank the log.
+        let len = std::fs::metadata(dir.join(LOG_FILE)).unwrap().len();
+        assert!(len < 64 * 1024, "log not compacted: {len} bytes");
+        drop(store);
+        let (_store, rec) = Store::open_with(&dir, 16 * 1024).unwrap();
+        let live: Vec<u64> = rec.messages["q"].keys().copied().collect();
+        assert_eq!(live, ids[1990..].to_vec());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
