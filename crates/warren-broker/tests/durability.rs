@@ -223,3 +223,118 @@ async fn torn_final_record_is_tolerated() {
     })
     .await;
 }
+
+/// The `serve` example binary, built by `cargo test` next to the test binaries.
+fn serve_binary() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?;
+    let bin = dir.join("examples").join("serve");
+    bin.exists().then_some(bin)
+}
+
+/// Start the example broker in a child process; returns it and its URL.
+async fn spawn_broker(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(bin)
+        .arg("0")
+        .arg(dir)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let url = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("broker printed its URL");
+    (child, url)
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_confirmed() {
+    bounded(async {
+        let Some(bin) = serve_binary() else {
+            eprintln!("serve example not built; skipping");
+            return;
+        };
+        let dir = temp_dir("kill9");
+        let (mut child, url) = spawn_broker(&bin, &dir).await;
+        let c = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = c.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        ch.queue_declare(
+            "k9".into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let mut confirms = Vec::new();
+        for i in 0..300 {
+            confirms.push(
+                ch.basic_publish(
+                    "".into(),
+                    "k9".into(),
+                    BasicPublishOptions::default(),
+                    format!("{i}").as_bytes(),
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        for c in confirms {
+            assert!(c.await.unwrap().is_ack());
+        }
+        // Ack 100 of them (a synchronous method after the acks makes sure they arrived).
+        for _ in 0..100 {
+            let m = ch
+                .basic_get("k9".into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+                .unwrap();
+            m.delivery.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        ch.queue_declare(
+            "k9".into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        child.kill().await.unwrap(); // SIGKILL
+        drop(c);
+        let (_child, url) = spawn_broker(&bin, &dir).await;
+        let c = lapin::Connection::connect(&url, lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = c.create_channel().await.unwrap();
+        let mut got = Vec::new();
+        while let Some(m) = ch
+            .basic_get("k9".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            got.push(String::from_utf8(m.delivery.data).unwrap());
+        }
+        let want: Vec<String> = (100..300).map(|i| i.to_string()).collect();
+        assert_eq!(got, want);
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
