@@ -1,0 +1,181 @@
+//! The embedded broker's durability promise, tested the hard way: a `warren broker`
+//! process with a data directory is killed with SIGKILL while publishers with
+//! confirms run; after a restart every confirmed persistent message is there, and
+//! messages acked before the kill do not come back.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+const WARREN: &str = env!("CARGO_BIN_EXE_warren");
+const QUEUE: &str = "durable-kill9";
+
+fn start_broker(port: u16, dir: &Path) -> Child {
+    let mut child = Command::new(WARREN)
+        .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("warren broker starts");
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    assert!(line.contains("listening"), "broker ready: {line:?}");
+    child
+}
+
+fn kill9(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+async fn connect(port: u16) -> Connection {
+    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    Connection::connect(&url, ConnectionProperties::default())
+        .await
+        .expect("connects to the broker")
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+/// Drains the queue with basic.get; returns the bodies and acks the first `ack_first`.
+async fn drain(port: u16, ack_first: usize) -> Vec<String> {
+    let conn = connect(port).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(QUEUE.into(), durable(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    while let Some(msg) = ch
+        .basic_get(QUEUE.into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
+        bodies.push(String::from_utf8_lossy(&msg.delivery.data).into_owned());
+        if bodies.len() <= ack_first {
+            msg.delivery.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        assert!(bodies.len() <= 100_000, "bounded");
+    }
+    ch.close(200, "done".into()).await.unwrap();
+    conn.close(200, "done".into()).await.unwrap();
+    bodies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_messages_survive_kill_9() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir: PathBuf = std::env::temp_dir().join(format!("warren-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let mut broker = start_broker(port, &dir);
+    let confirmed = Arc::new(Mutex::new(BTreeSet::new()));
+    let mut publishers = Vec::new();
+    for p in 0..3 {
+        let confirmed = Arc::clone(&confirmed);
+        let conn = connect(port).await;
+        publishers.push(tokio::spawn(async move {
+            let ch = conn.create_channel().await.unwrap();
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .unwrap();
+            ch.queue_declare(QUEUE.into(), durable(), FieldTable::default())
+                .await
+                .unwrap();
+            let props = BasicProperties::default().with_delivery_mode(2);
+            for i in 0..20_000u32 {
+                let body = format!("{p}-{i}");
+                let Ok(confirm) = ch
+                    .basic_publish(
+                        "".into(),
+                        QUEUE.into(),
+                        BasicPublishOptions::default(),
+                        body.as_bytes(),
+                        props.clone(),
+                    )
+                    .await
+                else {
+                    break;
+                };
+                match confirm.await {
+                    Ok(c) if c.is_ack() => {
+                        confirmed.lock().unwrap().insert(body);
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    kill9(&mut broker);
+    for p in publishers {
+        let _ = tokio::time::timeout(Duration::from_secs(10), p).await;
+    }
+    let confirmed = confirmed.lock().unwrap().clone();
+    assert!(
+        !confirmed.is_empty(),
+        "publishers got confirms before the kill"
+    );
+
+    let mut broker = start_broker(port, &dir);
+    let ack_first = confirmed.len() / 2;
+    let recovered = drain(port, ack_first).await;
+    let unique: BTreeSet<_> = recovered.iter().cloned().collect();
+    assert_eq!(unique.len(), recovered.len(), "no message recovered twice");
+    let lost: Vec<_> = confirmed.difference(&unique).take(5).collect();
+    assert!(
+        lost.is_empty(),
+        "{} confirmed messages lost, e.g. {lost:?}",
+        confirmed.len() - confirmed.intersection(&unique).count()
+    );
+    println!(
+        "kill -9: {} confirmed, {} recovered",
+        confirmed.len(),
+        recovered.len()
+    );
+
+    // Acked before a second kill -9: must not come back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    kill9(&mut broker);
+    let mut broker = start_broker(port, &dir);
+    let after = drain(port, 0).await;
+    let acked: BTreeSet<_> = recovered[..ack_first].iter().cloned().collect();
+    let back: Vec<_> = after
+        .iter()
+        .filter(|b| acked.contains(*b))
+        .take(5)
+        .collect();
+    assert!(back.is_empty(), "acked messages came back: {back:?}");
+    assert_eq!(
+        after.len(),
+        recovered.len() - ack_first,
+        "the unacked ones are all still there"
+    );
+    kill9(&mut broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
