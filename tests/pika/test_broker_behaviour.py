@@ -2420,3 +2420,26 @@ def test_basic_get_ignores_prefetch(conn, cleanup):
     ch.basic_consume(qa, lambda _c, m, p, b: got.append(m))
     wait_until(conn, lambda: got, what="delivery")
     assert [ch.basic_get(qb)[2] for _ in range(2)] == [b"1", b"2"]
+
+
+def test_max_length_reject_publish_nacks(ch, cleanup):
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    ch.basic_publish("", name, b"1")
+    with pytest.raises(pika.exceptions.NackError):
+        ch.basic_publish("", name, b"2")
+    assert get_all(ch, name) == [b"1"]
+    ch.basic_publish("", name, b"3")  # room again
+    assert get_all(ch, name) == [b"3"]
+
+
+def test_max_length_reject_publish_mandatory_is_not_returned(conn, cleanup):
+    """A publish refused by a full queue is nacked, not returned: it had a route."""
+    ch = conn.channel()
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    returned = []
+    ch.add_on_return_callback(lambda *a: returned.append(a))
+    with pytest.raises(pika.exceptions.NackError):
+        ch.basic_publish("", name, b"x", mandatory=True)
+    assert returned == []
