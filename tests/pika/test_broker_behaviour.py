@@ -2443,3 +2443,65 @@ def test_max_length_reject_publish_mandatory_is_not_returned(conn, cleanup):
     with pytest.raises(pika.exceptions.NackError):
         ch.basic_publish("", name, b"x", mandatory=True)
     assert returned == []
+
+
+def test_publisher_dies_mid_content_nothing_enqueued(url, conn, q):
+    raw = _raw_open(url)
+    raw.open_channel(1)
+    raw.send(pframe.Method(1, spec.Basic.Publish(exchange="", routing_key=q)),
+             pframe.Header(1, 10, spec.BasicProperties()), pframe.Body(1, b"abc"))
+    raw.close()  # gone before the last 7 bytes
+    time.sleep(0.3)
+    ch = conn.channel()
+    assert ch.basic_get(q) == (None, None, None)
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"next")
+    assert get_all(ch, q) == [b"next"]
+
+
+def test_confirm_delivery_tags_count_every_publish(url, q):
+    """In confirm mode every basic.publish gets the next tag (1, 2, ...), routable or not, each confirmed once."""
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Confirm.Select()))
+        raw.recv_method(spec.Confirm.SelectOk)
+        n = 60
+        frames = []
+        for i in range(n):
+            key = q if i % 3 else uname("nowhere")
+            frames += [pframe.Method(1, spec.Basic.Publish(exchange="", routing_key=key, mandatory=(i % 5 == 0))),
+                       pframe.Header(1, 1, spec.BasicProperties()), pframe.Body(1, b"x")]
+        raw.send(*frames)
+        confirmed = set()
+        returned_before_ack = []
+        returns = []
+        deadline = time.monotonic() + 10
+        while len(confirmed) < n and time.monotonic() < deadline:
+            fr = raw.recv_frame()
+            assert fr is not None
+            if isinstance(fr, pframe.Method):
+                m = fr.method
+                if isinstance(m, spec.Basic.Ack):
+                    assert 1 <= m.delivery_tag <= n, m
+                    if m.multiple:
+                        tags = [t for t in range(1, m.delivery_tag + 1) if t not in confirmed]
+                    else:
+                        assert m.delivery_tag not in confirmed, f"tag {m.delivery_tag} confirmed twice"
+                        tags = [m.delivery_tag]
+                    for t in tags:
+                        confirmed.add(t)
+                        if t in returns:
+                            returned_before_ack.append(t)
+                elif isinstance(m, spec.Basic.Return):
+                    # the return belongs to the next unconfirmed mandatory unroutable publish
+                    pending = [i + 1 for i in range(n) if i % 3 == 0 and i % 5 == 0 and (i + 1) not in returns]
+                    returns.append(pending[0])
+                else:
+                    raise AssertionError(f"unexpected {m}")
+        assert confirmed == set(range(1, n + 1))
+        expected_returns = [i + 1 for i in range(n) if i % 3 == 0 and i % 5 == 0]
+        assert sorted(returns) == expected_returns
+        assert sorted(returned_before_ack) == expected_returns, "a basic.return comes before its basic.ack"
+    finally:
+        raw.close()
