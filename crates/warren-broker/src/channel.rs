@@ -14,7 +14,6 @@ use amq_protocol::protocol::{basic, confirm, AMQPClass};
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 mod manage;
@@ -416,14 +415,6 @@ impl Channel {
         };
         if self.closing {
             queue.requeue(vec![msg]);
-            return;
-        }
-        if msg.expires_at.is_some_and(|e| e <= Instant::now()) {
-            if !c.no_ack {
-                c.credit.release(1);
-            }
-            queue.expire(msg);
-            queue.dispatch();
             return;
         }
         let no_ack = c.no_ack;

@@ -76,7 +76,6 @@ pub(crate) struct Binding {
 #[derive(Debug)]
 pub(crate) struct Exchange {
     /// Name.
-    #[allow(dead_code)]
     pub(crate) name: String,
     /// Routing algorithm.
     pub(crate) kind: ExchangeKind,

@@ -363,11 +363,13 @@ impl Queue {
             if st.consumers.is_empty() || st.messages.is_empty() {
                 return;
             }
+            // Strictly before `now`: a TTL of 0 still reaches a consumer that
+            // is ready right now (RabbitMQ's rule).
             let expired = st
                 .messages
                 .front()
                 .and_then(|m| m.expires_at)
-                .is_some_and(|e| e <= now);
+                .is_some_and(|e| e < now);
             if expired {
                 if let Some(m) = st.pop_front() {
                     dead.push((m, DeathReason::Expired));
@@ -549,11 +551,6 @@ impl Queue {
     /// A delivered message was rejected without requeue.
     pub(crate) fn reject(self: &Arc<Self>, m: QueuedMessage) {
         self.handle_dead(vec![(m, DeathReason::Rejected)]);
-    }
-
-    /// A message expired in flight: dead-letter or drop it.
-    pub(crate) fn expire(self: &Arc<Self>, m: QueuedMessage) {
-        self.handle_dead(vec![(m, DeathReason::Expired)]);
     }
 
     fn handle_dead(self: &Arc<Self>, dead: Dead) {

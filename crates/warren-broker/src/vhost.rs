@@ -611,20 +611,47 @@ impl VHost {
                 self.name
             )));
         }
+        let mut visited = Vec::new();
+        let mut current = Some(x);
+        while let Some(x) = current.take() {
+            self.route_from(&x, routing_key, headers, &mut out, &mut visited);
+            if !out.is_empty() {
+                break;
+            }
+            // Unroutable: try the exchange's alternate-exchange, if any.
+            current = x
+                .arguments
+                .inner()
+                .get("alternate-exchange")
+                .and_then(value_as_str)
+                .filter(|ae| !visited.contains(ae))
+                .and_then(|ae| self.exchange(&ae));
+        }
+        Ok(out)
+    }
+
+    /// Route through `x` and, transitively, the exchanges bound to it
+    /// (each exchange visited once).
+    fn route_from(
+        &self,
+        x: &Arc<Exchange>,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        out: &mut Vec<Arc<Queue>>,
+        visited: &mut Vec<String>,
+    ) {
         let mut pending = Vec::new();
-        x.route(routing_key, headers, &mut out, &mut pending);
-        // Follow exchange-to-exchange bindings (each exchange visited once).
-        let mut visited = vec![exchange.to_owned()];
+        visited.push(x.name.clone());
+        x.route(routing_key, headers, out, &mut pending);
         while let Some(name) = pending.pop() {
             if visited.contains(&name) {
                 continue;
             }
             if let Some(x) = self.exchange(&name) {
-                x.route(routing_key, headers, &mut out, &mut pending);
+                x.route(routing_key, headers, out, &mut pending);
             }
             visited.push(name);
         }
-        Ok(out)
     }
 
     /// Enqueue a routed message on each queue, persisting it on durable

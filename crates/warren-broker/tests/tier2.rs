@@ -888,3 +888,93 @@ async fn reject_publish_overflow_nacks() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn zero_ttl_reaches_ready_consumers_only() {
+    bounded(async {
+        let b = start().await;
+        let (_c, ch) = channel(&b).await;
+        let mut args = FieldTable::default();
+        args.insert("x-message-ttl".into(), AMQPValue::LongInt(0));
+        ch.queue_declare("ttl0".into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+        // No consumer: expires at once.
+        publish(&ch, "", "ttl0", "lost").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(drain(&ch, "ttl0").await.is_empty());
+        // A ready consumer gets it.
+        let mut cons = consume(&ch, "ttl0", true).await;
+        publish(&ch, "", "ttl0", "caught").await;
+        assert_eq!(next(&mut cons).await.data, b"caught");
+        b.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn alternate_exchange_takes_unroutable_messages() {
+    bounded(async {
+        let b = start().await;
+        let (_c, ch) = channel(&b).await;
+        ch.exchange_declare(
+            "ae".into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let mut args = FieldTable::default();
+        args.insert(
+            "alternate-exchange".into(),
+            AMQPValue::LongString(LongString::from("ae")),
+        );
+        ch.exchange_declare(
+            "main".into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions::default(),
+            args,
+        )
+        .await
+        .unwrap();
+        let routed = bind_new_queue(&ch, "main", &["k"], FieldTable::default()).await;
+        let unrouted = bind_new_queue(&ch, "ae", &[""], FieldTable::default()).await;
+        publish(&ch, "main", "k", "routed").await;
+        publish(&ch, "main", "other", "fallback").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(drain(&ch, &routed).await, vec!["routed"]);
+        assert_eq!(drain(&ch, &unrouted).await, vec!["fallback"]);
+        b.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expiry_dead_letter_cycle_is_dropped() {
+    bounded(async {
+        let b = start().await;
+        let (_c, ch) = channel(&b).await;
+        let mut args = FieldTable::default();
+        args.insert("x-message-ttl".into(), AMQPValue::LongInt(30));
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(LongString::from("")),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(LongString::from("cyc")),
+        );
+        ch.queue_declare("cyc".into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+        publish(&ch, "", "cyc", "loop").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..5 {
+            assert!(drain(&ch, "cyc").await.is_empty());
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        b.shutdown().await;
+    })
+    .await;
+}

@@ -36,7 +36,7 @@ impl VHost {
         };
         let queues: Vec<_> = queues
             .into_iter()
-            .filter(|q| reason == DeathReason::Rejected || !Arc::ptr_eq(q, from))
+            .filter(|q| !is_cycle(dead.props.headers().as_ref(), &q.name))
             .collect();
         let _ = self.enqueue(&queues, dead);
     }
@@ -115,4 +115,26 @@ fn add_x_death(msg: &Message, queue: &str, reason: DeathReason) -> FieldTable {
         );
     }
     headers
+}
+
+/// RabbitMQ's cycle rule: a dead-lettered message is dropped for a target
+/// queue it already died in, unless a rejection happened since (walking the
+/// `x-death` entries from the most recent back to that queue).
+fn is_cycle(headers: Option<&FieldTable>, target: &str) -> bool {
+    let Some(AMQPValue::FieldArray(deaths)) = headers.and_then(|h| h.inner().get("x-death")) else {
+        return false;
+    };
+    for d in deaths.as_slice() {
+        let AMQPValue::FieldTable(t) = d else {
+            continue;
+        };
+        let field = |k: &str| t.inner().get(k).and_then(value_as_str);
+        if field("reason").as_deref() == Some(DeathReason::Rejected.as_str()) {
+            return false;
+        }
+        if field("queue").as_deref() == Some(target) {
+            return true;
+        }
+    }
+    false
 }
