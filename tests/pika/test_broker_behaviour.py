@@ -2505,3 +2505,35 @@ def test_confirm_delivery_tags_count_every_publish(url, q):
         assert sorted(returned_before_ack) == expected_returns, "a basic.return comes before its basic.ack"
     finally:
         raw.close()
+
+
+def test_consumer_that_stops_reading_does_not_stall_others(url, conn, cleanup):
+    """A client that consumes a lot and never reads its socket must not hold up other connections."""
+    ch = conn.channel()
+    ch.confirm_delivery()
+    big, small = declare_queues(ch, cleanup, 2)
+    chunk = os.urandom(100 * 1024)
+    for _ in range(300):  # 30 MiB: far more than the socket buffers hold
+        ch.basic_publish("", big, chunk)
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Basic.Consume(queue=big, consumer_tag="hog", no_ack=True)))
+        time.sleep(1.0)  # the broker fills the socket and blocks writing to it; we never read
+        other = connect(url)
+        try:
+            och = other.channel()
+            och.confirm_delivery()
+            t0 = time.monotonic()
+            for i in range(20):
+                och.basic_publish("", small, str(i).encode())
+            assert get_all(och, small) == [str(i).encode() for i in range(20)]
+            name = och.queue_declare(queue="", exclusive=True).method.queue
+            och.queue_delete(name)
+            elapsed = time.monotonic() - t0
+            assert elapsed < 3, f"other clients were held up for {elapsed:.1f}s"
+        finally:
+            other.close()
+        assert conn.is_open
+    finally:
+        raw.close()
