@@ -1193,7 +1193,10 @@ class RawAmqp:
         deadline = time.monotonic() + timeout
         while True:
             assert time.monotonic() < deadline, f"no connection.close {code}"
-            fr = self.recv_frame(timeout)
+            try:
+                fr = self.recv_frame(max(0.1, deadline - time.monotonic()))
+            except socket.timeout:
+                raise AssertionError(f"no connection.close {code} within {timeout}s: the broker said nothing")
             assert fr is not None, f"connection dropped without connection.close {code}"
             if isinstance(fr, pframe.Method):
                 break
@@ -2535,5 +2538,46 @@ def test_consumer_that_stops_reading_does_not_stall_others(url, conn, cleanup):
         finally:
             other.close()
         assert conn.is_open
+    finally:
+        raw.close()
+
+
+def test_nowait_methods_get_no_reply(url):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        q, x = uname("nw"), uname("nwx")
+        for method in (spec.Exchange.Declare(exchange=x, type="fanout", nowait=True),
+                       spec.Queue.Declare(queue=q, nowait=True),
+                       spec.Queue.Bind(queue=q, exchange=x, nowait=True),
+                       spec.Basic.Consume(queue=q, consumer_tag="c1", no_ack=True, nowait=True),
+                       spec.Basic.Cancel(consumer_tag="c1", nowait=True),
+                       spec.Queue.Purge(queue=q, nowait=True),
+                       spec.Queue.Unbind(queue=q, exchange=x),  # no nowait in unbind: answered
+                       spec.Basic.Qos(prefetch_count=5)):
+            raw.send(pframe.Method(1, method))
+        # nothing for the nowait methods: the next two replies are unbind-ok and qos-ok
+        replies = [type(raw.recv_frame().method).__name__ for _ in range(2)]
+        assert replies == ["UnbindOk", "QosOk"], replies
+        raw.send(pframe.Method(1, spec.Queue.Delete(queue=q, nowait=True)),
+                 pframe.Method(1, spec.Exchange.Delete(exchange=x, nowait=True)),
+                 pframe.Method(1, spec.Confirm.Select(nowait=True)))
+        raw.publish(1, uname("nowhere"), b"x", frame_max=131072)
+        fr = raw.recv_frame()
+        assert isinstance(fr.method, spec.Basic.Ack), fr
+        raw.send(pframe.Method(1, spec.Queue.Declare(queue=q, passive=True)))
+        fr = raw.recv_frame()
+        assert isinstance(fr.method, spec.Channel.Close) and fr.method.reply_code == 404, fr
+    finally:
+        raw.close()
+
+
+def test_immediate_flag_not_implemented_540(url):
+    raw = _raw_open(url)
+    try:
+        raw.open_channel(1)
+        raw.send(pframe.Method(1, spec.Basic.Publish(exchange="", routing_key="x", immediate=True)),
+                 pframe.Header(1, 1, spec.BasicProperties()), pframe.Body(1, b"x"))
+        raw.expect_connection_close(540)
     finally:
         raw.close()
