@@ -1,0 +1,65 @@
+"""`warren broker` as a process: start-up and shutdown as pika clients see them.
+
+Only for the embedded target (RabbitMQ's lifecycle is not ours to test).
+"""
+import os
+import re
+import signal
+import time
+
+import pika
+import pytest
+
+import helpers
+from conftest import BROKERS, connect
+
+pytestmark = pytest.mark.skipif("embedded" not in BROKERS, reason="the embedded target is not selected")
+
+ENV = {k: v for k, v in os.environ.items() if k != "WARREN_BROKER_PASSWORD"}  # we log in as guest/guest
+
+
+@pytest.fixture
+def own_broker(procs):
+    binary = helpers.warren_bin()
+    if not binary:
+        pytest.fail("no warren binary")
+    port = helpers.free_port()
+    p = procs.start([binary, "broker", "--listen", f"127.0.0.1:{port}"], env=ENV, name="warren broker")
+    assert helpers.wait_port("127.0.0.1", port, 10, proc=p.p), p.describe()
+    return p, f"amqp://guest:guest@127.0.0.1:{port}/%2f"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_shutdown_closes_clients_with_320_and_exits_0(own_broker, sig):
+    proc, url = own_broker
+    c = connect(url)
+    c.channel().queue_declare(queue="", exclusive=True)
+    proc.send_signal(sig)
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            c.process_data_events(time_limit=0.1)
+    assert e.value.reply_code == 320
+    assert proc.wait(timeout=10) == 0, proc.describe()
+
+
+def test_listen_port_zero_reports_the_port(procs):
+    binary = helpers.warren_bin()
+    p = procs.start([binary, "broker", "--listen", "127.0.0.1:0"], env=ENV, name="warren broker")
+    p.wait_for("listening on", timeout=10)
+    line = [line for line in p.out if "listening on" in line][0]
+    port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))
+    assert port > 0
+    c = connect(f"amqp://guest:guest@127.0.0.1:{port}/%2f")
+    c.close()
+    assert p.stop(signal.SIGTERM, timeout=10) == 0
+
+
+def test_port_in_use_fails_cleanly(own_broker, procs):
+    _proc, url = own_broker
+    port = pika.URLParameters(url).port
+    second = procs.start([helpers.warren_bin(), "broker", "--listen", f"127.0.0.1:{port}"], env=ENV,
+                         name="second broker")
+    rc = second.wait(timeout=10)
+    assert rc != 0, second.describe()
+    assert any(str(port) in line for line in second.err_lines), second.describe()
