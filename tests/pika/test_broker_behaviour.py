@@ -2581,3 +2581,54 @@ def test_immediate_flag_not_implemented_540(url):
         raw.expect_connection_close(540)
     finally:
         raw.close()
+
+
+# ---------------------------------------------------------------- queue arguments
+
+QUEUE_ARGUMENTS_INVALID = {
+    "ttl-string": {"x-message-ttl": "1000"},
+    "ttl-negative": {"x-message-ttl": -1},
+    "ttl-bool": {"x-message-ttl": True},
+    "max-length-negative": {"x-max-length": -1},
+    "max-length-string": {"x-max-length": "5"},
+    "max-length-bytes-negative": {"x-max-length-bytes": -1},
+    "expires-zero": {"x-expires": 0},
+    "expires-negative": {"x-expires": -5},
+    "dlx-not-a-string": {"x-dead-letter-exchange": 5},
+    "dl-routing-key-not-a-string": {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": 5},
+    "dl-routing-key-without-dlx": {"x-dead-letter-routing-key": "k"},
+    "overflow-unknown": {"x-overflow": "bogus"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(QUEUE_ARGUMENTS_INVALID))
+def test_invalid_queue_arguments_406(conn, case):
+    name = uname("args")
+    try:
+        with closed_with(406) as e:
+            conn.channel().queue_declare(queue=name, arguments=QUEUE_ARGUMENTS_INVALID[case])
+        assert "PRECONDITION_FAILED" in e.value.reply_text
+        assert conn.is_open
+        with closed_with(404):
+            conn.channel().queue_declare(queue=name, passive=True)  # and no queue was made
+    finally:
+        if conn.is_open:
+            conn.channel().queue_delete(name)
+
+
+@pytest.mark.parametrize("args", [{"x-whatever": 1}, {"x-overflow": "drop-head"}, {"x-overflow": "reject-publish"},
+                                  {"x-queue-type": "classic"}, {"x-dead-letter-exchange": "later"}],
+                         ids=["unknown-x-arg", "drop-head", "reject-publish", "classic", "dlx-not-declared-yet"])
+def test_accepted_queue_arguments(ch, args):
+    name = uname("args")
+    ch.queue_declare(queue=name, arguments=args)
+    ch.queue_delete(name)
+
+
+def test_priority_queue_delivers_highest_first(ch, cleanup):
+    ch.confirm_delivery()
+    (name,) = declare_queues(ch, cleanup, 1, arguments={"x-max-priority": 10})
+    for prio in (1, 5, None, 9, 5, 200):
+        ch.basic_publish("", name, str(prio).encode(), Props(priority=prio))
+    # 200 is capped at the queue's maximum (10); no priority counts as 0; FIFO within a priority
+    assert get_all(ch, name) == [b"200", b"9", b"5", b"5", b"1", b"None"]
