@@ -2632,3 +2632,19 @@ def test_priority_queue_delivers_highest_first(ch, cleanup):
         ch.basic_publish("", name, str(prio).encode(), Props(priority=prio))
     # 200 is capped at the queue's maximum (10); no priority counts as 0; FIFO within a priority
     assert get_all(ch, name) == [b"200", b"9", b"5", b"5", b"1", b"None"]
+
+
+def test_alternate_exchange(conn, cleanup):
+    ch = conn.channel()
+    ch.confirm_delivery()
+    ae = declare_exchange(ch, cleanup, "fanout")
+    x = uname("x_direct")
+    ch.exchange_declare(exchange=x, exchange_type="direct", arguments={"alternate-exchange": ae})
+    cleanup.exchanges.append(x)
+    q, qa = declare_queues(ch, cleanup, 2)
+    ch.queue_bind(q, x, routing_key="k")
+    ch.queue_bind(qa, ae)
+    ch.basic_publish(x, "k", b"routed")
+    ch.basic_publish(x, "other", b"alt", mandatory=True)  # routed by the alternate: not returned
+    assert get_all(ch, q) == [b"routed"]
+    assert get_all(ch, qa) == [b"alt"]
