@@ -38,9 +38,12 @@ for t in "${targets[@]}"; do
   j=$(AMQP_URL="$url" "$PY" bench/pika_baseline.py --queue "$q" --seconds "$SECS")
   kill $srv 2>/dev/null || true; wait $srv 2>/dev/null || true
   echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | tutorial pika client + server | 1 | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
+  j=$("$W" bench --raw --url "$url" --in-flight 256 --duration "${SECS}s" --json)
+  echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | raw publish+consume, one queue (messages/s) | 256 | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
   for k in 1 8 64 256; do
     j=$("$W" bench --url "$url" --in-flight "$k" --duration "${SECS}s" --json)
     echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | warren | $k | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
   done
 done
+"$PY" bench/plot.py "$out" bench/results.png || echo "plot skipped: matplotlib missing (pip install matplotlib into tests/pika/.venv)" >&2
 cat "$out"

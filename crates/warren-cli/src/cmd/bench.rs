@@ -51,6 +51,10 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Measure the broker's raw one-queue ceiling instead: publish + consume, no RPC
+    /// (messages/s; --in-flight bounds messages published ahead of the consumer).
+    #[arg(long)]
+    raw: bool,
 }
 
 struct Outcome {
@@ -81,6 +85,39 @@ pub async fn run(args: Args) -> Result<(), String> {
         (None, Some(b)) => b.amqp_url(),
         (None, None) => return Err("no broker".to_owned()),
     };
+    if args.raw {
+        let budget = args.calls.unwrap_or(u64::MAX);
+        let run_for = if args.calls.is_some() {
+            MAX_RUN
+        } else {
+            args.duration.min(MAX_RUN)
+        };
+        let bar = progress(args.calls, run_for, args.json);
+        let tick = bar.clone();
+        let started = Instant::now();
+        let out = super::bench_raw::run(
+            &url,
+            args.in_flight,
+            args.payload,
+            budget,
+            run_for,
+            new_histogram(),
+            move || tick.inc(1),
+        )
+        .await;
+        let elapsed = started.elapsed();
+        bar.finish_and_clear();
+        if let Some(b) = broker {
+            b.shutdown().await;
+        }
+        let out = out?;
+        let total = Outcome {
+            latency: out.latency,
+            errors: BTreeMap::new(),
+        };
+        report(&args, &total, elapsed);
+        return Ok(());
+    }
     let queue = args
         .queue
         .clone()
@@ -210,6 +247,8 @@ fn report(args: &Args, total: &Outcome, elapsed: Duration) {
     } else {
         "embedded"
     };
+    let mode = if args.raw { "raw" } else { "rpc" };
+    let unit = if args.raw { "messages" } else { "calls" };
     if args.json {
         let errors: Vec<String> = total
             .errors
@@ -217,7 +256,7 @@ fn report(args: &Args, total: &Outcome, elapsed: Duration) {
             .map(|(k, v)| format!("\"{k}\":{v}"))
             .collect();
         println!(
-            "{{\"broker\":\"{broker}\",\"in_flight\":{},\"clients\":{},\"workers\":{},\"payload\":{},\"calls_ok\":{ok},\"calls_failed\":{failed},\"seconds\":{:.3},\"calls_per_sec\":{rate:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"errors\":{{{}}}}}",
+            "{{\"mode\":\"{mode}\",\"broker\":\"{broker}\",\"in_flight\":{},\"clients\":{},\"workers\":{},\"payload\":{},\"calls_ok\":{ok},\"calls_failed\":{failed},\"seconds\":{:.3},\"calls_per_sec\":{rate:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"errors\":{{{}}}}}",
             args.in_flight, args.clients, args.workers, args.payload, elapsed.as_secs_f64(),
             ms(0.5), ms(0.9), ms(0.99), ms(0.999), h.max() as f64 / 1000.0, errors.join(",")
         );
@@ -228,10 +267,10 @@ fn report(args: &Args, total: &Outcome, elapsed: Duration) {
         args.in_flight, args.clients, args.workers, args.payload
     );
     println!(
-        "calls      {ok} ok, {failed} failed in {:.2} s",
+        "{unit:<10} {ok} ok, {failed} failed in {:.2} s",
         elapsed.as_secs_f64()
     );
-    println!("throughput {rate:.0} calls/s");
+    println!("throughput {rate:.0} {unit}/s");
     println!(
         "latency    p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
         ms(0.5),

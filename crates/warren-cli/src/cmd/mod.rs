@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_raw;
 pub mod broker;
 pub mod call;
 pub mod demo;
