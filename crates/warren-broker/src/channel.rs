@@ -18,6 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 mod manage;
 mod publish;
+mod tx;
 
 /// Connection-wide context a channel needs while handling a frame.
 pub(crate) struct ConnCtx<'a> {
@@ -80,6 +81,8 @@ pub(crate) struct Channel {
     pending: Option<Pending>,
     reply: Option<ReplyConsumer>,
     last_queue: Option<String>,
+    /// Pending work of a transactional channel (tx.select).
+    tx: Option<tx::Tx>,
 }
 
 impl Channel {
@@ -98,6 +101,7 @@ impl Channel {
             pending: None,
             reply: None,
             last_queue: None,
+            tx: None,
         }
     }
 
@@ -110,6 +114,7 @@ impl Channel {
     /// queues as needed), requeue unacked messages, drop reply-to.
     pub(crate) fn release(&mut self, ctx: &mut ConnCtx<'_>) {
         self.pending = None;
+        self.rollback_acks();
         if let Some(r) = self.reply.take() {
             ctx.vhost.reply_to.unregister(&r.token);
         }
@@ -138,6 +143,11 @@ impl Channel {
             AMQPClass::Queue(m) => self.queue(ctx, m),
             AMQPClass::Exchange(m) => self.exchange(ctx, m),
             AMQPClass::Confirm(confirm::AMQPMethod::Select(s)) => {
+                if self.tx.is_some() {
+                    return Err(AmqpError::precondition(
+                        "cannot switch from tx to confirm mode",
+                    ));
+                }
                 self.confirm = true;
                 if !s.nowait {
                     ctx.out.method(
@@ -147,7 +157,7 @@ impl Channel {
                 }
                 Ok(())
             }
-            AMQPClass::Tx(_) => Err(AmqpError::not_implemented("transactions are not supported")),
+            AMQPClass::Tx(m) => self.tx_method(ctx, m),
             _ => Err(AmqpError::command_invalid("unexpected method on channel")),
         }
     }
@@ -156,6 +166,9 @@ impl Channel {
         use basic::AMQPMethod as B;
         match m {
             B::Publish(p) => {
+                if p.immediate {
+                    return Err(AmqpError::not_implemented("immediate=true"));
+                }
                 self.pending = Some(Pending {
                     exchange: p.exchange.to_string(),
                     routing_key: p.routing_key.to_string(),
@@ -237,23 +250,17 @@ impl Channel {
             }
             B::Ack(a) => {
                 let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
-                for u in taken {
-                    if let Some(c) = &u.credit {
-                        c.release(1);
-                    }
-                    u.queue.forget(&u.msg);
-                }
-                self.kick();
+                self.settle(taken, tx::Settle::Ack);
                 Ok(())
             }
             B::Nack(n) => {
                 let taken = self.take_unacked(n.delivery_tag, n.multiple)?;
-                self.settle_rejected(taken, n.requeue);
+                self.settle(taken, tx::Settle::Reject { requeue: n.requeue });
                 Ok(())
             }
             B::Reject(r) => {
                 let taken = self.take_unacked(r.delivery_tag, false)?;
-                self.settle_rejected(taken, r.requeue);
+                self.settle(taken, tx::Settle::Reject { requeue: r.requeue });
                 Ok(())
             }
             B::Recover(_) | B::RecoverAsync(_) => {
@@ -271,20 +278,6 @@ impl Channel {
         }
     }
 
-    fn settle_rejected(&mut self, taken: Vec<Unacked>, requeue: bool) {
-        if requeue {
-            requeue_grouped(taken);
-        } else {
-            for u in taken {
-                if let Some(c) = &u.credit {
-                    c.release(1);
-                }
-                u.queue.reject(u.msg);
-            }
-        }
-        self.kick();
-    }
-
     /// Ask every queue this channel consumes from to deliver more.
     fn kick(&self) {
         for c in self.consumers.values() {
@@ -292,7 +285,7 @@ impl Channel {
         }
     }
 
-    fn take_unacked(&mut self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, AmqpError> {
+    fn take_unacked(&mut self, tag: u64, multiple: bool) -> Result<Vec<(u64, Unacked)>, AmqpError> {
         if multiple {
             let keep = if tag == 0 {
                 BTreeMap::new()
@@ -305,10 +298,10 @@ impl Channel {
                     "unknown delivery tag {tag}"
                 )));
             }
-            Ok(taken.into_values().collect())
+            Ok(taken.into_iter().collect())
         } else {
             match self.unacked.remove(&tag) {
-                Some(u) => Ok(vec![u]),
+                Some(u) => Ok(vec![(tag, u)]),
                 None => Err(AmqpError::precondition(format!(
                     "unknown delivery tag {tag}"
                 ))),

@@ -978,3 +978,66 @@ async fn expiry_dead_letter_cycle_is_dropped() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn transactions_commit_and_rollback() {
+    bounded(async {
+        let b = start().await;
+        let (_c, ch) = channel(&b).await;
+        let (_c2, obs) = channel(&b).await;
+        ch.queue_declare(
+            "txq".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.tx_select().await.unwrap();
+        publish(&ch, "", "txq", "one").await;
+        publish(&ch, "", "txq", "two").await;
+        let count = |obs: lapin::Channel| async move {
+            obs.queue_declare(
+                "txq".into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
+        };
+        assert_eq!(count(obs.clone()).await, 0);
+        ch.tx_commit().await.unwrap();
+        assert_eq!(count(obs.clone()).await, 2);
+        publish(&ch, "", "txq", "three").await;
+        ch.tx_rollback().await.unwrap();
+        assert_eq!(count(obs.clone()).await, 2);
+        // An ack inside a transaction only takes effect at commit.
+        let m = ch
+            .basic_get("txq".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .unwrap();
+        m.delivery.ack(BasicAckOptions::default()).await.unwrap();
+        ch.tx_rollback().await.unwrap();
+        let m2 = ch
+            .basic_get("txq".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .unwrap();
+        m2.delivery.ack(BasicAckOptions::default()).await.unwrap();
+        m.delivery.ack(BasicAckOptions::default()).await.unwrap();
+        ch.tx_commit().await.unwrap();
+        assert_eq!(count(obs.clone()).await, 0);
+        // Confirm mode and tx mode are exclusive.
+        let e = ch
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), 406);
+        b.shutdown().await;
+    })
+    .await;
+}

@@ -6,6 +6,7 @@ use super::{Channel, ConnCtx};
 use crate::connection::ConnEvent;
 use crate::error::{AmqpError, ReplyCode};
 use crate::message::{short, Message};
+use crate::queue::Queue;
 use crate::reply_to::{REPLY_TO, REPLY_TO_PREFIX};
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::protocol::{basic, AMQPClass};
@@ -141,14 +142,31 @@ impl Channel {
                 msg.props.headers().as_ref(),
             )
             .map_err(|e| e.with_method(pub_ids.0, pub_ids.1))?;
+        if let Some(tx) = self.tx.as_mut() {
+            tx.publishes.push((msg, queues, p.mandatory));
+            return Ok(());
+        }
+        self.deliver_routed(ctx, msg, queues, p.mandatory, seq);
+        Ok(())
+    }
+
+    /// Enqueue a routed message (or return it), then confirm it.
+    pub(super) fn deliver_routed(
+        &mut self,
+        ctx: &mut ConnCtx<'_>,
+        msg: Arc<Message>,
+        queues: Vec<Arc<Queue>>,
+        mandatory: bool,
+        seq: Option<u64>,
+    ) {
         if queues.is_empty() {
-            if p.mandatory {
+            if mandatory {
                 self.basic_return(ctx, &msg);
             }
             if let Some(seq) = seq {
                 self.ack_publish(ctx, seq);
             }
-            return Ok(());
+            return;
         }
         let (persisted, refused) = ctx.vhost.enqueue(&queues, msg);
         if let Some(seq) = seq {
@@ -161,7 +179,7 @@ impl Channel {
                         requeue: false,
                     })),
                 );
-                return Ok(());
+                return;
             }
             match (&ctx.vhost.store, persisted) {
                 (Some(store), true) => store.sync_then(
@@ -174,7 +192,6 @@ impl Channel {
                 _ => self.ack_publish(ctx, seq),
             }
         }
-        Ok(())
     }
 
     fn ack_publish(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
