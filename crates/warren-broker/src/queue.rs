@@ -6,11 +6,14 @@ use crate::error::AmqpError;
 use crate::message::{value_as_i64, value_as_str, Message, QueuedMessage};
 use crate::vhost::VHost;
 use amq_protocol::types::FieldTable;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
+
+mod ready;
+
+use ready::Ready;
 
 /// Prefetch credit shared by one consumer (or by a whole channel when
 /// basic.qos was issued with `global = true`).
@@ -94,6 +97,8 @@ pub(crate) struct QueueArgs {
     pub(crate) dlrk: Option<String>,
     /// x-overflow = reject-publish (refuse new messages when full).
     pub(crate) reject_publish: bool,
+    /// x-max-priority (priority queue).
+    pub(crate) max_priority: Option<u8>,
 }
 
 impl QueueArgs {
@@ -122,14 +127,30 @@ impl QueueArgs {
         };
         out.max_length = int("x-max-length")?.map(|n| n as usize);
         out.max_length_bytes = int("x-max-length-bytes")?.map(|n| n as usize);
-        out.dlx = args
-            .inner()
-            .get("x-dead-letter-exchange")
-            .and_then(value_as_str);
-        out.dlrk = args
-            .inner()
-            .get("x-dead-letter-routing-key")
-            .and_then(value_as_str);
+        let string = |key: &str| -> Result<Option<String>, AmqpError> {
+            match args.inner().get(key) {
+                None => Ok(None),
+                Some(v) => value_as_str(v).map(Some).ok_or_else(|| {
+                    AmqpError::precondition(format!("invalid arg '{key}' for queue: {v:?}"))
+                }),
+            }
+        };
+        out.dlx = string("x-dead-letter-exchange")?;
+        out.dlrk = string("x-dead-letter-routing-key")?;
+        if out.dlrk.is_some() && out.dlx.is_none() {
+            return Err(AmqpError::precondition(
+                "invalid arg 'x-dead-letter-routing-key' for queue: x-dead-letter-exchange is not set",
+            ));
+        }
+        out.max_priority = match int("x-max-priority")? {
+            None => None,
+            Some(p) if (1..=255).contains(&p) => Some(p as u8),
+            Some(p) => {
+                return Err(AmqpError::precondition(format!(
+                    "invalid arg 'x-max-priority' for queue: {p}"
+                )))
+            }
+        };
         match args.inner().get("x-overflow").map(value_as_str) {
             None => {}
             Some(Some(s)) if s == "drop-head" => {}
@@ -170,37 +191,12 @@ impl DeathReason {
 
 #[derive(Debug)]
 struct QueueState {
-    messages: VecDeque<QueuedMessage>,
-    /// Total body bytes of ready messages.
-    bytes: usize,
+    ready: Ready,
     consumers: Vec<Consumer>,
     rr: usize,
     deleted: bool,
     last_used: Instant,
     had_consumer: bool,
-}
-
-impl QueueState {
-    fn push_back(&mut self, m: QueuedMessage) {
-        self.bytes += m.msg.body.len();
-        self.messages.push_back(m);
-    }
-
-    fn push_front(&mut self, m: QueuedMessage) {
-        self.bytes += m.msg.body.len();
-        self.messages.push_front(m);
-    }
-
-    fn pop_front(&mut self) -> Option<QueuedMessage> {
-        let m = self.messages.pop_front()?;
-        self.bytes = self.bytes.saturating_sub(m.msg.body.len());
-        Some(m)
-    }
-
-    fn take_all(&mut self) -> Vec<QueuedMessage> {
-        self.bytes = 0;
-        self.messages.drain(..).collect()
-    }
 }
 
 /// A message queue.
@@ -237,6 +233,7 @@ impl Queue {
         args: QueueArgs,
         vhost: Weak<VHost>,
     ) -> Self {
+        let ready = Ready::new(args.max_priority);
         Self {
             name,
             durable,
@@ -246,8 +243,7 @@ impl Queue {
             args,
             vhost,
             state: Mutex::new(QueueState {
-                messages: VecDeque::new(),
-                bytes: 0,
+                ready,
                 consumers: Vec::new(),
                 rr: 0,
                 deleted: false,
@@ -282,11 +278,11 @@ impl Queue {
         let st = self.lock();
         self.args
             .max_length
-            .is_some_and(|max| st.messages.len() >= max)
+            .is_some_and(|max| st.ready.len() >= max)
             || self
                 .args
                 .max_length_bytes
-                .is_some_and(|max| st.bytes >= max)
+                .is_some_and(|max| st.ready.bytes() >= max)
     }
 
     /// Append a message and try to deliver it.
@@ -306,14 +302,14 @@ impl Queue {
                 self.forget(&qm);
                 return;
             }
-            st.push_back(qm);
-            while self
-                .args
-                .max_length
-                .is_some_and(|max| st.messages.len() > max)
-                || self.args.max_length_bytes.is_some_and(|max| st.bytes > max)
+            st.ready.push_back(qm);
+            while self.args.max_length.is_some_and(|max| st.ready.len() > max)
+                || self
+                    .args
+                    .max_length_bytes
+                    .is_some_and(|max| st.ready.bytes() > max)
             {
-                match st.pop_front() {
+                match st.ready.pop_front() {
                     Some(m) => dead.push((m, DeathReason::MaxLen)),
                     None => break,
                 }
@@ -341,7 +337,7 @@ impl Queue {
             }
             for mut m in msgs.into_iter().rev() {
                 m.redelivered = true;
-                st.push_front(m);
+                st.ready.push_front(m);
             }
             self.dispatch_locked(&mut st, &mut dead, Instant::now());
         }
@@ -360,18 +356,18 @@ impl Queue {
 
     fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState, dead: &mut Dead, now: Instant) {
         loop {
-            if st.consumers.is_empty() || st.messages.is_empty() {
+            if st.consumers.is_empty() || st.ready.is_empty() {
                 return;
             }
             // Strictly before `now`: a TTL of 0 still reaches a consumer that
             // is ready right now (RabbitMQ's rule).
             let expired = st
-                .messages
+                .ready
                 .front()
                 .and_then(|m| m.expires_at)
                 .is_some_and(|e| e < now);
             if expired {
-                if let Some(m) = st.pop_front() {
+                if let Some(m) = st.ready.pop_front() {
                     dead.push((m, DeathReason::Expired));
                 }
                 continue;
@@ -388,7 +384,7 @@ impl Queue {
             }
             let Some(idx) = chosen else { return };
             st.rr = (idx + 1) % n;
-            let Some(msg) = st.pop_front() else {
+            let Some(msg) = st.ready.pop_front() else {
                 return;
             };
             let c = &st.consumers[idx];
@@ -400,7 +396,7 @@ impl Queue {
             };
             if let Err(e) = c.tx.send(ev) {
                 if let ConnEvent::Deliver { msg, .. } = e.0 {
-                    st.push_front(msg);
+                    st.ready.push_front(msg);
                 }
                 st.consumers.remove(idx);
                 st.rr = 0;
@@ -416,12 +412,12 @@ impl Queue {
         {
             let mut st = self.lock();
             while st
-                .messages
+                .ready
                 .front()
                 .and_then(|m| m.expires_at)
                 .is_some_and(|e| e <= now)
             {
-                if let Some(m) = st.pop_front() {
+                if let Some(m) = st.ready.pop_front() {
                     dead.push((m, DeathReason::Expired));
                 }
             }
@@ -440,7 +436,8 @@ impl Queue {
     pub(crate) fn needs_tick(&self) -> bool {
         self.args.message_ttl.is_some() || self.args.expires.is_some() || {
             let st = self.lock();
-            st.messages.iter().any(|m| m.expires_at.is_some())
+            let any = st.ready.iter().any(|m| m.expires_at.is_some());
+            any
         }
     }
 
@@ -490,12 +487,12 @@ impl Queue {
             let mut st = self.lock();
             st.last_used = now;
             let mut out = None;
-            while let Some(m) = st.pop_front() {
+            while let Some(m) = st.ready.pop_front() {
                 if m.expires_at.is_some_and(|e| e <= now) {
                     dead.push((m, DeathReason::Expired));
                     continue;
                 }
-                out = Some((m, st.messages.len() as u32));
+                out = Some((m, st.ready.len() as u32));
                 break;
             }
             out
@@ -512,14 +509,14 @@ impl Queue {
     /// (ready messages, consumers).
     pub(crate) fn counts(&self) -> (u32, u32) {
         let st = self.lock();
-        (st.messages.len() as u32, st.consumers.len() as u32)
+        (st.ready.len() as u32, st.consumers.len() as u32)
     }
 
     /// Drop all ready messages. Returns how many were dropped.
     pub(crate) fn purge(&self) -> u32 {
         let msgs: Vec<_> = {
             let mut st = self.lock();
-            st.take_all()
+            st.ready.take_all()
         };
         for m in &msgs {
             self.forget(m);
@@ -532,7 +529,7 @@ impl Queue {
         let (msgs, consumers) = {
             let mut st = self.lock();
             st.deleted = true;
-            let msgs: Vec<_> = st.take_all();
+            let msgs: Vec<_> = st.ready.take_all();
             (msgs, std::mem::take(&mut st.consumers))
         };
         for m in &msgs {

@@ -1041,3 +1041,67 @@ async fn transactions_commit_and_rollback() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn priority_queue_and_argument_validation() {
+    bounded(async {
+        let b = start().await;
+        let (c, ch) = channel(&b).await;
+        let mut args = FieldTable::default();
+        args.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(10));
+        ch.queue_declare("prio".into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+        for (p, body) in [
+            (Some(1), "1"),
+            (Some(5), "5a"),
+            (None, "none"),
+            (Some(9), "9"),
+            (Some(5), "5b"),
+            (Some(200), "200"),
+        ] {
+            let props = match p {
+                Some(p) => BasicProperties::default().with_priority(p),
+                None => BasicProperties::default(),
+            };
+            ch.basic_publish(
+                "".into(),
+                "prio".into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                props,
+            )
+            .await
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            drain(&ch, "prio").await,
+            vec!["200", "9", "5a", "5b", "1", "none"]
+        );
+
+        let mut bad = FieldTable::default();
+        bad.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(LongString::from("k")),
+        );
+        let e = ch
+            .queue_declare("bad".into(), QueueDeclareOptions::default(), bad)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), 406);
+        let ch = c.create_channel().await.unwrap();
+        let mut bad = FieldTable::default();
+        bad.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongString(LongString::from("1000")),
+        );
+        let e = ch
+            .queue_declare("bad".into(), QueueDeclareOptions::default(), bad)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), 406);
+        b.shutdown().await;
+    })
+    .await;
+}

@@ -1,0 +1,93 @@
+//! The ready messages of a queue: FIFO, or one FIFO lane per priority level
+//! for priority queues (`x-max-priority`), highest priority first.
+
+use crate::message::QueuedMessage;
+use std::collections::VecDeque;
+
+/// Ready (not yet delivered) messages.
+#[derive(Debug)]
+pub(crate) struct Ready {
+    lanes: Vec<VecDeque<QueuedMessage>>,
+    len: usize,
+    bytes: usize,
+}
+
+impl Ready {
+    /// An empty store; `max_priority` enables priority lanes 0..=max.
+    pub(crate) fn new(max_priority: Option<u8>) -> Self {
+        let n = max_priority.map_or(1, |m| usize::from(m) + 1);
+        Self {
+            lanes: (0..n).map(|_| VecDeque::new()).collect(),
+            len: 0,
+            bytes: 0,
+        }
+    }
+
+    fn lane(&self, m: &QueuedMessage) -> usize {
+        let top = self.lanes.len() - 1;
+        if top == 0 {
+            return 0;
+        }
+        usize::from(m.msg.props.priority().unwrap_or(0)).min(top)
+    }
+
+    /// Append at the tail of the message's lane.
+    pub(crate) fn push_back(&mut self, m: QueuedMessage) {
+        let lane = self.lane(&m);
+        self.len += 1;
+        self.bytes += m.msg.body.len();
+        self.lanes[lane].push_back(m);
+    }
+
+    /// Put back at the head of the message's lane.
+    pub(crate) fn push_front(&mut self, m: QueuedMessage) {
+        let lane = self.lane(&m);
+        self.len += 1;
+        self.bytes += m.msg.body.len();
+        self.lanes[lane].push_front(m);
+    }
+
+    /// The next message to deliver.
+    pub(crate) fn front(&self) -> Option<&QueuedMessage> {
+        self.lanes.iter().rev().find_map(|l| l.front())
+    }
+
+    /// Take the next message to deliver.
+    pub(crate) fn pop_front(&mut self) -> Option<QueuedMessage> {
+        let m = self.lanes.iter_mut().rev().find_map(|l| l.pop_front())?;
+        self.len -= 1;
+        self.bytes = self.bytes.saturating_sub(m.msg.body.len());
+        Some(m)
+    }
+
+    /// Take everything.
+    pub(crate) fn take_all(&mut self) -> Vec<QueuedMessage> {
+        self.len = 0;
+        self.bytes = 0;
+        self.lanes
+            .iter_mut()
+            .rev()
+            .flat_map(|l| l.drain(..))
+            .collect()
+    }
+
+    /// Number of messages.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Total body bytes.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// All messages, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
+        self.lanes.iter().flat_map(|l| l.iter())
+    }
+}
