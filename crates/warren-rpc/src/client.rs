@@ -11,7 +11,7 @@
 //! sent again), reconnects with backoff and re-creates the reply consumer; calls made
 //! meanwhile wait for the new connection within their deadline.
 
-mod pending;
+pub(crate) mod pending;
 mod session;
 
 use std::sync::Arc;

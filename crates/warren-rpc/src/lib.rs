@@ -53,5 +53,11 @@ pub mod types {
     pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 }
 
+/// Internals exposed only for the criterion benchmarks in `benches/`; not a stable API.
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::client::pending::{CorrelationIds, Pending};
+}
+
 /// The default broker address: `$AMQP_URL` in the CLI, else this.
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use warren_broker::Broker;
-use warren_rpc::{CallOptions, Request, Response, RpcClient, RpcServer};
+use warren_rpc::{CallOptions, ReplyMode, Request, Response, RpcClient, RpcServer};
 
 /// Longest run allowed, whatever the arguments say.
 const MAX_RUN: Duration = Duration::from_secs(600);
@@ -51,6 +51,9 @@ pub struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Receive replies on an exclusive reply queue instead of direct reply-to.
+    #[arg(long)]
+    exclusive_reply_queue: bool,
     /// Measure the broker's raw one-queue ceiling instead: publish + consume, no RPC
     /// (messages/s; --in-flight bounds messages published ahead of the consumer).
     #[arg(long)]
@@ -139,7 +142,16 @@ pub async fn run(args: Args) -> Result<(), String> {
     }
     let mut clients = Vec::new();
     for _ in 0..args.clients {
-        clients.push(RpcClient::connect(&url).await.map_err(|e| e.to_string())?);
+        let mode = if args.exclusive_reply_queue {
+            ReplyMode::ExclusiveQueue
+        } else {
+            ReplyMode::DirectReplyTo
+        };
+        let client = RpcClient::builder(url.as_str())
+            .reply_mode(mode)
+            .connect()
+            .await;
+        clients.push(client.map_err(|e| e.to_string())?);
     }
     let body: Arc<[u8]> = match &args.body {
         Some(b) => b.as_bytes().into(),

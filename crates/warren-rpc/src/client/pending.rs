@@ -13,7 +13,7 @@ use super::Reply;
 use crate::error::Error;
 
 /// What a waiting call eventually receives.
-pub(crate) type Outcome = Result<Reply, Error>;
+pub type Outcome = Result<Reply, Error>;
 
 #[derive(Default)]
 struct Inner {
@@ -27,7 +27,7 @@ struct Inner {
 
 /// Calls waiting for replies, each tied to the session (connection) it was sent on.
 #[derive(Default)]
-pub(crate) struct Pending {
+pub struct Pending {
     next: AtomicU64,
     inner: Mutex<Inner>,
 }
@@ -41,10 +41,7 @@ impl Pending {
 
     /// Registers a call about to be sent on session `generation`; returns its sequence
     /// number and the receiver of its outcome. Fails if that session is no longer live.
-    pub(crate) fn register(
-        &self,
-        generation: u64,
-    ) -> Result<(u64, oneshot::Receiver<Outcome>), Error> {
+    pub fn register(&self, generation: u64) -> Result<(u64, oneshot::Receiver<Outcome>), Error> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let mut inner = self.lock();
@@ -64,7 +61,7 @@ impl Pending {
 
     /// Hands `outcome` to call `id`. Returns `false` if no such call is waiting
     /// (it timed out, was dropped, or the id is a duplicate or unknown).
-    pub(crate) fn complete(&self, id: u64, outcome: Outcome) -> bool {
+    pub fn complete(&self, id: u64, outcome: Outcome) -> bool {
         let waiter = self.lock().waiters.remove(&id);
         match waiter {
             Some((_, tx)) => tx.send(outcome).is_ok(),
@@ -73,12 +70,12 @@ impl Pending {
     }
 
     /// Forgets call `id` (its caller gave up).
-    pub(crate) fn remove(&self, id: u64) {
+    pub fn remove(&self, id: u64) {
         self.lock().waiters.remove(&id);
     }
 
     /// Session `generation` is up: calls may be registered on it.
-    pub(crate) fn session_up(&self, generation: u64) {
+    pub fn session_up(&self, generation: u64) {
         let mut inner = self.lock();
         if inner.closed.is_none() {
             inner.live = Some(generation);
@@ -87,7 +84,7 @@ impl Pending {
 
     /// Session `generation` is gone: its waiting calls fail with `unavailable` at once.
     /// Returns `false` if it was not the live session (already handled).
-    pub(crate) fn session_lost(&self, generation: u64, reason: &str) -> bool {
+    pub fn session_lost(&self, generation: u64, reason: &str) -> bool {
         let (was_live, failed) = {
             let mut inner = self.lock();
             let was_live = inner.live == Some(generation);
@@ -111,7 +108,7 @@ impl Pending {
     }
 
     /// Closes for good: every waiting and future call fails with `unavailable`.
-    pub(crate) fn close(&self, reason: &str) {
+    pub fn close(&self, reason: &str) {
         let failed: Vec<_> = {
             let mut inner = self.lock();
             inner.closed.get_or_insert_with(|| reason.to_owned());
@@ -122,7 +119,7 @@ impl Pending {
     }
 
     /// Number of calls waiting.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.lock().waiters.len()
     }
 }
@@ -136,9 +133,9 @@ fn fail(waiters: impl Iterator<Item = oneshot::Sender<Outcome>>, reason: &str) {
 }
 
 /// Removes a call's entry when the call's future ends, however it ends.
-pub(crate) struct PendingGuard<'a> {
-    pub(crate) pending: &'a Pending,
-    pub(crate) id: u64,
+pub struct PendingGuard<'a> {
+    pub pending: &'a Pending,
+    pub id: u64,
 }
 
 impl Drop for PendingGuard<'_> {
@@ -150,23 +147,23 @@ impl Drop for PendingGuard<'_> {
 /// Correlation ids of one client: `<client prefix>.<sequence in hex>`. Cheap to make
 /// (no UUID per call) and unique across clients thanks to the random prefix.
 #[derive(Debug, Clone)]
-pub(crate) struct CorrelationIds {
+pub struct CorrelationIds {
     prefix: String,
 }
 
 impl CorrelationIds {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         CorrelationIds {
             prefix: uuid::Uuid::new_v4().simple().to_string(),
         }
     }
 
-    pub(crate) fn format(&self, seq: u64) -> String {
+    pub fn format(&self, seq: u64) -> String {
         format!("{}.{seq:x}", self.prefix)
     }
 
     /// The sequence number inside `id`, if `id` was made by this client.
-    pub(crate) fn parse(&self, id: &str) -> Option<u64> {
+    pub fn parse(&self, id: &str) -> Option<u64> {
         let (prefix, seq) = id.rsplit_once('.')?;
         if prefix != self.prefix {
             return None;
