@@ -122,6 +122,11 @@ impl Pending {
     pub fn len(&self) -> usize {
         self.lock().waiters.len()
     }
+
+    /// Whether no call is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.lock().waiters.is_empty()
+    }
 }
 
 fn fail(waiters: impl Iterator<Item = oneshot::Sender<Outcome>>, reason: &str) {
@@ -151,7 +156,14 @@ pub struct CorrelationIds {
     prefix: String,
 }
 
+impl Default for CorrelationIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl CorrelationIds {
+    /// Ids with a fresh random client prefix.
     pub fn new() -> Self {
         CorrelationIds {
             prefix: uuid::Uuid::new_v4().simple().to_string(),
