@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use warren_broker::Broker;
 use warren_rpc::{CallOptions, ReplyMode, Request, Response, RpcClient, RpcServer};
 
 /// Longest run allowed, whatever the arguments say.
@@ -73,29 +72,9 @@ pub async fn run(args: Args) -> Result<(), String> {
     if args.workers == 0 && args.queue.is_none() {
         return Err("with --workers 0, name the queue of a running server with --queue".to_owned());
     }
-    let broker = match &args.url {
-        Some(_) => None,
-        None => Some(
-            Broker::builder()
-                .listen(([127, 0, 0, 1], 0).into())
-                .start()
-                .await
-                .map_err(|e| format!("cannot start the embedded broker: {e}"))?,
-        ),
-    };
-    let url = match (&args.url, &broker) {
-        (Some(u), _) => u.clone(),
-        (None, Some(b)) => b.amqp_url(),
-        (None, None) => return Err("no broker".to_owned()),
-    };
+    let (broker, url) = super::broker_or(args.url.as_deref()).await?;
     if args.raw {
-        let budget = args.calls.unwrap_or(u64::MAX);
-        let run_for = if args.calls.is_some() {
-            MAX_RUN
-        } else {
-            args.duration.min(MAX_RUN)
-        };
-        let bar = progress(args.calls, run_for, args.json);
+        let (budget, run_for, bar) = bounds(&args);
         let tick = bar.clone();
         let started = Instant::now();
         let out = super::bench_raw::run(
@@ -157,13 +136,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         Some(b) => b.as_bytes().into(),
         None => vec![b'x'; args.payload].into(),
     };
-    let budget = args.calls.unwrap_or(u64::MAX);
-    let run_for = if args.calls.is_some() {
-        MAX_RUN
-    } else {
-        args.duration.min(MAX_RUN)
-    };
-    let bar = progress(args.calls, run_for, args.json);
+    let (budget, run_for, bar) = bounds(&args);
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let stop_at = started + run_for;
@@ -220,6 +193,17 @@ pub async fn run(args: Args) -> Result<(), String> {
     }
     report(&args, &total, elapsed);
     Ok(())
+}
+
+/// The run's bounds: at most `--calls` calls, for at most `--duration` (without
+/// `--calls`) or [`MAX_RUN`]; and its progress bar.
+fn bounds(args: &Args) -> (u64, Duration, ProgressBar) {
+    let budget = args.calls.unwrap_or(u64::MAX);
+    let run_for = match args.calls {
+        Some(_) => MAX_RUN,
+        None => args.duration.min(MAX_RUN),
+    };
+    (budget, run_for, progress(args.calls, run_for, args.json))
 }
 
 fn new_histogram() -> Histogram<u64> {

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use warren_broker::Broker;
 use warren_rpc::{services::fib, CallOptions, RpcClient, RpcServer};
 
 /// Arguments of `warren demo`.
@@ -19,21 +18,7 @@ pub struct Args {
 
 /// Runs `warren demo`.
 pub async fn run(args: Args) -> Result<(), String> {
-    let broker = match args.url {
-        Some(_) => None,
-        None => Some(
-            Broker::builder()
-                .listen(([127, 0, 0, 1], 0).into())
-                .start()
-                .await
-                .map_err(|e| format!("cannot start the embedded broker: {e}"))?,
-        ),
-    };
-    let url = match (&args.url, &broker) {
-        (Some(url), _) => url.clone(),
-        (None, Some(b)) => b.amqp_url(),
-        (None, None) => return Err("no broker".to_owned()),
-    };
+    let (broker, url) = super::broker_or(args.url.as_deref()).await?;
     let queue = fib::QUEUE;
     let server = RpcServer::new()
         .route(queue, fib::handle)

@@ -38,3 +38,20 @@ impl BrokerArgs {
         builder.connect().await
     }
 }
+
+/// The broker at `url`, or, without one, an embedded broker started on a free
+/// loopback port. Returns the embedded broker's handle (to shut it down) and the URL.
+pub async fn broker_or(
+    url: Option<&str>,
+) -> Result<(Option<warren_broker::BrokerHandle>, String), String> {
+    if let Some(url) = url {
+        return Ok((None, url.to_owned()));
+    }
+    let broker = warren_broker::Broker::builder()
+        .listen(([127, 0, 0, 1], 0).into())
+        .start()
+        .await
+        .map_err(|e| format!("cannot start the embedded broker: {e}"))?;
+    let url = broker.amqp_url();
+    Ok((Some(broker), url))
+}
