@@ -363,6 +363,12 @@ impl Channel {
             no_ack: c.no_ack,
             exclusive: c.exclusive,
             credit: credit.clone(),
+            priority: c
+                .arguments
+                .inner()
+                .get("x-priority")
+                .and_then(crate::message::value_as_i64)
+                .unwrap_or(0),
         };
         // Deliveries triggered here travel through the connection's event
         // queue, so they are written after this consume-ok.

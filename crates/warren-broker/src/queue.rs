@@ -78,6 +78,8 @@ pub(crate) struct Consumer {
     pub(crate) exclusive: bool,
     /// Prefetch credit.
     pub(crate) credit: Arc<Credit>,
+    /// Consumer priority (`x-priority`, default 0).
+    pub(crate) priority: i64,
 }
 
 /// Queue arguments that change behaviour.
@@ -99,6 +101,8 @@ pub(crate) struct QueueArgs {
     pub(crate) reject_publish: bool,
     /// x-max-priority (priority queue).
     pub(crate) max_priority: Option<u8>,
+    /// x-single-active-consumer.
+    pub(crate) single_active: bool,
 }
 
 impl QueueArgs {
@@ -142,6 +146,15 @@ impl QueueArgs {
                 "invalid arg 'x-dead-letter-routing-key' for queue: x-dead-letter-exchange is not set",
             ));
         }
+        out.single_active = match args.inner().get("x-single-active-consumer") {
+            None => false,
+            Some(amq_protocol::types::AMQPValue::Boolean(b)) => *b,
+            Some(v) => {
+                return Err(AmqpError::precondition(format!(
+                    "invalid arg 'x-single-active-consumer' for queue: {v:?}"
+                )))
+            }
+        };
         out.max_priority = match int("x-max-priority")? {
             None => None,
             Some(p) if (1..=255).contains(&p) => Some(p as u8),
@@ -373,16 +386,9 @@ impl Queue {
                 continue;
             }
             let n = st.consumers.len();
-            let mut chosen = None;
-            for i in 0..n {
-                let idx = (st.rr + i) % n;
-                let c = &st.consumers[idx];
-                if c.no_ack || c.credit.try_acquire() {
-                    chosen = Some(idx);
-                    break;
-                }
-            }
-            let Some(idx) = chosen else { return };
+            let Some(idx) = self.pick_consumer(st) else {
+                return;
+            };
             st.rr = (idx + 1) % n;
             let Some(msg) = st.ready.pop_front() else {
                 return;
@@ -401,6 +407,33 @@ impl Queue {
                 st.consumers.remove(idx);
                 st.rr = 0;
             }
+        }
+    }
+
+    /// Choose the consumer for the next message and take its credit:
+    /// the highest `x-priority` level with room, round-robin within a level;
+    /// only the first consumer with `x-single-active-consumer`.
+    fn pick_consumer(&self, st: &QueueState) -> Option<usize> {
+        let n = st.consumers.len();
+        if self.args.single_active {
+            let c = st.consumers.first()?;
+            return (c.no_ack || c.credit.try_acquire()).then_some(0);
+        }
+        let mut level = st.consumers.iter().map(|c| c.priority).max()?;
+        loop {
+            let mut next_level: Option<i64> = None;
+            for i in 0..n {
+                let idx = (st.rr + i) % n;
+                let c = &st.consumers[idx];
+                if c.priority == level {
+                    if c.no_ack || c.credit.try_acquire() {
+                        return Some(idx);
+                    }
+                } else if c.priority < level && next_level.is_none_or(|l| c.priority > l) {
+                    next_level = Some(c.priority);
+                }
+            }
+            level = next_level?;
         }
     }
 

@@ -723,6 +723,7 @@ fn check_equivalent(q: &Queue, d: &QueueDecl, vhost: &str) -> Result<(), AmqpErr
         "x-dead-letter-exchange",
         "x-dead-letter-routing-key",
         "x-max-priority",
+        "x-single-active-consumer",
         "x-queue-type",
         "x-overflow",
     ] {

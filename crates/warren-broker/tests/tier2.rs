@@ -1105,3 +1105,62 @@ async fn priority_queue_and_argument_validation() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn consumer_priorities_and_single_active_consumer() {
+    bounded(async {
+        let b = start().await;
+        let (_c, ch) = channel(&b).await;
+        ch.queue_declare(
+            "cp".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let mut hi_args = FieldTable::default();
+        hi_args.insert("x-priority".into(), AMQPValue::LongInt(10));
+        let mut low = consume(&ch, "cp", true).await;
+        let mut high = ch
+            .basic_consume(
+                "cp".into(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                hi_args,
+            )
+            .await
+            .unwrap();
+        for i in 0..3 {
+            publish(&ch, "", "cp", &format!("m{i}")).await;
+        }
+        for i in 0..3 {
+            assert_eq!(next(&mut high).await.data, format!("m{i}").as_bytes());
+        }
+        nothing(&mut low, 200).await;
+
+        let mut args = FieldTable::default();
+        args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+        ch.queue_declare("sac".into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+        let mut first = consume(&ch, "sac", true).await;
+        let mut second = consume(&ch, "sac", true).await;
+        for i in 0..3 {
+            publish(&ch, "", "sac", &format!("s{i}")).await;
+        }
+        for i in 0..3 {
+            assert_eq!(next(&mut first).await.data, format!("s{i}").as_bytes());
+        }
+        nothing(&mut second, 200).await;
+        ch.basic_cancel(first.tag(), BasicCancelOptions::default())
+            .await
+            .unwrap();
+        publish(&ch, "", "sac", "after").await;
+        assert_eq!(next(&mut second).await.data, b"after");
+        b.shutdown().await;
+    })
+    .await;
+}
