@@ -375,6 +375,25 @@ async fn disruptive_rabbitmq_stop_start_app() {
     .await;
 }
 
+/// A memory alarm makes RabbitMQ block publishing connections (`connection.blocked`):
+/// calls made meanwhile fail at their deadline (none hangs), and once the alarm clears
+/// the same client and server carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disruptive_rabbitmq_memory_alarm_blocks_publishers() {
+    common::bounded(
+        90,
+        through_rabbitmq_fault(
+            "memory alarm (connection.blocked), cleared after 2 s",
+            || {
+                rabbitmqctl(&["set_vm_memory_high_watermark", "0.000001"]);
+                std::thread::sleep(Duration::from_secs(2));
+                rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"]);
+            },
+        ),
+    )
+    .await;
+}
+
 /// The cluster from `scripts/cluster.sh` (`WARREN_CLUSTER_URLS`, comma-separated).
 fn cluster_urls() -> Option<Vec<String>> {
     match std::env::var("WARREN_CLUSTER_URLS") {
