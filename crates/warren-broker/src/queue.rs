@@ -469,8 +469,7 @@ impl Queue {
     pub(crate) fn needs_tick(&self) -> bool {
         self.args.message_ttl.is_some() || self.args.expires.is_some() || {
             let st = self.lock();
-            let any = st.ready.iter().any(|m| m.expires_at.is_some());
-            any
+            st.ready.has_expiring()
         }
     }
 

@@ -558,7 +558,11 @@ impl VHost {
         }
         let exchanges: Vec<Arc<Exchange>> = read(&self.exchanges).values().cloned().collect();
         for x in exchanges {
+            let had = x.binding_count();
             x.unbind_queue(q);
+            if x.auto_delete && had > 0 && x.binding_count() == 0 {
+                let _ = self.delete_exchange(&x.name, false);
+            }
         }
         let (count, consumers) = q.mark_deleted();
         for c in consumers {

@@ -10,6 +10,8 @@ pub(crate) struct Ready {
     lanes: Vec<VecDeque<QueuedMessage>>,
     len: usize,
     bytes: usize,
+    /// Messages carrying their own expiry (so the queue needs ticking).
+    expiring: usize,
 }
 
 impl Ready {
@@ -20,6 +22,7 @@ impl Ready {
             lanes: (0..n).map(|_| VecDeque::new()).collect(),
             len: 0,
             bytes: 0,
+            expiring: 0,
         }
     }
 
@@ -31,19 +34,25 @@ impl Ready {
         usize::from(m.msg.props.priority().unwrap_or(0)).min(top)
     }
 
+    fn added(&mut self, m: &QueuedMessage) {
+        self.len += 1;
+        self.bytes += m.msg.body.len();
+        if m.expires_at.is_some() {
+            self.expiring += 1;
+        }
+    }
+
     /// Append at the tail of the message's lane.
     pub(crate) fn push_back(&mut self, m: QueuedMessage) {
         let lane = self.lane(&m);
-        self.len += 1;
-        self.bytes += m.msg.body.len();
+        self.added(&m);
         self.lanes[lane].push_back(m);
     }
 
     /// Put back at the head of the message's lane.
     pub(crate) fn push_front(&mut self, m: QueuedMessage) {
         let lane = self.lane(&m);
-        self.len += 1;
-        self.bytes += m.msg.body.len();
+        self.added(&m);
         self.lanes[lane].push_front(m);
     }
 
@@ -57,6 +66,9 @@ impl Ready {
         let m = self.lanes.iter_mut().rev().find_map(|l| l.pop_front())?;
         self.len -= 1;
         self.bytes = self.bytes.saturating_sub(m.msg.body.len());
+        if m.expires_at.is_some() {
+            self.expiring -= 1;
+        }
         Some(m)
     }
 
@@ -64,6 +76,7 @@ impl Ready {
     pub(crate) fn take_all(&mut self) -> Vec<QueuedMessage> {
         self.len = 0;
         self.bytes = 0;
+        self.expiring = 0;
         self.lanes
             .iter_mut()
             .rev()
@@ -86,8 +99,8 @@ impl Ready {
         self.bytes
     }
 
-    /// All messages, in no particular order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &QueuedMessage> {
-        self.lanes.iter().flat_map(|l| l.iter())
+    /// Whether any message carries an expiry time.
+    pub(crate) fn has_expiring(&self) -> bool {
+        self.expiring > 0
     }
 }
