@@ -13,7 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use tokio::sync::mpsc::UnboundedSender;
 
 mod codec;
@@ -118,7 +118,7 @@ enum Cmd {
 /// Handle to the store writer thread.
 #[derive(Debug)]
 pub(crate) struct Store {
-    tx: Mutex<mpsc::Sender<Cmd>>,
+    tx: mpsc::Sender<Cmd>,
     next_id: AtomicU64,
 }
 
@@ -197,7 +197,7 @@ impl Store {
             .spawn(move || w.run(rx))?;
         Ok((
             Arc::new(Store {
-                tx: Mutex::new(tx),
+                tx,
                 next_id: AtomicU64::new(max_id + 1),
             }),
             rec,
@@ -205,11 +205,7 @@ impl Store {
     }
 
     fn send(&self, cmd: Cmd) {
-        let tx = match self.tx.lock() {
-            Ok(t) => t,
-            Err(p) => p.into_inner(),
-        };
-        if tx.send(cmd).is_err() {
+        if self.tx.send(cmd).is_err() {
             tracing::error!("store writer is gone");
         }
     }
