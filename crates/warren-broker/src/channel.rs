@@ -20,6 +20,10 @@ mod manage;
 mod publish;
 mod tx;
 
+/// Deliveries a no-ack consumer may have in flight between its queue and
+/// its connection's writer.
+const NO_ACK_WINDOW: u16 = 512;
+
 /// Connection-wide context a channel needs while handling a frame.
 pub(crate) struct ConnCtx<'a> {
     /// Connection id.
@@ -351,16 +355,18 @@ impl Channel {
         }
         let name = self.queue_name(c.queue.as_str())?;
         let q = ctx.vhost.queue(&name, ctx.conn_id)?;
-        let credit = match &self.global_credit {
-            Some(g) => g.clone(),
-            None => Arc::new(Credit::new(self.prefetch)),
+        let credit = match (&self.global_credit, c.no_ack) {
+            // Prefetch does not apply to no-ack consumers; they get a window of
+            // deliveries in flight to the connection instead (backpressure).
+            (_, true) => Arc::new(Credit::new(NO_ACK_WINDOW)),
+            (Some(g), false) => g.clone(),
+            (None, false) => Arc::new(Credit::new(self.prefetch)),
         };
         let consumer = Consumer {
             tag: tag.clone(),
             conn_id: ctx.conn_id,
             channel: self.id,
             tx: ctx.tx.clone(),
-            no_ack: c.no_ack,
             exclusive: c.exclusive,
             credit: credit.clone(),
             priority: c
@@ -430,6 +436,9 @@ impl Channel {
             .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
         if no_ack {
             queue.forget(&msg);
+            if credit.release_one() {
+                queue.dispatch();
+            }
         } else {
             self.unacked.insert(
                 tag,

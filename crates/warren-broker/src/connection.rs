@@ -15,12 +15,13 @@ mod handshake;
 use amq_protocol::protocol::{channel, connection, AMQPClass};
 use bytes::BytesMut;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
 /// Events sent to a connection task by queues, the reply-to registry and the
@@ -76,6 +77,8 @@ enum End {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Writer backlog above which we stop taking deliveries from queues.
+const WRITE_BACKLOG: usize = 4 << 20;
 /// Largest body we accept.
 const MAX_BODY: u64 = 512 * 1024 * 1024;
 
@@ -85,6 +88,10 @@ struct Conn {
     rbuf: BytesMut,
     out: Out,
     wtx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes handed to the writer task and not yet written.
+    pending_write: Arc<AtomicUsize>,
+    /// Signalled when the writer's backlog drops below the limit.
+    write_drained: Arc<Notify>,
     events_tx: mpsc::UnboundedSender<ConnEvent>,
     events_rx: mpsc::UnboundedReceiver<ConnEvent>,
     channels: HashMap<u16, Channel>,
@@ -107,7 +114,14 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let (wtx, wrx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_loop(wr, wrx));
+    let pending_write = Arc::new(AtomicUsize::new(0));
+    let write_drained = Arc::new(Notify::new());
+    let writer = tokio::spawn(write_loop(
+        wr,
+        wrx,
+        pending_write.clone(),
+        write_drained.clone(),
+    ));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let mut conn = Conn {
         id,
@@ -115,6 +129,8 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         rbuf: BytesMut::with_capacity(16 * 1024),
         out: Out::new(0),
         wtx,
+        pending_write,
+        write_drained,
         events_tx,
         events_rx,
         channels: HashMap::new(),
@@ -166,7 +182,14 @@ async fn linger(rd: &mut OwnedReadHalf) {
     .await;
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+/// Writes batches to the socket; `pending` counts bytes handed over but not
+/// yet written (the connection stops taking deliveries while it is high).
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    pending: Arc<AtomicUsize>,
+    drained: Arc<Notify>,
+) {
     while let Some(mut buf) = rx.recv().await {
         while buf.len() < (1 << 20) {
             match rx.try_recv() {
@@ -174,7 +197,12 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<
                 Err(_) => break,
             }
         }
-        if wr.write_all(&buf).await.is_err() {
+        let ok = wr.write_all(&buf).await.is_ok();
+        let before = pending.fetch_sub(buf.len(), Ordering::SeqCst);
+        if before > WRITE_BACKLOG && before - buf.len() <= WRITE_BACKLOG {
+            drained.notify_one();
+        }
+        if !ok {
             break;
         }
     }
@@ -184,8 +212,17 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Vec<
 impl Conn {
     fn flush(&mut self) {
         if !self.out.is_empty() {
-            let _ = self.wtx.send(self.out.take());
+            let buf = self.out.take();
+            self.pending_write.fetch_add(buf.len(), Ordering::SeqCst);
+            if self.wtx.send(buf).is_err() {
+                self.pending_write.store(0, Ordering::SeqCst);
+            }
         }
+    }
+
+    /// Whether the writer has fallen behind (the socket is not draining).
+    fn write_backlogged(&self) -> bool {
+        self.pending_write.load(Ordering::SeqCst) > WRITE_BACKLOG
     }
 
     fn send_close(&mut self, e: &AmqpError) {
@@ -229,9 +266,13 @@ impl Conn {
                         Ok(_) => self.last_read = Instant::now(),
                     }
                 }
-                Some(ev) = self.events_rx.recv() => {
+                _ = self.write_drained.notified(), if self.write_backlogged() => {}
+                Some(ev) = self.events_rx.recv(), if !self.write_backlogged() => {
                     self.handle_event(ev);
                     for _ in 0..1024 {
+                        if self.out.buf.len() > (1 << 20) {
+                            break;
+                        }
                         match self.events_rx.try_recv() {
                             Ok(ev) => self.handle_event(ev),
                             Err(_) => break,

@@ -51,6 +51,19 @@ impl Credit {
             .is_ok()
     }
 
+    /// Give back one unit; returns true if the credit was exhausted before
+    /// (so a queue may have stopped dispatching to its holder).
+    pub(crate) fn release_one(&self) -> bool {
+        let limit = self.limit.load(Ordering::SeqCst);
+        let before = self
+            .in_flight
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
+                Some(f.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        limit != 0 && before >= limit
+    }
+
     /// Give back `n` units of credit.
     pub(crate) fn release(&self, n: u32) {
         let _ = self
@@ -72,11 +85,10 @@ pub(crate) struct Consumer {
     pub(crate) channel: u16,
     /// Event sink of the owning connection.
     pub(crate) tx: UnboundedSender<ConnEvent>,
-    /// Deliveries need no ack.
-    pub(crate) no_ack: bool,
     /// Exclusive consumer.
     pub(crate) exclusive: bool,
-    /// Prefetch credit.
+    /// Prefetch credit (for no-ack consumers: a window of deliveries not
+    /// yet written by their connection, for backpressure).
     pub(crate) credit: Arc<Credit>,
     /// Consumer priority (`x-priority`, default 0).
     pub(crate) priority: i64,
@@ -417,7 +429,7 @@ impl Queue {
         let n = st.consumers.len();
         if self.args.single_active {
             let c = st.consumers.first()?;
-            return (c.no_ack || c.credit.try_acquire()).then_some(0);
+            return c.credit.try_acquire().then_some(0);
         }
         let mut level = st.consumers.iter().map(|c| c.priority).max()?;
         loop {
@@ -426,7 +438,7 @@ impl Queue {
                 let idx = (st.rr + i) % n;
                 let c = &st.consumers[idx];
                 if c.priority == level {
-                    if c.no_ack || c.credit.try_acquire() {
+                    if c.credit.try_acquire() {
                         return Some(idx);
                     }
                 } else if c.priority < level && next_level.is_none_or(|l| c.priority > l) {

@@ -88,3 +88,89 @@ async fn amqp_url_and_custom_credentials() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn slow_no_ack_consumer_gets_backpressure() {
+    use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
+    use amq_protocol::protocol::{basic, AMQPClass};
+    use amq_protocol::types::FieldTable;
+    use common::raw::encode;
+    use lapin::options::QueueDeclareOptions;
+    bounded(async {
+        let b = start().await;
+        let (_c, ch) = channel(&b).await;
+        ch.queue_declare(
+            "slow".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        // A consumer that never reads its socket.
+        let mut sleeper = Raw::connect(b.local_addr(), 131072).await;
+        sleeper.open_channel(1).await;
+        sleeper
+            .method(
+                1,
+                AMQPClass::Basic(basic::AMQPMethod::Consume(basic::Consume {
+                    queue: "slow".into(),
+                    consumer_tag: "sleepy".into(),
+                    no_local: false,
+                    no_ack: true,
+                    exclusive: false,
+                    nowait: true,
+                    arguments: FieldTable::default(),
+                })),
+            )
+            .await;
+        // A fast raw publisher: 40 MiB in 1 KiB messages.
+        let mut publisher = Raw::connect(b.local_addr(), 131072).await;
+        publisher.open_channel(1).await;
+        let mut one = encode(&AMQPFrame::Method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: "".into(),
+                routing_key: "slow".into(),
+                mandatory: false,
+                immediate: false,
+            })),
+        ));
+        one.extend(encode(&AMQPFrame::Header(
+            1,
+            AMQPContentHeader {
+                class_id: 60,
+                body_size: 1024,
+                properties: Default::default(),
+            },
+        )));
+        one.extend(encode(&AMQPFrame::Body(1, vec![1u8; 1024])));
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+        use tokio::io::AsyncWriteExt;
+        for _ in 0..40 {
+            publisher.stream.write_all(&batch).await.unwrap();
+        }
+        // Wait until everything is either queued or handed to the consumer.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let q = ch
+            .queue_declare(
+                "slow".into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        // Most messages stay in the queue instead of piling up in the
+        // stalled connection's buffers.
+        assert!(
+            q.message_count() > 25_000,
+            "only {} left in the queue",
+            q.message_count()
+        );
+        drop(sleeper);
+        b.shutdown().await;
+    })
+    .await;
+}
