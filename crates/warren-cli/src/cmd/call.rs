@@ -21,6 +21,12 @@ pub struct Args {
     /// `content_type` of the request.
     #[arg(long, default_value = "text/plain")]
     content_type: String,
+    /// Publish the request as persistent (delivery_mode 2).
+    #[arg(long)]
+    persistent: bool,
+    /// The call may run twice: resend it if the connection drops, within the timeout.
+    #[arg(long)]
+    idempotent: bool,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -30,7 +36,9 @@ pub async fn run(args: Args) -> warren_rpc::Result<()> {
     let client = args.broker.client().await?;
     let options = CallOptions::new()
         .timeout(args.timeout)
-        .content_type(args.content_type);
+        .content_type(args.content_type)
+        .persistent(args.persistent)
+        .idempotent(args.idempotent);
     let reply = client.call_with(&args.queue, args.body, options).await;
     let _ = client.close().await;
     let reply = reply?;

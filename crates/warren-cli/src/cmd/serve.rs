@@ -1,7 +1,7 @@
 //! `warren serve`: serve a built-in procedure until SIGINT/SIGTERM.
 
 use warren_rpc::services::{fib, sleep};
-use warren_rpc::RpcServer;
+use warren_rpc::{QueueSpec, RpcServer};
 
 use super::BrokerArgs;
 
@@ -25,15 +25,24 @@ pub struct Args {
     /// Requests worked on at once (the consumer's prefetch); 1 is the tutorial's.
     #[arg(long, default_value_t = warren_rpc::DEFAULT_CONCURRENCY)]
     concurrency: u16,
+    /// Declare the queue as a durable quorum queue (RabbitMQ clusters: requests survive
+    /// the loss of a node) instead of the tutorial's plain queue.
+    #[arg(long)]
+    quorum: bool,
     #[command(flatten)]
     broker: BrokerArgs,
 }
 
 /// Runs `warren serve`.
 pub async fn run(args: Args) -> warren_rpc::Result<()> {
+    let queue = if args.quorum {
+        QueueSpec::quorum(args.queue.as_str())
+    } else {
+        QueueSpec::tutorial(args.queue.as_str())
+    };
     let server = match args.procedure {
-        Procedure::Fib => RpcServer::new().route(args.queue.as_str(), fib::handle),
-        Procedure::Sleep => RpcServer::new().route(args.queue.as_str(), sleep::handle),
+        Procedure::Fib => RpcServer::new().route(queue, fib::handle),
+        Procedure::Sleep => RpcServer::new().route(queue, sleep::handle),
     };
     let mut server = server.concurrency(args.concurrency);
     for url in args.broker.fallbacks() {
