@@ -38,6 +38,8 @@ pub(crate) struct ConnCtx<'a> {
     pub(crate) max_body: u64,
     /// The authenticated user name.
     pub(crate) user: &'a str,
+    /// Deliveries for consumers that are gone, to put back in order.
+    pub(crate) unsent: &'a mut Vec<(Arc<Queue>, QueuedMessage)>,
 }
 
 #[derive(Debug)]
@@ -415,11 +417,11 @@ impl Channel {
             .get(&consumer_tag)
             .filter(|c| Arc::ptr_eq(&c.queue, &queue))
         else {
-            queue.requeue(vec![msg]);
+            ctx.unsent.push((queue, msg));
             return;
         };
         if self.closing {
-            queue.requeue(vec![msg]);
+            ctx.unsent.push((queue, msg));
             return;
         }
         let no_ack = c.no_ack;

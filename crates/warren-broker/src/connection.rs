@@ -95,6 +95,9 @@ struct Conn {
     events_tx: mpsc::UnboundedSender<ConnEvent>,
     events_rx: mpsc::UnboundedReceiver<ConnEvent>,
     channels: HashMap<u16, Channel>,
+    /// Deliveries that reached us for a consumer that is gone; put back in
+    /// order after each batch.
+    unsent: Vec<(Arc<Queue>, QueuedMessage)>,
     frame_max: u32,
     channel_max: u16,
     heartbeat: u16,
@@ -134,6 +137,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         events_tx,
         events_rx,
         channels: HashMap::new(),
+        unsent: Vec::new(),
         frame_max: 0,
         channel_max: 0,
         heartbeat: 0,
@@ -278,6 +282,7 @@ impl Conn {
                             Err(_) => break,
                         }
                     }
+                    crate::queue::unsend_all(std::mem::take(&mut self.unsent));
                 }
                 _ = ticker.tick(), if hb.is_some() => {
                     let limit = Duration::from_secs(u64::from(self.heartbeat) * 2);
@@ -342,6 +347,7 @@ impl Conn {
             shared,
             events_tx,
             id,
+            unsent,
             ..
         } = self;
         let mut ctx = ConnCtx {
@@ -351,6 +357,7 @@ impl Conn {
             out,
             max_body: MAX_BODY,
             user: &shared.config.username,
+            unsent,
         };
         for (_, mut ch) in channels.drain() {
             ch.release(&mut ctx);
@@ -365,6 +372,7 @@ impl Conn {
             shared,
             events_tx,
             id,
+            unsent,
             ..
         } = self;
         let mut ctx = ConnCtx {
@@ -374,6 +382,7 @@ impl Conn {
             out,
             max_body: MAX_BODY,
             user: &shared.config.username,
+            unsent,
         };
         if let Some(ch) = channels.get_mut(&ch_id) {
             ch.release(&mut ctx);
@@ -494,6 +503,7 @@ impl Conn {
             shared,
             events_tx,
             id,
+            unsent,
             ..
         } = self;
         let Some(chan) = channels.get_mut(&ch_id) else {
@@ -511,6 +521,7 @@ impl Conn {
             out,
             max_body: MAX_BODY,
             user: &shared.config.username,
+            unsent,
         };
         f(chan, &mut ctx)
     }
@@ -544,6 +555,7 @@ impl Conn {
                     shared,
                     events_tx,
                     id,
+                    unsent,
                     ..
                 } = self;
                 if let Some(mut chan) = channels.remove(&ch) {
@@ -554,6 +566,7 @@ impl Conn {
                         out,
                         max_body: MAX_BODY,
                         user: &shared.config.username,
+                        unsent,
                     };
                     chan.release(&mut ctx);
                 }
@@ -599,6 +612,7 @@ impl Conn {
             shared,
             events_tx,
             id,
+            unsent,
             ..
         } = self;
         let mut ctx = ConnCtx {
@@ -608,6 +622,7 @@ impl Conn {
             out,
             max_body: MAX_BODY,
             user: &shared.config.username,
+            unsent,
         };
         match ev {
             ConnEvent::Deliver {
@@ -617,7 +632,7 @@ impl Conn {
                 msg,
             } => match channels.get_mut(&channel) {
                 Some(ch) => ch.deliver(&mut ctx, consumer_tag, queue, msg),
-                None => queue.requeue(vec![msg]),
+                None => unsent.push((queue, msg)),
             },
             ConnEvent::DirectReply {
                 channel,
@@ -651,9 +666,10 @@ impl Conn {
         self.events_rx.close();
         while let Ok(ev) = self.events_rx.try_recv() {
             if let ConnEvent::Deliver { queue, msg, .. } = ev {
-                queue.requeue(vec![msg]);
+                self.unsent.push((queue, msg));
             }
         }
+        crate::queue::unsend_all(std::mem::take(&mut self.unsent));
         self.out.take();
     }
 }

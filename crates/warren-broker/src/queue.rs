@@ -347,6 +347,10 @@ impl Queue {
     /// Put messages back at the head of the queue (marked redelivered),
     /// preserving their relative order.
     pub(crate) fn requeue(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
+        self.put_back(msgs, true);
+    }
+
+    fn put_back(self: &Arc<Self>, msgs: Vec<QueuedMessage>, redelivered: bool) {
         if msgs.is_empty() {
             return;
         }
@@ -361,7 +365,7 @@ impl Queue {
                 return;
             }
             for mut m in msgs.into_iter().rev() {
-                m.redelivered = true;
+                m.redelivered |= redelivered;
                 st.ready.push_front(m);
             }
             self.dispatch_locked(&mut st, &mut dead, Instant::now());
@@ -605,5 +609,21 @@ impl Queue {
                 _ => self.forget(&m),
             }
         }
+    }
+}
+
+/// Return messages that were dispatched but never reached their consumer
+/// (it went away meanwhile) to the heads of their queues, in their original
+/// order and with their redelivered flag unchanged.
+pub(crate) fn unsend_all(list: Vec<(Arc<Queue>, QueuedMessage)>) {
+    let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+    for (q, m) in list {
+        match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, &q)) {
+            Some((_, v)) => v.push(m),
+            None => groups.push((q, vec![m])),
+        }
+    }
+    for (q, msgs) in groups {
+        q.put_back(msgs, false);
     }
 }
