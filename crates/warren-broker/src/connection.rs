@@ -79,8 +79,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Writer backlog above which we stop taking deliveries from queues.
 const WRITE_BACKLOG: usize = 4 << 20;
-/// Largest body we accept.
-const MAX_BODY: u64 = 512 * 1024 * 1024;
+/// Largest body we accept (RabbitMQ 3.x default `max_message_size`).
+const MAX_BODY: u64 = 128 * 1024 * 1024;
 
 struct Conn {
     id: u64,
@@ -400,6 +400,9 @@ impl Conn {
     }
 
     fn handle_frame(&mut self, f: InFrame) -> Result<(), AmqpError> {
+        if let InFrame::Method(ch, m) = &f {
+            tracing::debug!(conn = self.id, channel = ch, method = ?m, "received method");
+        }
         if let Some(_deadline) = self.closing {
             // Only close / close-ok matter now.
             match f {

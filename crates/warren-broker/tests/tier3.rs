@@ -480,3 +480,48 @@ async fn channel_zero_prefetch_size_and_tune_limits() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn oversized_message_is_a_channel_error() {
+    bounded(async {
+        let b = start().await;
+        let mut r = Raw::connect(b.local_addr(), 4096).await;
+        r.open_channel(1).await;
+        r.method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+                exchange: "".into(),
+                routing_key: "x".into(),
+                mandatory: false,
+                immediate: false,
+            })),
+        )
+        .await;
+        r.send_bytes(&encode(&AMQPFrame::Header(
+            1,
+            amq_protocol::frame::AMQPContentHeader {
+                class_id: 60,
+                body_size: 1 << 40,
+                properties: AMQPProperties::default(),
+            },
+        )))
+        .await;
+        // Body frames that follow are discarded with the closing channel.
+        r.send_bytes(&encode(&AMQPFrame::Body(1, vec![0u8; 100])))
+            .await;
+        match r.recv().await {
+            Some(AMQPFrame::Method(1, AMQPClass::Channel(channel::AMQPMethod::Close(c)))) => {
+                assert_eq!(c.reply_code, 406);
+            }
+            other => panic!("expected channel.close, got {other:?}"),
+        }
+        r.method(
+            1,
+            AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+        )
+        .await;
+        r.open_channel(2).await;
+        b.shutdown().await;
+    })
+    .await;
+}

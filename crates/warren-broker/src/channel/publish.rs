@@ -35,9 +35,13 @@ impl Channel {
             return Err(AmqpError::frame_error("content header class must be basic"));
         }
         if body_size > ctx.max_body {
-            return Err(AmqpError::frame_error(format!(
-                "message body of {body_size} bytes is too large"
-            )));
+            // RabbitMQ: a channel error; the rest of the content is discarded
+            // with the closing channel.
+            return Err(AmqpError::precondition(format!(
+                "message size {body_size} is larger than configured max size {}",
+                ctx.max_body
+            ))
+            .with_method(60, 40));
         }
         p.body.reserve((body_size as usize).min(1 << 20));
         p.header = Some((props, raw_props, body_size));
