@@ -245,7 +245,8 @@ fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
     tracing::info!(messages = n, "recovered durable state");
 }
 
-/// A running broker.
+/// A running broker. Dropping the handle without calling
+/// [`BrokerHandle::shutdown`] also stops it, without waiting.
 #[derive(Debug)]
 pub struct BrokerHandle {
     local_addr: SocketAddr,
@@ -288,5 +289,12 @@ impl BrokerHandle {
             let _ = tokio::task::spawn_blocking(move || store.flush()).await;
         }
         tracing::info!("warren broker stopped");
+    }
+}
+
+impl Drop for BrokerHandle {
+    fn drop(&mut self) {
+        // Stop accepting and close connections (not awaited here).
+        self.notify.send_replace(true);
     }
 }

@@ -338,3 +338,31 @@ async fn kill_9_loses_nothing_confirmed() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn drop_then_restart_recovers() {
+    bounded(async {
+        let dir = temp_dir("drop");
+        let b = start_in(&dir).await;
+        let addr = b.local_addr();
+        setup_and_publish(&b, 5).await;
+        drop(b);
+        // The listener goes away and the port can be reused.
+        let mut tries = 0;
+        let b = loop {
+            match Broker::builder().listen(addr).data_dir(&dir).start().await {
+                Ok(b) => break b,
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("restart failed: {e}"),
+            }
+        };
+        check_recovered(&b, 5).await;
+        b.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
