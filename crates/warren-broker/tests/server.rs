@@ -149,26 +149,31 @@ async fn slow_no_ack_consumer_gets_backpressure() {
         for _ in 0..40 {
             publisher.stream.write_all(&batch).await.unwrap();
         }
-        // Wait until everything is either queued or handed to the consumer.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let q = ch
-            .queue_declare(
-                "slow".into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        // Most messages stay in the queue instead of piling up in the
-        // stalled connection's buffers.
-        assert!(
-            q.message_count() > 25_000,
-            "only {} left in the queue",
-            q.message_count()
-        );
+        // Most messages stay in the queue instead of piling up in the stalled
+        // connection's buffers (without backpressure they would all leave it).
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let q = ch
+                .queue_declare(
+                    "slow".into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            if q.message_count() > 25_000 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} left in the queue",
+                q.message_count()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         drop(sleeper);
         b.shutdown().await;
     })
