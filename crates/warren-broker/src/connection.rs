@@ -591,6 +591,10 @@ impl Conn {
                     ))
                     .with_method(20, 20)),
                     Some(true) => Ok(()),
+                    // Like RabbitMQ 3.x: consumers cannot pause delivery this way.
+                    Some(false) if !f.active => {
+                        Err(AmqpError::not_implemented("active=false").with_method(20, 20))
+                    }
                     Some(false) => {
                         self.out.method(
                             ch,

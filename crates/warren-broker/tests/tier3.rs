@@ -525,3 +525,32 @@ async fn oversized_message_is_a_channel_error() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn channel_flow() {
+    bounded(async {
+        let b = start().await;
+        let mut r = Raw::connect(b.local_addr(), 4096).await;
+        r.open_channel(1).await;
+        r.method(
+            1,
+            AMQPClass::Channel(channel::AMQPMethod::Flow(channel::Flow { active: true })),
+        )
+        .await;
+        match r.recv().await {
+            Some(AMQPFrame::Method(1, AMQPClass::Channel(channel::AMQPMethod::FlowOk(f)))) => {
+                assert!(f.active)
+            }
+            other => panic!("expected flow-ok, got {other:?}"),
+        }
+        // RabbitMQ does not implement active=false.
+        r.method(
+            1,
+            AMQPClass::Channel(channel::AMQPMethod::Flow(channel::Flow { active: false })),
+        )
+        .await;
+        assert_eq!(r.expect_connection_close().await, 540);
+        b.shutdown().await;
+    })
+    .await;
+}
