@@ -266,14 +266,12 @@ impl BrokerHandle {
     /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
     pub fn amqp_url(&self) -> String {
         let c = &self.shared.config;
-        let vhost = if c.vhost == "/" {
-            "%2f".to_owned()
-        } else {
-            c.vhost.replace('%', "%25").replace('/', "%2f")
-        };
         format!(
             "amqp://{}:{}@{}/{}",
-            c.username, c.password, self.local_addr, vhost
+            percent_encode(&c.username),
+            percent_encode(&c.password),
+            self.local_addr,
+            percent_encode(&c.vhost)
         )
     }
 
@@ -296,5 +294,28 @@ impl Drop for BrokerHandle {
     fn drop(&mut self) {
         // Stop accepting and close connections (not awaited here).
         self.notify.send_replace(true);
+    }
+}
+
+/// Percent-encode everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_encoding() {
+        assert_eq!(super::percent_encode("/"), "%2f");
+        assert_eq!(super::percent_encode("p@ss:w/rd"), "p%40ss%3aw%2frd");
+        assert_eq!(super::percent_encode("guest"), "guest");
     }
 }

@@ -74,13 +74,14 @@ async fn amqp_url_and_custom_credentials() {
     bounded(async {
         let b = Broker::builder()
             .listen("127.0.0.1:0".parse().unwrap())
-            .credentials("alice", "s3cret")
+            .credentials("alice", "s3:cr@t/")
+            .vhost("my vhost")
             .start()
             .await
             .unwrap();
         assert_eq!(
             b.amqp_url(),
-            format!("amqp://alice:s3cret@{}/%2f", b.local_addr())
+            format!("amqp://alice:s3%3acr%40t%2f@{}/my%20vhost", b.local_addr())
         );
         let c = connect(&b).await;
         c.create_channel().await.unwrap();
