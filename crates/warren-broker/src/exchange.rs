@@ -311,4 +311,34 @@ mod tests {
         assert!(topic_matches("#", ""));
         assert!(topic_matches("a.*.c", "a..c"));
     }
+
+    fn table(pairs: &[(&str, &str)]) -> FieldTable {
+        let mut t = FieldTable::default();
+        for (k, v) in pairs {
+            t.insert(
+                (*k).into(),
+                AMQPValue::LongString(amq_protocol::types::LongString::from(*v)),
+            );
+        }
+        t
+    }
+
+    #[test]
+    fn headers() {
+        let all = table(&[("x-match", "all"), ("a", "1"), ("b", "2")]);
+        let any = table(&[("x-match", "any"), ("a", "1"), ("b", "2")]);
+        let both = table(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        let one = table(&[("a", "1"), ("b", "9")]);
+        assert!(headers_match(&all, Some(&both)));
+        assert!(!headers_match(&all, Some(&one)));
+        assert!(headers_match(&any, Some(&one)));
+        assert!(!headers_match(&any, None));
+        // Default x-match is all; an empty binding matches everything.
+        assert!(headers_match(&table(&[]), None));
+        let mut ints = FieldTable::default();
+        ints.insert("a".into(), AMQPValue::LongInt(1));
+        let mut int_headers = FieldTable::default();
+        int_headers.insert("a".into(), AMQPValue::ShortShortInt(1));
+        assert!(headers_match(&ints, Some(&int_headers)));
+    }
 }

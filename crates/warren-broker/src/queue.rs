@@ -627,3 +627,74 @@ pub(crate) fn unsend_all(list: Vec<(Arc<Queue>, QueuedMessage)>) {
         q.put_back(msgs, false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::types::{AMQPValue, LongString};
+
+    fn args(pairs: Vec<(&str, AMQPValue)>) -> FieldTable {
+        let mut t = FieldTable::default();
+        for (k, v) in pairs {
+            t.insert(k.into(), v);
+        }
+        t
+    }
+
+    #[test]
+    fn queue_arguments() {
+        let a = QueueArgs::parse(&args(vec![
+            ("x-message-ttl", AMQPValue::ShortUInt(100)),
+            ("x-max-length", AMQPValue::LongLongInt(5)),
+            (
+                "x-dead-letter-exchange",
+                AMQPValue::LongString(LongString::from("dlx")),
+            ),
+            (
+                "x-overflow",
+                AMQPValue::LongString(LongString::from("reject-publish")),
+            ),
+            ("x-max-priority", AMQPValue::ShortShortUInt(3)),
+        ]))
+        .unwrap();
+        assert_eq!(a.message_ttl, Some(Duration::from_millis(100)));
+        assert_eq!(a.max_length, Some(5));
+        assert_eq!(a.dlx.as_deref(), Some("dlx"));
+        assert!(a.reject_publish);
+        assert_eq!(a.max_priority, Some(3));
+        for bad in [
+            args(vec![("x-message-ttl", AMQPValue::LongInt(-1))]),
+            args(vec![("x-message-ttl", AMQPValue::Boolean(true))]),
+            args(vec![("x-expires", AMQPValue::LongInt(0))]),
+            args(vec![(
+                "x-overflow",
+                AMQPValue::LongString(LongString::from("bogus")),
+            )]),
+            args(vec![(
+                "x-dead-letter-routing-key",
+                AMQPValue::LongString(LongString::from("k")),
+            )]),
+            args(vec![("x-max-priority", AMQPValue::LongInt(256))]),
+        ] {
+            assert_eq!(
+                QueueArgs::parse(&bad).map(|_| ()).unwrap_err().code,
+                crate::error::ReplyCode::PreconditionFailed
+            );
+        }
+    }
+
+    #[test]
+    fn credit_window() {
+        let c = Credit::new(2);
+        assert!(c.try_acquire());
+        assert!(c.try_acquire());
+        assert!(!c.try_acquire());
+        assert!(c.release_one());
+        assert!(!c.release_one());
+        let unlimited = Credit::new(0);
+        for _ in 0..100 {
+            assert!(unlimited.try_acquire());
+        }
+        assert!(!unlimited.release_one());
+    }
+}
