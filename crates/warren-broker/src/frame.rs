@@ -17,6 +17,8 @@ const FRAME_HEADER: u8 = 2;
 const FRAME_BODY: u8 = 3;
 const FRAME_HEARTBEAT: u8 = 8;
 const FRAME_END: u8 = 0xCE;
+/// The largest frame accepted when frame_max is 0 ("unlimited").
+const UNLIMITED_FRAME_MAX: u64 = 256 << 20;
 
 /// A decoded incoming frame.
 #[derive(Debug)]
@@ -67,7 +69,14 @@ pub(crate) fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<InFram
             "unknown frame type {ftype}"
         )));
     }
-    if frame_max != 0 && size as u64 + 8 > u64::from(frame_max) {
+    // frame_max 0 means "no limit" in the protocol; we still refuse frames
+    // no message could need.
+    let limit = if frame_max == 0 {
+        UNLIMITED_FRAME_MAX
+    } else {
+        u64::from(frame_max)
+    };
+    if size as u64 + 8 > limit {
         return Err(AmqpError::frame_error(format!(
             "frame size {} exceeds frame_max {frame_max}",
             size + 8
