@@ -203,7 +203,7 @@ async fn write_loop(
         }
         let ok = wr.write_all(&buf).await.is_ok();
         let before = pending.fetch_sub(buf.len(), Ordering::SeqCst);
-        if before > WRITE_BACKLOG && before - buf.len() <= WRITE_BACKLOG {
+        if before > WRITE_BACKLOG && before.saturating_sub(buf.len()) <= WRITE_BACKLOG {
             drained.notify_one();
         }
         if !ok {
