@@ -372,6 +372,31 @@ fn arb_frame() -> impl Strategy<Value = Vec<u8>> {
                 out
             }),
         Just(encode(&AMQPFrame::Heartbeat)),
+        (ch.clone(), 0u8..3).prop_map(move |(c, k)| {
+            use amq_protocol::protocol::tx;
+            let meth = match k {
+                0 => tx::AMQPMethod::Select(tx::Select {}),
+                1 => tx::AMQPMethod::Commit(tx::Commit {}),
+                _ => tx::AMQPMethod::Rollback(tx::Rollback {}),
+            };
+            m(c, AMQPClass::Tx(meth))
+        }),
+        (ch.clone(), any::<bool>()).prop_map(move |(c, a)| m(
+            c,
+            AMQPClass::Channel(channel::AMQPMethod::Flow(channel::Flow { active: a }))
+        )),
+        ch.prop_map(move |c| m(
+            c,
+            AMQPClass::Exchange(amq_protocol::protocol::exchange::AMQPMethod::Bind(
+                amq_protocol::protocol::exchange::Bind {
+                    destination: "fx".into(),
+                    source: "amq.direct".into(),
+                    routing_key: "k".into(),
+                    nowait: false,
+                    arguments: FieldTable::default(),
+                }
+            ))
+        )),
     ]
 }
 
