@@ -114,14 +114,6 @@ fn add_x_death(msg: &Message, queue: &str, reason: DeathReason) -> FieldTable {
             AMQPValue::LongString(LongString::from(reason.as_str())),
         );
     }
-    // RabbitMQ 3.13+ also records the most recent death.
-    for (key, value) in [
-        ("x-last-death-exchange", msg.exchange.as_str()),
-        ("x-last-death-queue", queue),
-        ("x-last-death-reason", reason.as_str()),
-    ] {
-        headers.insert(short(key), AMQPValue::LongString(LongString::from(value)));
-    }
     headers
 }
 
