@@ -40,6 +40,8 @@ for t in "${targets[@]}"; do
   echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | tutorial pika client + server | 1 | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
   j=$("$W" bench --raw --url "$url" --in-flight 256 --duration "${SECS}s" --json)
   echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | raw publish+consume, one queue (messages/s) | 256 | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
+  j=$("$W" bench --url "$url" --in-flight 64 --exclusive-reply-queue --duration "${SECS}s" --json)
+  echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | warren, exclusive reply queue | 64 | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
   for k in 1 8 64 256; do
     j=$("$W" bench --url "$url" --in-flight "$k" --duration "${SECS}s" --json)
     echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | warren | $k | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
