@@ -170,6 +170,7 @@ impl CorrelationIds {
         }
     }
 
+    /// The correlation id of call number `seq`.
     pub fn format(&self, seq: u64) -> String {
         format!("{}.{seq:x}", self.prefix)
     }
