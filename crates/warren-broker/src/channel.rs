@@ -269,6 +269,11 @@ impl Channel {
                 self.settle(taken, tx::Settle::Reject { requeue: r.requeue });
                 Ok(())
             }
+            B::Recover(basic::Recover { requeue: false })
+            | B::RecoverAsync(basic::RecoverAsync { requeue: false }) => {
+                // As RabbitMQ: redelivery to the same consumer is not supported.
+                Err(AmqpError::not_implemented("requeue=false"))
+            }
             B::Recover(_) | B::RecoverAsync(_) => {
                 let unacked = std::mem::take(&mut self.unacked);
                 requeue_grouped(unacked.into_values().collect());

@@ -464,6 +464,9 @@ impl Conn {
                 let r = self.with_channel(ch, |chan, ctx| chan.handle_method(ctx, class));
                 self.scoped(ch, r.map_err(|e| e.with_method(ids.0, ids.1)))
             }
+            InFrame::Header { channel: 0, .. } | InFrame::Body(0, _) => {
+                Err(AmqpError::unexpected_frame("content frame on channel 0"))
+            }
             InFrame::Header {
                 channel,
                 class_id,
@@ -541,10 +544,9 @@ impl Conn {
                     .with_method(20, 10));
                 }
                 if self.channels.contains_key(&ch) {
-                    return Err(AmqpError::channel_error(format!(
-                        "second 'channel.open' seen on channel {ch}"
-                    ))
-                    .with_method(20, 10));
+                    return Err(
+                        AmqpError::channel_error("second 'channel.open' seen").with_method(20, 10)
+                    );
                 }
                 self.channels.insert(ch, Channel::new(ch));
                 self.out
@@ -561,7 +563,12 @@ impl Conn {
                     unsent,
                     ..
                 } = self;
-                if let Some(mut chan) = channels.remove(&ch) {
+                let Some(mut chan) = channels.remove(&ch) else {
+                    return Err(
+                        AmqpError::channel_error("expected 'channel.open'").with_method(20, 40)
+                    );
+                };
+                {
                     let mut ctx = ConnCtx {
                         conn_id: *id,
                         vhost: &shared.vhost,
@@ -577,12 +584,16 @@ impl Conn {
                     .method(ch, AMQPClass::Channel(C::CloseOk(channel::CloseOk {})));
                 Ok(())
             }
-            C::CloseOk(_) => {
-                if self.channels.get(&ch).is_some_and(|c| c.closing) {
+            C::CloseOk(_) => match self.channels.get(&ch).map(|c| c.closing) {
+                Some(true) => {
                     self.channels.remove(&ch);
+                    Ok(())
                 }
-                Ok(())
-            }
+                Some(false) => Ok(()),
+                None => {
+                    Err(AmqpError::channel_error("expected 'channel.open'").with_method(20, 41))
+                }
+            },
             C::Flow(f) => {
                 let open = self.channels.get(&ch).map(|c| c.closing);
                 match open {

@@ -167,6 +167,15 @@ impl QueueArgs {
                 )))
             }
         };
+        match string("x-queue-type")?.as_deref() {
+            // Quorum queues are served as classic queues.
+            None | Some("classic") | Some("quorum") => {}
+            Some(other) => {
+                return Err(AmqpError::precondition(format!(
+                    "invalid arg 'x-queue-type' for queue: unsupported queue type '{other}'"
+                )))
+            }
+        }
         out.max_priority = match int("x-max-priority")? {
             None => None,
             Some(p) if (1..=255).contains(&p) => Some(p as u8),

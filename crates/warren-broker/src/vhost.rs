@@ -204,7 +204,7 @@ impl VHost {
         }
         let Some(kind) = kind else {
             return Err(AmqpError::command_invalid(format!(
-                "unknown exchange type '{}'",
+                "invalid exchange type '{}'",
                 d.kind
             )));
         };
@@ -242,9 +242,15 @@ impl VHost {
 
     /// exchange.delete.
     pub(crate) fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), AmqpError> {
-        if name.is_empty() || name.starts_with("amq.") {
+        if name.is_empty() {
+            return Err(AmqpError::access_refused(
+                "operation not permitted on the default exchange",
+            ));
+        }
+        if name.starts_with("amq.") {
             return Err(AmqpError::access_refused(format!(
-                "operation not permitted on exchange '{name}'"
+                "deletion of system exchange '{name}' in vhost '{}'",
+                self.name
             )));
         }
         let mut map = write(&self.exchanges);
@@ -332,7 +338,14 @@ impl VHost {
                 "queue name '{name}' contains reserved prefix 'amq.*'"
             )));
         }
-        let args = QueueArgs::parse(&d.arguments)?;
+        let args = QueueArgs::parse(&d.arguments).map_err(|mut e| {
+            e.text = e.text.replacen(
+                "for queue:",
+                &format!("for queue '{name}' in vhost '{}':", self.name),
+                1,
+            );
+            e
+        })?;
         let q = Arc::new(Queue::new(
             name.clone(),
             d.durable,

@@ -32,7 +32,10 @@ impl Channel {
             return Err(AmqpError::unexpected_frame("duplicate content header"));
         }
         if class_id != 60 {
-            return Err(AmqpError::frame_error("content header class must be basic"));
+            return Err(AmqpError::unexpected_frame(format!(
+                "expected content header for class 60, got one for class {class_id} instead"
+            ))
+            .with_method(60, 40));
         }
         if body_size > ctx.max_body {
             // RabbitMQ: a channel error; the rest of the content is discarded
