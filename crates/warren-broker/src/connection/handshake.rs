@@ -200,11 +200,8 @@ impl Conn {
             }
         };
         if open.virtual_host.as_str() != self.shared.vhost.name {
-            let e = AmqpError::not_allowed(format!(
-                "access to vhost '{}' refused for user '{}'",
-                open.virtual_host, cfg.username
-            ))
-            .with_method(10, 40);
+            let e = AmqpError::not_allowed(format!("vhost {} not found", open.virtual_host))
+                .with_method(10, 40);
             let err = self.hs_fail(e);
             self.flush();
             let _ = tokio::time::timeout(Duration::from_millis(200), self.expect_method(rd)).await;
