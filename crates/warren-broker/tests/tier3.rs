@@ -554,3 +554,48 @@ async fn channel_flow() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn rabbitmq_answers_for_odd_requests() {
+    bounded(async {
+        let b = start().await;
+        // basic.recover requeue=false -> 540.
+        let mut r = Raw::connect(b.local_addr(), 4096).await;
+        r.open_channel(1).await;
+        r.method(
+            1,
+            AMQPClass::Basic(basic::AMQPMethod::Recover(basic::Recover {
+                requeue: false,
+            })),
+        )
+        .await;
+        assert_eq!(r.expect_connection_close().await, 540);
+        // channel.close on a channel that was never opened -> 504.
+        let mut r = Raw::connect(b.local_addr(), 4096).await;
+        r.method(
+            7,
+            AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+                reply_code: 200,
+                reply_text: "".into(),
+                class_id: 0,
+                method_id: 0,
+            })),
+        )
+        .await;
+        assert_eq!(r.expect_connection_close().await, 504);
+        // A content header on channel 0 -> 505.
+        let mut r = Raw::connect(b.local_addr(), 4096).await;
+        r.send_bytes(&encode(&AMQPFrame::Header(
+            0,
+            amq_protocol::frame::AMQPContentHeader {
+                class_id: 60,
+                body_size: 1,
+                properties: AMQPProperties::default(),
+            },
+        )))
+        .await;
+        assert_eq!(r.expect_connection_close().await, 505);
+        b.shutdown().await;
+    })
+    .await;
+}
