@@ -199,6 +199,32 @@ async fn embedded_broker_restart() {
     .await;
 }
 
+/// A running `warren serve fib` process and a long-lived client both come back by
+/// themselves after the broker restarts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warren_serve_process_survives_a_broker_restart() {
+    common::bounded(60, async {
+        let broker = Broker::builder()
+            .listen(([127, 0, 0, 1], 0).into())
+            .start()
+            .await
+            .unwrap();
+        let (addr, url) = (broker.local_addr(), broker.amqp_url());
+        let q = unique("fib");
+        let mut worker = serve("fib", &q, &url, 8);
+        let client = RpcClient::connect(&url).await.unwrap();
+        assert_eq!(client.call(&q, "30").await.unwrap().body, b"832040");
+        broker.shutdown().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let broker = Broker::builder().listen(addr).start().await.unwrap();
+        recovered(&client, &q, Duration::from_secs(20)).await;
+        assert_eq!(client.call(&q, "30").await.unwrap().body, b"832040");
+        kill(&mut worker, "-TERM");
+        broker.shutdown().await;
+    })
+    .await;
+}
+
 async fn worker_killed_mid_call(t: Target) {
     let q = unique("sleep");
     let mut first = serve("sleep", &q, &t.url, 4);
