@@ -340,7 +340,9 @@ impl Conn {
         self.release_channels();
     }
 
-    fn release_channels(&mut self) {
+    /// Splits the connection into its channels and the context a channel works with
+    /// (disjoint borrows, so a channel can be driven while the context is in use).
+    fn split(&mut self) -> (&mut HashMap<u16, Channel>, ConnCtx<'_>) {
         let Conn {
             channels,
             out,
@@ -350,7 +352,7 @@ impl Conn {
             unsent,
             ..
         } = self;
-        let mut ctx = ConnCtx {
+        let ctx = ConnCtx {
             conn_id: *id,
             vhost: &shared.vhost,
             tx: events_tx,
@@ -359,6 +361,11 @@ impl Conn {
             user: &shared.config.username,
             unsent,
         };
+        (channels, ctx)
+    }
+
+    fn release_channels(&mut self) {
+        let (channels, mut ctx) = self.split();
         for (_, mut ch) in channels.drain() {
             ch.release(&mut ctx);
         }
@@ -366,24 +373,7 @@ impl Conn {
 
     fn channel_error(&mut self, ch_id: u16, e: AmqpError) {
         tracing::debug!(conn = self.id, channel = ch_id, error = %e, "channel error");
-        let Conn {
-            channels,
-            out,
-            shared,
-            events_tx,
-            id,
-            unsent,
-            ..
-        } = self;
-        let mut ctx = ConnCtx {
-            conn_id: *id,
-            vhost: &shared.vhost,
-            tx: events_tx,
-            out,
-            max_body: MAX_BODY,
-            user: &shared.config.username,
-            unsent,
-        };
+        let (channels, mut ctx) = self.split();
         if let Some(ch) = channels.get_mut(&ch_id) {
             ch.release(&mut ctx);
             ch.closing = true;
@@ -503,15 +493,7 @@ impl Conn {
         ch_id: u16,
         f: impl FnOnce(&mut Channel, &mut ConnCtx<'_>) -> Result<(), AmqpError>,
     ) -> Result<(), AmqpError> {
-        let Conn {
-            channels,
-            out,
-            shared,
-            events_tx,
-            id,
-            unsent,
-            ..
-        } = self;
+        let (channels, mut ctx) = self.split();
         let Some(chan) = channels.get_mut(&ch_id) else {
             return Err(AmqpError::channel_error(format!(
                 "expected 'channel.open' on channel {ch_id}"
@@ -520,15 +502,6 @@ impl Conn {
         if chan.closing {
             return Ok(());
         }
-        let mut ctx = ConnCtx {
-            conn_id: *id,
-            vhost: &shared.vhost,
-            tx: events_tx,
-            out,
-            max_body: MAX_BODY,
-            user: &shared.config.username,
-            unsent,
-        };
         f(chan, &mut ctx)
     }
 
@@ -554,30 +527,13 @@ impl Conn {
                 Ok(())
             }
             C::Close(_) => {
-                let Conn {
-                    channels,
-                    out,
-                    shared,
-                    events_tx,
-                    id,
-                    unsent,
-                    ..
-                } = self;
+                let (channels, mut ctx) = self.split();
                 let Some(mut chan) = channels.remove(&ch) else {
                     return Err(
                         AmqpError::channel_error("expected 'channel.open'").with_method(20, 40)
                     );
                 };
                 {
-                    let mut ctx = ConnCtx {
-                        conn_id: *id,
-                        vhost: &shared.vhost,
-                        tx: events_tx,
-                        out,
-                        max_body: MAX_BODY,
-                        user: &shared.config.username,
-                        unsent,
-                    };
                     chan.release(&mut ctx);
                 }
                 self.out
@@ -624,24 +580,7 @@ impl Conn {
 
     fn handle_event(&mut self, ev: ConnEvent) {
         let notify = self.cancel_notify;
-        let Conn {
-            channels,
-            out,
-            shared,
-            events_tx,
-            id,
-            unsent,
-            ..
-        } = self;
-        let mut ctx = ConnCtx {
-            conn_id: *id,
-            vhost: &shared.vhost,
-            tx: events_tx,
-            out,
-            max_body: MAX_BODY,
-            user: &shared.config.username,
-            unsent,
-        };
+        let (channels, mut ctx) = self.split();
         match ev {
             ConnEvent::Deliver {
                 channel,
@@ -650,7 +589,7 @@ impl Conn {
                 msg,
             } => match channels.get_mut(&channel) {
                 Some(ch) => ch.deliver(&mut ctx, consumer_tag, queue, msg),
-                None => unsent.push((queue, msg)),
+                None => ctx.unsent.push((queue, msg)),
             },
             ConnEvent::DirectReply {
                 channel,
