@@ -8,6 +8,8 @@ cargo build --release -p warren-cli >/dev/null
 W="$PWD/target/release/warren"
 PY="$PWD/tests/pika/.venv/bin/python"
 [ -x "$PY" ] || { python3 -m venv tests/pika/.venv; tests/pika/.venv/bin/pip install -q -r tests/pika/requirements.txt; }
+# matplotlib draws the plot (bench/plot.py); pika runs the tutorial baseline.
+"$PY" -c 'import matplotlib, pika' 2>/dev/null || tests/pika/.venv/bin/pip install -q -r tests/pika/requirements.txt matplotlib
 SECS="${BENCH_SECONDS:-5}"
 out=bench/results.md
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -47,5 +49,5 @@ for t in "${targets[@]}"; do
     echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | warren | $k | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
   done
 done
-"$PY" bench/plot.py "$out" bench/results.png || echo "plot skipped: matplotlib missing (pip install matplotlib into tests/pika/.venv)" >&2
+"$PY" bench/plot.py "$out" bench/results.png
 cat "$out"
