@@ -13,6 +13,6 @@ cargo build --release --workspace
 cargo test --release --workspace -- --skip disruptive_
 # Fault tests that disconnect or restart the shared RabbitMQ run alone, one at a time.
 cargo test --release -p warren-cli --test faults -- disruptive_ --test-threads=1
-WARREN_BIN="$PWD/target/release/warren" bash tests/pika/run.sh
 echo "--- fault table ($WARREN_FAULT_REPORT)"
 cat "$WARREN_FAULT_REPORT"
+WARREN_BIN="$PWD/target/release/warren" bash tests/pika/run.sh
