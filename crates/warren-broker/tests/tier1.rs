@@ -86,21 +86,11 @@ async fn server_named_queue_and_passive() {
     bounded(async {
         let b = start().await;
         let (_c, ch) = channel(&b).await;
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        assert!(q.name().as_str().starts_with("amq.gen-"));
+        let q = server_named_queue(&ch).await;
+        assert!(q.starts_with("amq.gen-"));
         let p = ch
             .queue_declare(
-                q.name().clone(),
+                q.as_str().into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..Default::default()
@@ -458,25 +448,15 @@ async fn rpc_with_exclusive_reply_queue() {
             }
         });
         let (_cc, cch) = channel(&b).await;
-        let q = cch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let mut replies = consume(&cch, q.name().as_str(), true).await;
+        let q = server_named_queue(&cch).await;
+        let mut replies = consume(&cch, &q, true).await;
         cch.basic_publish(
             "".into(),
             "rpc2".into(),
             BasicPublishOptions::default(),
             b"ping",
             BasicProperties::default()
-                .with_reply_to(q.name().clone())
+                .with_reply_to(q.as_str().into())
                 .with_correlation_id("42".into()),
         )
         .await

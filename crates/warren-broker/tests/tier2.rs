@@ -15,20 +15,10 @@ async fn bind_new_queue(
     keys: &[&str],
     args: FieldTable,
 ) -> String {
-    let q = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let q = server_named_queue(ch).await;
     for k in keys {
         ch.queue_bind(
-            q.name().clone(),
+            q.as_str().into(),
             exchange.into(),
             (*k).into(),
             QueueBindOptions::default(),
@@ -37,7 +27,7 @@ async fn bind_new_queue(
         .await
         .unwrap();
     }
-    q.name().to_string()
+    q
 }
 
 async fn publish(ch: &lapin::Channel, exchange: &str, key: &str, body: &str) {

@@ -4,7 +4,7 @@
 pub mod raw;
 
 use futures_util::StreamExt;
-use lapin::options::BasicConsumeOptions;
+use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use std::time::Duration;
@@ -49,6 +49,19 @@ pub async fn consume(ch: &Channel, queue: &str, no_ack: bool) -> Consumer {
     )
     .await
     .unwrap()
+}
+
+/// Declare an exclusive, server-named queue; returns its name.
+pub async fn server_named_queue(ch: &Channel) -> String {
+    let opts = QueueDeclareOptions {
+        exclusive: true,
+        ..Default::default()
+    };
+    ch.queue_declare("".into(), opts, FieldTable::default())
+        .await
+        .unwrap()
+        .name()
+        .to_string()
 }
 
 /// Next delivery within 5 s.
