@@ -19,7 +19,7 @@ use common::{unique, Target};
 use futures_util::StreamExt;
 use warren_broker::Broker;
 use warren_rpc::services::{fib, sleep};
-use warren_rpc::{CallOptions, Error, RpcClient, RpcServer};
+use warren_rpc::{CallOptions, Error, Reply, RpcClient, RpcServer};
 
 const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 /// Extra time past a call's deadline after which it counts as hung.
@@ -35,6 +35,18 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts one call: `None` if it hung, else its outcome, a reply being right when
+    /// its body is `expected`.
+    fn count(&mut self, outcome: Option<warren_rpc::Result<Reply>>, expected: &[u8]) {
+        self.issued += 1;
+        match outcome {
+            None => self.hung += 1,
+            Some(Ok(reply)) if reply.body == expected => self.ok += 1,
+            Some(Ok(_)) => self.wrong += 1,
+            Some(Err(e)) => *self.failed.entry(kind(&e)).or_default() += 1,
+        }
+    }
+
     /// Records a table row and checks the invariants every fault must keep.
     fn report(&self, fault: &str, target: &str) {
         let failed: Vec<String> = self
@@ -91,7 +103,7 @@ async fn drive(
     pace: Duration,
 ) -> Tally {
     let timeout = Duration::from_secs(2);
-    let outcomes: Vec<Option<Result<bool, &'static str>>> = futures_util::stream::iter(0..calls)
+    let outcomes: Vec<_> = futures_util::stream::iter(0..calls)
         .then(|i| async move {
             tokio::time::sleep(pace).await;
             i
@@ -99,24 +111,15 @@ async fn drive(
         .map(|i| async move {
             let n = (i % 90) as u64;
             let call = client.call_with(queue, n.to_string(), CallOptions::new().timeout(timeout));
-            match tokio::time::timeout(timeout + HUNG_GRACE, call).await {
-                Err(_) => None,
-                Ok(Ok(reply)) => Some(Ok(reply.body == fib::fib(n).to_string().into_bytes())),
-                Ok(Err(e)) => Some(Err(kind(&e))),
-            }
+            let outcome = tokio::time::timeout(timeout + HUNG_GRACE, call).await.ok();
+            (outcome, fib::fib(n).to_string())
         })
         .buffer_unordered(concurrency)
         .collect()
         .await;
     let mut tally = Tally::default();
-    for outcome in outcomes {
-        tally.issued += 1;
-        match outcome {
-            None => tally.hung += 1,
-            Some(Ok(true)) => tally.ok += 1,
-            Some(Ok(false)) => tally.wrong += 1,
-            Some(Err(k)) => *tally.failed.entry(k).or_default() += 1,
-        }
+    for (outcome, expected) in outcomes {
+        tally.count(outcome, expected.as_bytes());
     }
     tally
 }
@@ -241,19 +244,12 @@ async fn worker_killed_mid_call(t: Target) {
     kill(&mut first, "-KILL");
     let mut second = serve("sleep", &q, &t.url, 4);
     let results = tokio::time::timeout(Duration::from_secs(15), calls).await;
-    let mut tally = Tally {
-        issued: 4,
-        ..Default::default()
-    };
+    let mut tally = Tally::default();
     match results {
-        Err(_) => tally.hung = 4,
+        Err(_) => (0..4).for_each(|_| tally.count(None, b"700")),
         Ok(results) => {
             for r in results.unwrap() {
-                match r {
-                    Ok(reply) if reply.body == b"700" => tally.ok += 1,
-                    Ok(_) => tally.wrong += 1,
-                    Err(e) => *tally.failed.entry(kind(&e)).or_default() += 1,
-                }
+                tally.count(Some(r), b"700");
             }
         }
     }
@@ -281,12 +277,7 @@ async fn slow_worker_past_deadline(t: Target) {
     .await;
     let mut tally = Tally::default();
     for r in results {
-        tally.issued += 1;
-        match r {
-            Err(_) => tally.hung += 1,
-            Ok(Ok(_)) => tally.ok += 1,
-            Ok(Err(e)) => *tally.failed.entry(kind(&e)).or_default() += 1,
-        }
+        tally.count(r.ok(), b"1500");
     }
     tally.report("worker slower than the deadline", t.name);
     assert_eq!(tally.failed.get("deadline_exceeded"), Some(&10));
@@ -330,14 +321,9 @@ async fn client_vanishes_with_calls_pending(t: Target) {
     let client = RpcClient::connect(&t.url).await.unwrap();
     let mut tally = Tally::default();
     for _ in 0..10 {
-        tally.issued += 1;
         let call = client.call_with(&q, "5", CallOptions::new().timeout(Duration::from_secs(3)));
-        match tokio::time::timeout(Duration::from_secs(3) + HUNG_GRACE, call).await {
-            Err(_) => tally.hung += 1,
-            Ok(Ok(r)) if r.body == b"5" => tally.ok += 1,
-            Ok(Ok(_)) => tally.wrong += 1,
-            Ok(Err(e)) => *tally.failed.entry(kind(&e)).or_default() += 1,
-        }
+        let outcome = tokio::time::timeout(Duration::from_secs(3) + HUNG_GRACE, call).await;
+        tally.count(outcome.ok(), b"5");
     }
     tally.report("client killed with calls pending", t.name);
     assert_eq!(tally.ok, 10);
