@@ -408,16 +408,11 @@ async fn disruptive_rabbitmq_memory_alarm_blocks_publishers() {
 
 /// The cluster from `scripts/cluster.sh` (`WARREN_CLUSTER_URLS`, comma-separated).
 fn cluster_urls() -> Option<Vec<String>> {
-    match std::env::var("WARREN_CLUSTER_URLS") {
-        Ok(urls) => Some(urls.split(',').map(str::to_owned).collect()),
-        Err(_) if std::env::var_os("CI").is_some() => {
-            panic!("CI is set but WARREN_CLUSTER_URLS is not: start scripts/cluster.sh first")
-        }
-        Err(_) => {
-            eprintln!("skipped: run scripts/cluster.sh start and set WARREN_CLUSTER_URLS");
-            None
-        }
-    }
+    let urls = common::required_env(
+        "WARREN_CLUSTER_URLS",
+        "set it to what `bash scripts/cluster.sh start` prints",
+    )?;
+    Some(urls.split(',').map(str::to_owned).collect())
 }
 
 /// A quorum request queue on a 3-node cluster: stop the node everyone is connected to

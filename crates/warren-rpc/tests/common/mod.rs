@@ -31,19 +31,30 @@ impl Target {
 
     /// RabbitMQ at `WARREN_RABBITMQ_URL`. Unset: `None` locally, a failure in CI.
     pub fn rabbitmq() -> Option<Target> {
-        match std::env::var("WARREN_RABBITMQ_URL") {
-            Ok(url) => Some(Target {
-                name: "rabbitmq",
-                url,
-                embedded: None,
-            }),
-            Err(_) if std::env::var_os("CI").is_some() => {
-                panic!("CI is set but WARREN_RABBITMQ_URL is not: RabbitMQ tests must not be skipped in CI")
-            }
-            Err(_) => {
-                eprintln!("skipped: set WARREN_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/%2f to run against RabbitMQ");
-                None
-            }
+        let url = required_env(
+            "WARREN_RABBITMQ_URL",
+            "set it to amqp://guest:guest@127.0.0.1:5672/%2f to run against RabbitMQ",
+        )?;
+        Some(Target {
+            name: "rabbitmq",
+            url,
+            embedded: None,
+        })
+    }
+}
+
+/// The value of `var`, which points a test at an external service. Unset: `None` (the
+/// test skips, saying `how` to run it) locally, a failure when `CI` is set, since CI
+/// must never pass by skipping.
+pub fn required_env(var: &str, how: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) => Some(value),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but {var} is not: these tests must not be skipped in CI ({how})")
+        }
+        Err(_) => {
+            eprintln!("skipped: {var} is not set; {how}");
+            None
         }
     }
 }
