@@ -209,6 +209,7 @@ impl ClientBuilder {
                 default_timeout: self.default_timeout,
                 slots: Arc::new(Semaphore::new(self.max_in_flight)),
                 max_in_flight: self.max_in_flight,
+                backoff: self.backoff,
                 when_full: self.when_full,
                 supervisor,
             }),
@@ -224,6 +225,8 @@ struct Inner {
     slots: Arc<Semaphore>,
     max_in_flight: usize,
     when_full: WhenFull,
+    /// Delays between resends of an idempotent call (the same as between reconnections).
+    backoff: Backoff,
     supervisor: JoinHandle<()>,
 }
 
@@ -339,7 +342,7 @@ impl RpcClient {
                             && (retry > 0 || matches!(outcome, Err(Error::Unavailable { .. }))) =>
                     {
                         debug!(queue, retry, "retrying an idempotent call");
-                        tokio::time::sleep(Backoff::default().delay(retry)).await;
+                        tokio::time::sleep(self.inner.backoff.delay(retry)).await;
                         retry = retry.saturating_add(1);
                     }
                     other => return other,
