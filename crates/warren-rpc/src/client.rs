@@ -173,7 +173,7 @@ impl ClientBuilder {
         self
     }
 
-    /// Delays between reconnection attempts.
+    /// Delays between reconnection attempts and between resends of idempotent calls.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
