@@ -21,6 +21,15 @@ pub enum BrokerError {
     /// The durable store could not be opened or recovered.
     #[error("store error: {0}")]
     Store(String),
+    /// Another broker holds the data directory's lock.
+    #[error(
+        "the data directory {} is in use by another broker; stop it or choose another --data-dir",
+        dir.display()
+    )]
+    DataDirLocked {
+        /// The data directory.
+        dir: std::path::PathBuf,
+    },
     /// The builder configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -284,7 +284,7 @@ impl BrokerHandle {
         // of them are gone.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.done_rx.recv()).await;
         if let Some(store) = self.store.take() {
-            let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
         }
         tracing::info!("warren broker stopped");
     }

@@ -1,7 +1,9 @@
 //! The durable store: an append-only log of length + CRC32 framed records
 //! (declares, bindings, persistent publishes, removals), written by one
 //! background thread that groups fsyncs across publishers. On open the log
-//! is replayed (a torn final record is discarded) and compacted.
+//! is replayed (a torn final record is discarded) and compacted. An exclusive
+//! lock on `LOCK` in the data directory keeps a second broker from writing the
+//! same log; the kernel releases it when the process dies, even by `kill -9`.
 
 use crate::connection::ConnEvent;
 use crate::error::BrokerError;
@@ -21,6 +23,7 @@ mod codec;
 use codec::{decode_all, encode_record};
 
 const LOG_FILE: &str = "warren.log";
+const LOCK_FILE: &str = "LOCK";
 /// Default log size before online compaction is considered.
 const COMPACT_MIN: u64 = 64 << 20;
 
@@ -112,7 +115,8 @@ pub(crate) enum Record {
 enum Cmd {
     Append(Record),
     Sync(UnboundedSender<ConnEvent>, ConnEvent),
-    Flush(mpsc::SyncSender<()>),
+    /// Write and fsync what is buffered, answer, then stop (releasing the lock).
+    Close(mpsc::SyncSender<()>),
 }
 
 /// Handle to the store writer thread.
@@ -169,6 +173,7 @@ impl Store {
         compact_min: u64,
     ) -> Result<(Arc<Store>, Recovered), BrokerError> {
         std::fs::create_dir_all(dir)?;
+        let lock = lock_dir(dir)?;
         let path = dir.join(LOG_FILE);
         let mut data = Vec::new();
         if path.exists() {
@@ -182,7 +187,8 @@ impl Store {
             apply(&mut rec, r, &mut max_id);
         }
         let (file, len) = write_snapshot(dir, &path, &rec)?;
-        let mut w = Writer {
+        let w = Writer {
+            _lock: lock,
             file,
             dir: dir.to_path_buf(),
             path,
@@ -206,7 +212,7 @@ impl Store {
 
     fn send(&self, cmd: Cmd) {
         if self.tx.send(cmd).is_err() {
-            tracing::error!("store writer is gone");
+            tracing::debug!("the store is closed; a late record was not written");
         }
     }
 
@@ -234,11 +240,28 @@ impl Store {
         self.send(Cmd::Sync(tx, ev));
     }
 
-    /// Block until everything appended so far is fsynced.
-    pub(crate) fn flush(&self) {
+    /// Write and fsync everything sent so far, then stop the writer thread,
+    /// which releases the data directory's lock. Later records are dropped.
+    pub(crate) fn close(&self) {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(Cmd::Flush(tx));
+        self.send(Cmd::Close(tx));
         let _ = rx.recv_timeout(std::time::Duration::from_secs(10));
+    }
+}
+
+/// Take the exclusive lock on `dir`, or say which directory is in use.
+fn lock_dir(dir: &Path) -> Result<File, BrokerError> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(BrokerError::DataDirLocked {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
     }
 }
 
@@ -265,6 +288,8 @@ fn write_snapshot(dir: &Path, path: &Path, rec: &Recovered) -> std::io::Result<(
 
 /// The writer thread's state.
 struct Writer {
+    /// Held for the writer's lifetime: the data directory's exclusive lock.
+    _lock: File,
     file: File,
     dir: PathBuf,
     path: PathBuf,
@@ -279,12 +304,13 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(&mut self, rx: mpsc::Receiver<Cmd>) {
+    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
         let mut buf = Vec::with_capacity(1 << 16);
         let mut waiters = Vec::new();
-        let mut flushers = Vec::new();
         let mut max_id = 0;
-        while let Ok(first) = rx.recv() {
+        let mut closers = Vec::new();
+        while closers.is_empty() {
+            let Ok(first) = rx.recv() else { break };
             let mut next = Some(first);
             while let Some(cmd) = next.take() {
                 match cmd {
@@ -295,7 +321,7 @@ impl Writer {
                         apply(&mut self.state, rec, &mut max_id);
                     }
                     Cmd::Sync(tx, ev) => waiters.push((tx, ev)),
-                    Cmd::Flush(tx) => flushers.push(tx),
+                    Cmd::Close(tx) => closers.push(tx),
                 }
                 if buf.len() < (4 << 20) {
                     next = rx.try_recv().ok();
@@ -308,15 +334,12 @@ impl Writer {
                 self.len += buf.len() as u64;
                 buf.clear();
             }
-            if !waiters.is_empty() || !flushers.is_empty() {
+            if !waiters.is_empty() || !closers.is_empty() {
                 if let Err(e) = self.file.sync_data() {
                     tracing::error!(error = %e, "store fsync failed");
                 }
                 for (tx, ev) in waiters.drain(..) {
                     let _ = tx.send(ev);
-                }
-                for f in flushers.drain(..) {
-                    let _ = f.send(());
                 }
             }
             // Compact once the log is big and at least half of it is garbage.
@@ -325,6 +348,13 @@ impl Writer {
             }
         }
         let _ = self.file.sync_data();
+        // Release the file and the lock before telling the closers, so that a
+        // broker restarted on this directory right away can take it.
+        drop(rx);
+        drop(self);
+        for c in closers {
+            let _ = c.send(());
+        }
     }
 
     /// Track how many bytes of the log are still live.
@@ -537,16 +567,29 @@ mod tests {
                 id: *id,
             });
         }
-        store.flush();
-        // A second flush is answered only after the first batch's compaction.
-        store.flush();
+        // Answered once everything is written, compacted and the lock released.
+        store.close();
         // 2000 publishes of ~130 bytes were written; compaction shrank the log.
         let len = std::fs::metadata(dir.join(LOG_FILE)).unwrap().len();
         assert!(len < 64 * 1024, "log not compacted: {len} bytes");
-        drop(store);
         let (_store, rec) = Store::open_with(&dir, 16 * 1024).unwrap();
         let live: Vec<u64> = rec.messages["q"].keys().copied().collect();
         assert_eq!(live, ids[1990..].to_vec());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_second_store_on_the_same_directory_is_refused_until_the_first_closes() {
+        let dir = std::env::temp_dir().join(format!("warren-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (first, _) = Store::open(&dir).unwrap();
+        match Store::open(&dir) {
+            Err(BrokerError::DataDirLocked { dir: locked }) => assert_eq!(locked, dir),
+            other => panic!("expected DataDirLocked, got {other:?}"),
+        }
+        first.close();
+        let (second, _) = Store::open(&dir).unwrap();
+        second.close();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

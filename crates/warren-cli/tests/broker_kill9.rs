@@ -179,3 +179,28 @@ async fn confirmed_messages_survive_kill_9() {
     kill9(&mut broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two brokers on one data directory would interleave writes to one log; the second
+/// is refused with a message that names the directory, and exits non-zero.
+#[test]
+fn second_broker_on_the_same_data_dir_is_refused() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("warren-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut first = start_broker(0, &dir);
+    let second = Command::new(WARREN)
+        .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .expect("warren broker runs");
+    kill9(&mut first);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "second broker must not start");
+    assert!(
+        stderr.contains("in use by another broker") && stderr.contains(&*dir.to_string_lossy()),
+        "clear error naming the directory: {stderr}"
+    );
+    // The kernel dropped the lock with the killed process: the directory is usable again.
+    let mut again = start_broker(0, &dir);
+    kill9(&mut again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
