@@ -63,3 +63,39 @@ def test_port_in_use_fails_cleanly(own_broker, procs):
     rc = second.wait(timeout=10)
     assert rc != 0, second.describe()
     assert any(str(port) in line for line in second.err_lines), second.describe()
+
+
+def test_memory_limit_blocks_a_pika_publisher_until_consumers_drain(procs):
+    """`warren broker --memory-limit`: pika's blocked/unblocked callbacks fire as on RabbitMQ."""
+    port = helpers.free_port()
+    p = procs.start([helpers.warren_bin(), "broker", "--listen", f"127.0.0.1:{port}", "--memory-limit", "64KiB"],
+                    env=ENV, name="warren broker")
+    assert helpers.wait_port("127.0.0.1", port, 10, proc=p.p), p.describe()
+    url = f"amqp://guest:guest@127.0.0.1:{port}/%2f"
+    events = []
+    pub = connect(url)
+    pub.add_on_connection_blocked_callback(lambda _c, frame: events.append(frame.method.NAME))
+    pub.add_on_connection_unblocked_callback(lambda _c, frame: events.append(frame.method.NAME))
+    ch = pub.channel()
+    ch.queue_declare(queue="ballast")
+    ch.confirm_delivery()
+    ch.basic_publish(exchange="", routing_key="ballast", body=b"x" * (80 * 1024))
+
+    def wait_for(name):
+        deadline = time.monotonic() + 10
+        while name not in events and time.monotonic() < deadline:
+            pub.process_data_events(time_limit=0.05)
+        assert name in events, events
+
+    wait_for("Connection.Blocked")
+    # A connection that only consumes is not blocked.
+    consumer = connect(url)
+    method, _props, body = consumer.channel().basic_get(queue="ballast", auto_ack=True)
+    assert method is not None and len(body) == 80 * 1024
+    wait_for("Connection.Unblocked")
+    assert events == ["Connection.Blocked", "Connection.Unblocked"]
+    ch.basic_publish(exchange="", routing_key="ballast", body=b"after")  # confirmed: it is queued
+    assert consumer.channel().queue_declare(queue="ballast", passive=True).method.message_count == 1
+    consumer.close()
+    pub.close()
+    assert p.stop(signal.SIGTERM, timeout=10) == 0

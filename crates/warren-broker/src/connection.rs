@@ -5,6 +5,7 @@
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::frame::{decode, InFrame, Out};
+use crate::memory::Gauge;
 use crate::message::{short, Message, QueuedMessage};
 use crate::queue::Queue;
 use crate::shutdown::Shutdown;
@@ -12,7 +13,7 @@ use crate::Shared;
 use handshake::HandshakeError;
 
 mod handshake;
-use amq_protocol::protocol::{channel, connection, AMQPClass};
+use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
 use bytes::BytesMut;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,7 +22,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 
 /// Events sent to a connection task by queues, the reply-to registry and the
@@ -102,10 +103,89 @@ struct Conn {
     channel_max: u16,
     heartbeat: u16,
     cancel_notify: bool,
+    /// Publishers are blocked while the broker's memory alarm is on.
+    block: Block,
     last_read: Instant,
     /// Set once we sent connection.close: the deadline for close-ok.
     closing: Option<Instant>,
     done: bool,
+}
+
+/// A connection's side of the memory alarm, as RabbitMQ applies it: a connection
+/// that publishes is told `connection.blocked` (if it announced the capability)
+/// and, once it sends message content while the alarm is on, is no longer read
+/// from (after that frame) until the alarm clears; then it is told
+/// `connection.unblocked`. Connections that only consume go on.
+struct Block {
+    gauge: Arc<Gauge>,
+    alarm: watch::Receiver<bool>,
+    /// False once the alarm's sender is gone (never, while the broker runs).
+    alarm_live: bool,
+    /// The client announced the `connection.blocked` capability.
+    notify: bool,
+    /// The connection has published at least once.
+    publisher: bool,
+    /// `connection.blocked` was sent and not yet followed by `unblocked`.
+    told: bool,
+    /// We stopped reading the socket.
+    reads_paused: bool,
+}
+
+impl Block {
+    fn new(gauge: Arc<Gauge>) -> Self {
+        Self {
+            alarm: gauge.subscribe(),
+            gauge,
+            alarm_live: true,
+            notify: false,
+            publisher: false,
+            told: false,
+            reads_paused: false,
+        }
+    }
+
+    fn tell(&mut self, out: &mut Out, blocked: bool) {
+        if !self.notify || self.told == blocked {
+            return;
+        }
+        self.told = blocked;
+        let method = if blocked {
+            connection::AMQPMethod::Blocked(connection::Blocked {
+                reason: short("low on memory"),
+            })
+        } else {
+            connection::AMQPMethod::Unblocked(connection::Unblocked {})
+        };
+        out.method(0, AMQPClass::Connection(method));
+    }
+
+    /// A basic.publish arrived.
+    fn published(&mut self, out: &mut Out) {
+        self.publisher = true;
+        if self.gauge.alarmed() {
+            self.tell(out, true);
+        }
+    }
+
+    /// A frame of message content (a body frame, or the header of an empty
+    /// body) was read: stop reading while the alarm is on.
+    fn content_read(&mut self) {
+        if self.gauge.alarmed() {
+            self.reads_paused = true;
+        }
+    }
+
+    /// The alarm went on or off.
+    fn alarm_changed(&mut self, on: bool, out: &mut Out) {
+        if on {
+            if self.publisher {
+                self.tell(out, true);
+            }
+        } else {
+            self.reads_paused = false;
+            self.tell(out, false);
+        }
+    }
 }
 
 /// Serve one accepted socket until it closes.
@@ -128,7 +208,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let mut conn = Conn {
         id,
-        shared,
+        shared: shared.clone(),
         rbuf: BytesMut::with_capacity(16 * 1024),
         out: Out::new(0),
         wtx,
@@ -142,6 +222,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         channel_max: 0,
         heartbeat: 0,
         cancel_notify: false,
+        block: Block::new(shared.vhost.memory.clone()),
         last_read: Instant::now(),
         closing: None,
         done: false,
@@ -264,13 +345,21 @@ impl Conn {
                     let e = AmqpError::new(ReplyCode::ConnectionForced, "broker shutdown");
                     self.close_connection(e);
                 }
-                r = rd.read_buf(&mut self.rbuf) => {
+                r = rd.read_buf(&mut self.rbuf), if !self.block.reads_paused || self.closing.is_some() => {
                     match r {
                         Ok(0) | Err(_) => return End::Io,
                         Ok(_) => self.last_read = Instant::now(),
                     }
                 }
                 _ = self.write_drained.notified(), if self.write_backlogged() => {}
+                r = self.block.alarm.changed(), if self.block.alarm_live => {
+                    if r.is_err() {
+                        self.block.alarm_live = false;
+                    } else {
+                        let on = *self.block.alarm.borrow_and_update();
+                        self.block.alarm_changed(on, &mut self.out);
+                    }
+                }
                 Some(ev) = self.events_rx.recv(), if !self.write_backlogged() => {
                     self.handle_event(ev);
                     for _ in 0..1024 {
@@ -285,6 +374,10 @@ impl Conn {
                     crate::queue::unsend_all(std::mem::take(&mut self.unsent));
                 }
                 _ = ticker.tick(), if hb.is_some() => {
+                    if self.block.reads_paused {
+                        // Like RabbitMQ, no heartbeat monitoring while we do not read.
+                        self.last_read = Instant::now();
+                    }
                     let limit = Duration::from_secs(u64::from(self.heartbeat) * 2);
                     if self.last_read.elapsed() > limit {
                         tracing::info!(conn = self.id, "missed heartbeats from client, closing");
@@ -450,6 +543,9 @@ impl Conn {
             .with_method(10, other_method_id(&m))),
             InFrame::Method(ch, AMQPClass::Channel(m)) => self.channel_method(ch, m),
             InFrame::Method(ch, class) => {
+                if matches!(class, AMQPClass::Basic(basic::AMQPMethod::Publish(_))) {
+                    self.block.published(&mut self.out);
+                }
                 let ids = (class.get_amqp_class_id(), class.get_amqp_method_id());
                 let r = self.with_channel(ch, |chan, ctx| chan.handle_method(ctx, class));
                 self.scoped(ch, r.map_err(|e| e.with_method(ids.0, ids.1)))
@@ -464,12 +560,16 @@ impl Conn {
                 props,
                 raw_props,
             } => {
+                if body_size == 0 {
+                    self.block.content_read();
+                }
                 let r = self.with_channel(channel, |chan, ctx| {
                     chan.handle_header(ctx, class_id, body_size, props, raw_props)
                 });
                 self.scoped(channel, r)
             }
             InFrame::Body(channel, data) => {
+                self.block.content_read();
                 let r = self.with_channel(channel, |chan, ctx| chan.handle_body(ctx, data));
                 self.scoped(channel, r)
             }

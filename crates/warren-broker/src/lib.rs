@@ -33,6 +33,7 @@ mod connection;
 mod error;
 mod exchange;
 mod frame;
+mod memory;
 mod message;
 mod queue;
 mod reply_to;
@@ -61,6 +62,7 @@ pub(crate) struct Config {
     pub(crate) channel_max: u16,
     pub(crate) heartbeat: u16,
     pub(crate) max_connections: usize,
+    pub(crate) memory_limit: Option<usize>,
 }
 
 /// State shared by all connections.
@@ -89,6 +91,7 @@ impl Broker {
                 channel_max: 2047,
                 heartbeat: 60,
                 max_connections: 1024,
+                memory_limit: None,
             },
         }
     }
@@ -144,6 +147,15 @@ impl BrokerBuilder {
         self
     }
 
+    /// Memory high watermark: once the messages the broker holds take more than
+    /// `bytes`, publishers are blocked (`connection.blocked` to clients that
+    /// support it, and no more reads from a connection that publishes) until
+    /// consumers bring it back under. Default: no limit.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.config.memory_limit = Some(bytes);
+        self
+    }
+
     /// Maximum number of simultaneous client connections.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
@@ -169,7 +181,8 @@ impl BrokerBuilder {
             }
             None => (None, None),
         };
-        let vhost = vhost::VHost::new(config.vhost.clone(), store.clone());
+        let memory = memory::Gauge::new(config.memory_limit);
+        let vhost = vhost::VHost::new(config.vhost.clone(), store.clone(), memory);
         if let Some(rec) = recovered {
             recover(&vhost, rec);
         }
@@ -224,7 +237,8 @@ fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
                     continue;
                 };
                 let msg =
-                    message::Message::new(m.exchange, m.routing_key, props, m.raw_props, m.body);
+                    message::Message::new(m.exchange, m.routing_key, props, m.raw_props, m.body)
+                        .charged_to(&vhost.memory);
                 q.enqueue(Arc::new(msg), Some(id));
                 n += 1;
             }

@@ -1,12 +1,14 @@
 //! The in-memory message model: routing info, basic properties (kept both
 //! parsed and as the exact bytes the publisher sent) and the body.
 
+use crate::memory::{Charge, Gauge};
 use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::basic::{gen_properties, AMQPProperties};
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 use bytes::Bytes;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// An immutable published message, shared between the queues it was routed to.
@@ -22,6 +24,8 @@ pub(crate) struct Message {
     pub(crate) raw_props: Bytes,
     /// The message body.
     pub(crate) body: Bytes,
+    /// Its bytes, charged to the broker's memory gauge while it lives.
+    pub(crate) charge: Charge,
 }
 
 impl Message {
@@ -39,7 +43,14 @@ impl Message {
             props,
             raw_props,
             body,
+            charge: Charge::default(),
         }
+    }
+
+    /// Charge this message's bytes to `gauge` (replacing any earlier charge).
+    pub(crate) fn charged_to(mut self, gauge: &Arc<Gauge>) -> Self {
+        self.charge = gauge.charge(self.raw_props.len() + self.body.len());
+        self
     }
 
     /// A copy with new properties (re-encoded).
@@ -51,6 +62,7 @@ impl Message {
             props,
             raw_props,
             body: self.body.clone(),
+            charge: self.charge.clone(),
         }
     }
 

@@ -58,7 +58,10 @@ pub(crate) async fn ticker(shared: Arc<Shared>, mut stop: Shutdown) {
     loop {
         tokio::select! {
             _ = stop.recv() => break,
-            _ = interval.tick() => shared.vhost.tick(),
+            _ = interval.tick() => {
+                shared.vhost.tick();
+                shared.vhost.memory.check();
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 use crate::connection::ConnEvent;
 use crate::error::AmqpError;
 use crate::exchange::{Dest, Exchange, ExchangeKind};
+use crate::memory::Gauge;
 use crate::message::{value_as_str, Message};
 use crate::queue::{Queue, QueueArgs};
 use crate::reply_to::ReplyRegistry;
@@ -72,6 +73,8 @@ pub(crate) struct VHost {
     pub(crate) reply_to: ReplyRegistry,
     /// The durable store, if enabled.
     pub(crate) store: Option<Arc<Store>>,
+    /// Bytes held by messages, and the memory alarm.
+    pub(crate) memory: Arc<Gauge>,
     me: Weak<VHost>,
 }
 
@@ -91,7 +94,7 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 impl VHost {
     /// A vhost with the default exchanges.
-    pub(crate) fn new(name: String, store: Option<Arc<Store>>) -> Arc<Self> {
+    pub(crate) fn new(name: String, store: Option<Arc<Store>>, memory: Arc<Gauge>) -> Arc<Self> {
         Arc::new_cyclic(|me| {
             let mut exchanges = HashMap::new();
             for (n, k) in DEFAULT_EXCHANGES {
@@ -113,6 +116,7 @@ impl VHost {
                 queues: RwLock::new(HashMap::new()),
                 reply_to: ReplyRegistry::default(),
                 store,
+                memory,
                 me: me.clone(),
             }
         })

@@ -406,6 +406,85 @@ async fn disruptive_rabbitmq_memory_alarm_blocks_publishers() {
     .await;
 }
 
+/// The embedded broker's memory alarm: a ballast of unconsumed messages past its
+/// `memory_limit` blocks publishing connections (`connection.blocked`) as RabbitMQ's
+/// alarm does; calls made meanwhile fail at their deadline (none hangs), and once the
+/// ballast is purged the same client and server carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_memory_alarm_blocks_publishers() {
+    use lapin::options::{BasicPublishOptions, QueuePurgeOptions};
+    use lapin::types::FieldTable;
+    use lapin::{BasicProperties, Connection, ConnectionProperties};
+    common::bounded(60, async {
+        let broker = Broker::builder()
+            .listen(([127, 0, 0, 1], 0).into())
+            .memory_limit(1 << 20)
+            .start()
+            .await
+            .unwrap();
+        let url = broker.amqp_url();
+        let q = unique("fib");
+        let server = RpcServer::new()
+            .route(q.as_str(), fib::handle)
+            .start(&url)
+            .await
+            .unwrap();
+        let client = RpcClient::connect(&url).await.unwrap();
+        let load = tokio::spawn({
+            let (client, q) = (client.clone(), q.clone());
+            async move { drive(&client, &q, 300, 8, Duration::from_millis(10)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let ballast = unique("ballast");
+        let filler = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let ch = filler.create_channel().await.unwrap();
+        ch.queue_declare(
+            ballast.as_str().into(),
+            Default::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        ch.basic_publish(
+            "".into(),
+            ballast.as_str().into(),
+            BasicPublishOptions::default(),
+            &vec![0u8; 2 << 20],
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // A connection that has not published is not blocked: it clears the ballast.
+        let janitor = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let purged = janitor
+            .create_channel()
+            .await
+            .unwrap()
+            .queue_purge(ballast.as_str().into(), QueuePurgeOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(purged, 1, "the ballast message was held");
+        let tally = load.await.unwrap();
+        recovered(&client, &q, Duration::from_secs(15)).await;
+        tally.report(
+            "memory alarm (connection.blocked), cleared after 2 s",
+            "embedded",
+        );
+        assert!(
+            tally.failed.values().sum::<usize>() > 0,
+            "the alarm blocked some calls: {tally:?}"
+        );
+        server.shutdown().await.unwrap();
+        broker.shutdown().await;
+    })
+    .await;
+}
+
 /// The cluster from `scripts/cluster.sh` (`WARREN_CLUSTER_URLS`, comma-separated).
 fn cluster_urls() -> Option<Vec<String>> {
     let urls = common::required_env(

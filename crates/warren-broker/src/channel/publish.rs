@@ -110,7 +110,8 @@ impl Channel {
                 .with_method(pub_ids.0, pub_ids.1));
             }
         }
-        let mut msg = Message::new(p.exchange, p.routing_key, props, raw_props, p.body.freeze());
+        let mut msg = Message::new(p.exchange, p.routing_key, props, raw_props, p.body.freeze())
+            .charged_to(&ctx.vhost.memory);
         if msg.props.reply_to().as_ref().map(|r| r.as_str()) == Some(REPLY_TO) {
             let Some(r) = &self.reply else {
                 return Err(

@@ -129,6 +129,7 @@ impl Conn {
             return Err(err);
         }
         self.cancel_notify = capability(&start_ok.client_properties, "consumer_cancel_notify");
+        self.block.notify = capability(&start_ok.client_properties, "connection.blocked");
         let (server_channel_max, server_frame_max, server_heartbeat) =
             (cfg.channel_max, cfg.frame_max, cfg.heartbeat);
         self.out.method(

@@ -20,6 +20,41 @@ pub struct Args {
     /// Password clients authenticate with.
     #[arg(long, default_value = "guest", env = "WARREN_BROKER_PASSWORD")]
     password: String,
+    /// Memory high watermark for held messages, e.g. `512MiB` or `2GB`: past it,
+    /// publishers are blocked (`connection.blocked`) until consumers catch up.
+    /// No limit without it.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<usize>,
+}
+
+/// Parses a byte count with an optional unit: `B`, `KB`/`MB`/`GB` (powers of 1000)
+/// or `KiB`/`MiB`/`GiB` (powers of 1024), case-insensitive.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; try 1048576, 512MiB or 2GB"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "mb" => 1000 * 1000,
+        "gb" => 1000 * 1000 * 1000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`; use B, KB, MB, GB, KiB, MiB or GiB"
+            ))
+        }
+    };
+    n.checked_mul(scale)
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 /// Runs `warren broker` until SIGINT/SIGTERM.
@@ -30,6 +65,9 @@ pub async fn run(args: Args) -> Result<(), String> {
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }
+    if let Some(bytes) = args.memory_limit {
+        builder = builder.memory_limit(bytes);
+    }
     let broker = builder
         .start()
         .await
@@ -39,4 +77,27 @@ pub async fn run(args: Args) -> Result<(), String> {
     eprintln!(" [*] Shutting down: closing connections");
     broker.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_in_bytes_and_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("64 kib"), Ok(64 << 10));
+        assert_eq!(parse_size("10B"), Ok(10));
+    }
+
+    #[test]
+    fn bad_sizes_are_refused_with_a_hint() {
+        for bad in ["", "MiB", "12XB", "0", "-5", "99999999999999999999GiB"] {
+            let err = parse_size(bad).expect_err(bad);
+            assert!(!err.is_empty());
+        }
+        assert!(parse_size("1TB").unwrap_err().contains("use B, KB"));
+    }
 }
