@@ -24,6 +24,23 @@ async fn start_limited() -> BrokerHandle {
         .unwrap()
 }
 
+/// Publishes to `queue` on a confirm-mode channel and waits for the confirm.
+async fn publish_confirmed(ch: &lapin::Channel, queue: &str, body: &[u8]) {
+    let confirm = ch
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack(), "publish to {queue} confirmed");
+}
+
 /// Waits (bounded) until `cond` holds.
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     for _ in 0..200 {
@@ -54,17 +71,7 @@ async fn publishers_are_blocked_past_the_watermark_and_unblocked_when_consumers_
         // Four 16 KiB messages (with their properties) exceed 64 KiB: the fourth
         // raises the alarm.
         for _ in 0..4 {
-            pch.basic_publish(
-                "".into(),
-                "held".into(),
-                BasicPublishOptions::default(),
-                &[7u8; BODY],
-                BasicProperties::default(),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+            publish_confirmed(&pch, "held", &[7u8; BODY]).await;
         }
         eventually("connection.blocked reaches the publisher", || {
             publisher.status().blocked()
@@ -148,17 +155,7 @@ async fn without_a_limit_nothing_blocks() {
             .await
             .unwrap();
         for _ in 0..64 {
-            ch.basic_publish(
-                "".into(),
-                "q".into(),
-                BasicPublishOptions::default(),
-                &[1u8; BODY],
-                BasicProperties::default(),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+            publish_confirmed(&ch, "q", &[1u8; BODY]).await;
         }
         assert!(!c.status().blocked());
         b.shutdown().await;

@@ -167,6 +167,49 @@ fn kill(child: &mut Child, signal: &str) {
     let _ = child.wait();
 }
 
+/// A fib server and client on one broker with 300 paced calls running: the load a
+/// fault is injected into.
+struct FibLoad {
+    q: String,
+    server: warren_rpc::ServerHandle,
+    client: RpcClient,
+    load: tokio::task::JoinHandle<Tally>,
+}
+
+impl FibLoad {
+    /// Starts the server, the client and the load, and lets it run for a second.
+    async fn start(url: &str) -> FibLoad {
+        let q = unique("fib");
+        let server = RpcServer::new()
+            .route(q.as_str(), fib::handle)
+            .start(url)
+            .await
+            .unwrap();
+        let client = RpcClient::connect(url).await.unwrap();
+        let load = tokio::spawn({
+            let (client, q) = (client.clone(), q.clone());
+            async move { drive(&client, &q, 300, 8, Duration::from_millis(10)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        FibLoad {
+            q,
+            server,
+            client,
+            load,
+        }
+    }
+
+    /// Waits for the load, checks that the same client and server answer again
+    /// within `within`, reports the row and stops the server.
+    async fn finish(self, within: Duration, fault: &str, target: &str) -> Tally {
+        let tally = self.load.await.unwrap();
+        recovered(&self.client, &self.q, within).await;
+        tally.report(fault, target);
+        self.server.shutdown().await.unwrap();
+        tally
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_broker_restart() {
     common::bounded(60, async {
@@ -176,27 +219,14 @@ async fn embedded_broker_restart() {
             .await
             .unwrap();
         let addr = broker.local_addr();
-        let url = broker.amqp_url();
-        let q = unique("fib");
-        let server = RpcServer::new()
-            .route(q.as_str(), fib::handle)
-            .start(&url)
-            .await
-            .unwrap();
-        let client = RpcClient::connect(&url).await.unwrap();
-        let load = tokio::spawn({
-            let (client, q) = (client.clone(), q.clone());
-            async move { drive(&client, &q, 300, 8, Duration::from_millis(10)).await }
-        });
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let run = FibLoad::start(&broker.amqp_url()).await;
         broker.shutdown().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let broker = Broker::builder().listen(addr).start().await.unwrap();
-        let tally = load.await.unwrap();
-        recovered(&client, &q, Duration::from_secs(15)).await;
-        tally.report("broker restarted", "embedded");
+        let tally = run
+            .finish(Duration::from_secs(15), "broker restarted", "embedded")
+            .await;
         assert!(tally.ok > 0);
-        server.shutdown().await.unwrap();
         broker.shutdown().await;
     })
     .await;
@@ -344,23 +374,9 @@ fn rabbitmqctl(args: &[&str]) {
 /// A fib load through a RabbitMQ fault; client and server must recover on their own.
 async fn through_rabbitmq_fault(fault: &str, inject: impl FnOnce()) {
     let Some(t) = Target::rabbitmq() else { return };
-    let q = unique("fib");
-    let server = RpcServer::new()
-        .route(q.as_str(), fib::handle)
-        .start(&t.url)
-        .await
-        .unwrap();
-    let client = RpcClient::connect(&t.url).await.unwrap();
-    let load = tokio::spawn({
-        let (client, q) = (client.clone(), q.clone());
-        async move { drive(&client, &q, 300, 8, Duration::from_millis(10)).await }
-    });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let run = FibLoad::start(&t.url).await;
     tokio::task::block_in_place(inject);
-    let tally = load.await.unwrap();
-    recovered(&client, &q, Duration::from_secs(30)).await;
-    tally.report(fault, "rabbitmq");
-    server.shutdown().await.unwrap();
+    run.finish(Duration::from_secs(30), fault, "rabbitmq").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,18 +439,7 @@ async fn embedded_memory_alarm_blocks_publishers() {
             .await
             .unwrap();
         let url = broker.amqp_url();
-        let q = unique("fib");
-        let server = RpcServer::new()
-            .route(q.as_str(), fib::handle)
-            .start(&url)
-            .await
-            .unwrap();
-        let client = RpcClient::connect(&url).await.unwrap();
-        let load = tokio::spawn({
-            let (client, q) = (client.clone(), q.clone());
-            async move { drive(&client, &q, 300, 8, Duration::from_millis(10)).await }
-        });
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        let run = FibLoad::start(&url).await;
         let ballast = unique("ballast");
         let filler = Connection::connect(&url, ConnectionProperties::default())
             .await
@@ -469,17 +474,17 @@ async fn embedded_memory_alarm_blocks_publishers() {
             .await
             .unwrap();
         assert_eq!(purged, 1, "the ballast message was held");
-        let tally = load.await.unwrap();
-        recovered(&client, &q, Duration::from_secs(15)).await;
-        tally.report(
-            "memory alarm (connection.blocked), cleared after 2 s",
-            "embedded",
-        );
+        let tally = run
+            .finish(
+                Duration::from_secs(15),
+                "memory alarm (connection.blocked), cleared after 2 s",
+                "embedded",
+            )
+            .await;
         assert!(
             tally.failed.values().sum::<usize>() > 0,
             "the alarm blocked some calls: {tally:?}"
         );
-        server.shutdown().await.unwrap();
         broker.shutdown().await;
     })
     .await;
