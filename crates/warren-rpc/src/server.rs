@@ -14,13 +14,16 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, info, warn};
 
+mod acks;
+
+use self::acks::Acks;
 use crate::client::DEFAULT_CONNECT_TIMEOUT;
 use crate::connect::{self, Backoff};
 use crate::context::{Context, Request, Response};
@@ -328,12 +331,15 @@ async fn serve_queue(
     blocked: watch::Receiver<bool>,
 ) -> Result<()> {
     let mut in_flight = JoinSet::new();
-    let spawn = |in_flight: &mut JoinSet<()>, delivery| {
+    let acks = Acks::new(channel.clone());
+    let spawn = |in_flight: &mut JoinSet<()>, delivery: Delivery| {
+        acks.received(delivery.delivery_tag);
         in_flight.spawn(process(
             channel.clone(),
             Arc::clone(&handler),
             delivery,
             blocked.clone(),
+            acks.clone(),
         ));
     };
     let outcome = loop {
@@ -421,6 +427,7 @@ async fn process(
     handler: Arc<dyn Handler>,
     mut delivery: Delivery,
     mut blocked: watch::Receiver<bool>,
+    acks: Acks,
 ) {
     let request = request_of(&mut delivery);
     let reply_to = request.context.reply_to.clone();
@@ -453,7 +460,5 @@ async fn process(
             }
         }
     }
-    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-        warn!(error = %e, "could not ack a request");
-    }
+    acks.done(delivery.delivery_tag).await;
 }

@@ -232,6 +232,7 @@ async fn shutdown_drains_started_calls(t: Target) {
             "started call {i} answered"
         );
     }
+    assert_all_acked_then_delete(&t, &q).await;
 }
 
 async fn exclusive_reply_queue_mode(t: Target) {
@@ -347,7 +348,12 @@ async fn one_way_and_expired_requests(t: Target) {
         "the stale request was skipped"
     );
     server.shutdown().await.unwrap();
-    // Everything was acked: nothing is left in the queue.
+    assert_all_acked_then_delete(&t, &q).await;
+}
+
+/// After a server's shutdown, nothing is left in its queue (every request was acked,
+/// none will be redelivered); then the queue is deleted.
+async fn assert_all_acked_then_delete(t: &Target, q: &str) {
     let conn = lapin::Connection::connect(&t.url, Default::default())
         .await
         .unwrap();
@@ -357,14 +363,46 @@ async fn one_way_and_expired_requests(t: Target) {
         ..Default::default()
     };
     let info = ch
-        .queue_declare(q.as_str().into(), opts, Default::default())
+        .queue_declare(q.into(), opts, Default::default())
         .await
         .unwrap();
-    assert_eq!(info.message_count(), 0);
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    assert_eq!(info.message_count(), 0, "every request was acked");
+    ch.queue_delete(q.into(), Default::default()).await.unwrap();
     conn.close(200, "done".into()).await.unwrap();
+}
+
+/// Acks are coalesced (`basic.ack(multiple)`), so handlers that finish out of order
+/// must still get every request acked exactly once, and none run twice.
+async fn out_of_order_completions_are_all_acked(t: Target) {
+    let q = unique("ooo");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r2 = Arc::clone(&runs);
+    let server = RpcServer::new()
+        .concurrency(16)
+        .route(q.as_str(), move |req: Request| {
+            let runs = Arc::clone(&r2);
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                let n: u64 = std::str::from_utf8(&req.body)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                // Later requests often finish first.
+                tokio::time::sleep(Duration::from_millis((n * 7919) % 23)).await;
+                Ok(Response::bytes(req.body))
+            }
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let results = join_all((0..200).map(|i| client.call(&q, i.to_string()))).await;
+    for (i, r) in results.into_iter().enumerate() {
+        assert_eq!(r.unwrap().text().unwrap(), i.to_string());
+    }
+    server.shutdown().await.unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 200, "no request ran twice");
+    assert_all_acked_then_delete(&t, &q).await;
 }
 
 async fn unknown_correlation_ids_are_dropped(t: Target) {
@@ -435,6 +473,7 @@ broker_tests!(
     remote_errors_are_typed,
     bad_input_is_rejected_not_looped,
     shutdown_drains_started_calls,
+    out_of_order_completions_are_all_acked,
     exclusive_reply_queue_mode,
     content_type_is_honoured,
 );
