@@ -371,6 +371,49 @@ async fn assert_all_acked_then_delete(t: &Target, q: &str) {
     conn.close(200, "done".into()).await.unwrap();
 }
 
+/// A slow request must not hold finished ones against the prefetch window: with
+/// concurrency 4 and one call running for seconds, 40 quick calls still go through.
+async fn slow_request_does_not_hold_back_others(t: Target) {
+    let q = unique("hol");
+    let server = RpcServer::new()
+        .concurrency(4)
+        .route(q.as_str(), |req: Request| async move {
+            if &req.body[..] == b"slow" {
+                tokio::time::sleep(Duration::from_secs(4)).await;
+            }
+            Ok(Response::bytes(req.body))
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let slow = tokio::spawn({
+        let (client, q) = (client.clone(), q.clone());
+        async move { client.call(&q, "slow").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    for i in 0..40 {
+        let reply = client
+            .call_with(
+                &q,
+                i.to_string(),
+                CallOptions::new().timeout(Duration::from_secs(2)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.text().unwrap(), i.to_string());
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "quick calls waited for the slow one: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(slow.await.unwrap().unwrap().text().unwrap(), "slow");
+    server.shutdown().await.unwrap();
+    assert_all_acked_then_delete(&t, &q).await;
+}
+
 /// Acks are coalesced (`basic.ack(multiple)`), so handlers that finish out of order
 /// must still get every request acked exactly once, and none run twice.
 async fn out_of_order_completions_are_all_acked(t: Target) {
@@ -474,6 +517,7 @@ broker_tests!(
     bad_input_is_rejected_not_looped,
     shutdown_drains_started_calls,
     out_of_order_completions_are_all_acked,
+    slow_request_does_not_hold_back_others,
     exclusive_reply_queue_mode,
     content_type_is_honoured,
 );

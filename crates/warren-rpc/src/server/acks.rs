@@ -6,9 +6,10 @@
 //! request received is done. An idle server acks each request at once; a busy one
 //! sends one ack frame for several requests, which is work the broker saves.
 //!
-//! A request that is never marked done (its reply could not be published) holds
-//! back every later ack on its channel: the broker redelivers all of them when the
-//! channel closes, which is what at-least-once asks for.
+//! Requests done while an earlier one still runs are acked one by one, so a slow
+//! request never holds finished ones against the prefetch window. A request that is
+//! never marked done (its reply could not be published) stays unacked, and the
+//! broker redelivers it when the channel closes.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,15 +36,21 @@ struct State {
 }
 
 impl State {
-    /// The tag to ack (with `multiple`) now: the highest done tag below the lowest
-    /// outstanding one. Takes the tags it covers out of `done`.
-    fn take_due(&mut self) -> Option<u64> {
-        let due = match self.outstanding.first() {
+    /// The next ack to send, as (delivery tag, multiple), taking the tags it covers
+    /// out of `done`: first the highest done tag below the lowest outstanding one,
+    /// with `multiple`; then, one at a time, done tags above a request still running.
+    fn take_due(&mut self) -> Option<(u64, bool)> {
+        let prefix = match self.outstanding.first() {
             Some(&low) => self.done.range(..low).next_back().copied(),
             None => self.done.last().copied(),
-        }?;
-        self.done = self.done.split_off(&(due + 1));
-        Some(due)
+        };
+        match prefix {
+            Some(due) => {
+                self.done = self.done.split_off(&(due + 1));
+                Some((due, true))
+            }
+            None => self.done.pop_first().map(|tag| (tag, false)),
+        }
     }
 }
 
@@ -87,9 +94,9 @@ impl Acks {
                 }
                 due
             };
-            let Some(due) = due else { return };
-            let multiple = BasicAckOptions { multiple: true };
-            if let Err(e) = self.channel.basic_ack(due, multiple).await {
+            let Some((tag, multiple)) = due else { return };
+            let options = BasicAckOptions { multiple };
+            if let Err(e) = self.channel.basic_ack(tag, options).await {
                 warn!(error = %e, "could not ack requests; the broker will redeliver them");
                 self.lock().flushing = false;
                 return;
@@ -111,27 +118,33 @@ mod tests {
     }
 
     #[test]
-    fn everything_done_is_acked_up_to_the_highest_tag() {
+    fn everything_done_is_acked_in_one_multiple_ack() {
         let mut st = state(&[], &[1, 2, 3]);
-        assert_eq!(st.take_due(), Some(3));
+        assert_eq!(st.take_due(), Some((3, true)));
         assert!(st.done.is_empty());
         assert_eq!(st.take_due(), None);
     }
 
     #[test]
-    fn an_outstanding_request_holds_back_later_acks() {
+    fn requests_done_above_a_running_one_are_acked_singly() {
         let mut st = state(&[2], &[1, 3, 4]);
-        assert_eq!(st.take_due(), Some(1));
-        assert_eq!(st.take_due(), None, "3 and 4 wait for 2");
+        assert_eq!(st.take_due(), Some((1, true)));
+        assert_eq!(st.take_due(), Some((3, false)), "2 still runs");
+        assert_eq!(st.take_due(), Some((4, false)));
+        assert_eq!(st.take_due(), None);
         st.outstanding.remove(&2);
         st.done.insert(2);
-        assert_eq!(st.take_due(), Some(4));
+        assert_eq!(
+            st.take_due(),
+            Some((2, true)),
+            "covers only 2: 3 and 4 are acked"
+        );
     }
 
     #[test]
-    fn nothing_is_due_while_the_lowest_request_runs() {
-        let mut st = state(&[5, 7], &[6]);
+    fn nothing_is_due_when_nothing_is_done() {
+        let mut st = state(&[5, 7], &[]);
         assert_eq!(st.take_due(), None);
-        assert_eq!(st.done.len(), 1);
+        assert_eq!(st.outstanding.len(), 2);
     }
 }
