@@ -214,7 +214,7 @@ async fn next_ack(raw: &mut raw::Raw, wait: Duration) -> Option<u64> {
 /// the alarm is on is taken until consumers drain the held bytes.
 #[tokio::test]
 async fn the_broker_stops_reading_a_publisher_that_ignores_the_alarm() {
-    use amq_protocol::protocol::{confirm, queue, AMQPClass};
+    use amq_protocol::protocol::{confirm, AMQPClass};
     bounded(async {
         let b = start_limited().await;
         let mut raw = raw::Raw::connect(b.local_addr(), 131_072).await;
@@ -227,19 +227,8 @@ async fn the_broker_stops_reading_a_publisher_that_ignores_the_alarm() {
         )
         .await;
         raw.recv().await.expect("confirm.select-ok");
-        raw.method(
-            1,
-            AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-                queue: "held".into(),
-                passive: false,
-                durable: false,
-                exclusive: false,
-                auto_delete: false,
-                nowait: false,
-                arguments: FieldTable::default(),
-            })),
-        )
-        .await;
+        raw.method(1, raw::declare(raw::queue_declare("held")))
+            .await;
         raw.recv().await.expect("queue.declare-ok");
 
         // Four 16 KiB messages raise the alarm; the fifth is the publish that finds the

@@ -120,15 +120,10 @@ async fn channel_error_leaves_connection_usable() {
         r.open_channel(1).await;
         r.method(
             1,
-            AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-                queue: "missing".into(),
+            raw::declare(queue::Declare {
                 passive: true,
-                durable: false,
-                exclusive: false,
-                auto_delete: false,
-                nowait: false,
-                arguments: FieldTable::default(),
-            })),
+                ..raw::queue_declare("missing")
+            }),
         )
         .await;
         match r.recv().await {
@@ -191,15 +186,10 @@ async fn properties_round_trip_byte_exact() {
         r.open_channel(1).await;
         r.method(
             1,
-            AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-                queue: "props".into(),
-                passive: false,
-                durable: false,
-                exclusive: false,
-                auto_delete: false,
+            raw::declare(queue::Declare {
                 nowait: true,
-                arguments: FieldTable::default(),
-            })),
+                ..raw::queue_declare("props")
+            }),
         )
         .await;
         // Hand-build a header frame whose table keys are NOT sorted, to prove
@@ -425,15 +415,10 @@ async fn channel_zero_prefetch_size_and_tune_limits() {
         let mut r = Raw::connect(b.local_addr(), 4096).await;
         r.method(
             0,
-            AMQPClass::Queue(queue::AMQPMethod::Declare(queue::Declare {
-                queue: "".into(),
-                passive: false,
-                durable: false,
+            raw::declare(queue::Declare {
                 exclusive: true,
-                auto_delete: false,
-                nowait: false,
-                arguments: FieldTable::default(),
-            })),
+                ..raw::queue_declare("")
+            }),
         )
         .await;
         assert_eq!(r.expect_connection_close().await, 504);

@@ -167,6 +167,11 @@ fn kill(child: &mut Child, signal: &str) {
     let _ = child.wait();
 }
 
+/// An embedded broker on a free loopback port.
+fn loopback_broker() -> warren_broker::BrokerBuilder {
+    Broker::builder().listen(([127, 0, 0, 1], 0).into())
+}
+
 /// A fib server and client on one broker with 300 paced calls running: the load a
 /// fault is injected into.
 struct FibLoad {
@@ -213,11 +218,7 @@ impl FibLoad {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_broker_restart() {
     common::bounded(60, async {
-        let broker = Broker::builder()
-            .listen(([127, 0, 0, 1], 0).into())
-            .start()
-            .await
-            .unwrap();
+        let broker = loopback_broker().start().await.unwrap();
         let addr = broker.local_addr();
         let run = FibLoad::start(&broker.amqp_url()).await;
         broker.shutdown().await;
@@ -237,11 +238,7 @@ async fn embedded_broker_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warren_serve_process_survives_a_broker_restart() {
     common::bounded(60, async {
-        let broker = Broker::builder()
-            .listen(([127, 0, 0, 1], 0).into())
-            .start()
-            .await
-            .unwrap();
+        let broker = loopback_broker().start().await.unwrap();
         let (addr, url) = (broker.local_addr(), broker.amqp_url());
         let q = unique("fib");
         let mut worker = serve("fib", &q, &url, 8);
@@ -432,8 +429,7 @@ async fn embedded_memory_alarm_blocks_publishers() {
     use lapin::types::FieldTable;
     use lapin::{BasicProperties, Connection, ConnectionProperties};
     common::bounded(60, async {
-        let broker = Broker::builder()
-            .listen(([127, 0, 0, 1], 0).into())
+        let broker = loopback_broker()
             .memory_limit(1 << 20)
             .start()
             .await

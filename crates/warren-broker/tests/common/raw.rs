@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame, WriteContext};
-use amq_protocol::protocol::{channel, connection, AMQPClass};
+use amq_protocol::protocol::{channel, connection, queue, AMQPClass};
 use amq_protocol::types::{FieldTable, LongString};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,6 +12,25 @@ use tokio::net::TcpStream;
 pub struct Raw {
     pub stream: TcpStream,
     pub buf: Vec<u8>,
+}
+
+/// queue.declare of `name` with every flag off and no arguments; change what a test
+/// needs with struct update syntax.
+pub fn queue_declare(name: &str) -> queue::Declare {
+    queue::Declare {
+        queue: name.into(),
+        passive: false,
+        durable: false,
+        exclusive: false,
+        auto_delete: false,
+        nowait: false,
+        arguments: FieldTable::default(),
+    }
+}
+
+/// A method frame's payload: queue.declare.
+pub fn declare(d: queue::Declare) -> AMQPClass {
+    AMQPClass::Queue(queue::AMQPMethod::Declare(d))
 }
 
 pub fn encode(frame: &AMQPFrame) -> Vec<u8> {
