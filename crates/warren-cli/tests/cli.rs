@@ -168,6 +168,38 @@ async fn bench_counts_every_call_and_reports_json() {
     }
 }
 
+/// `warren bench` on a broker it did not start declares a queue of its own; that queue
+/// goes away with its workers (nothing piles up on a shared RabbitMQ).
+async fn bench_leaves_no_queue_behind(t: Target) {
+    let url = t.url.clone();
+    let (pid, out) = tokio::task::spawn_blocking(move || {
+        let child = Command::new(WARREN)
+            .args(["bench", "--url", &url, "--calls", "200", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("warren runs");
+        (child.id(), child.wait_with_output().expect("warren exits"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let conn = lapin::Connection::connect(&t.url, Default::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let queue = format!("warren-bench-{pid}");
+    let gone = ch
+        .queue_declare(queue.as_str().into(), passive, Default::default())
+        .await;
+    assert!(gone.is_err(), "{queue} was left behind");
+    let _ = conn.close(200, "done".into()).await;
+}
+
 #[tokio::test]
 async fn demo_prints_the_tutorial_exchange() {
     let out = warren(&["demo"]).await;
@@ -225,5 +257,6 @@ async fn call_help_documents_exit_codes() {
 
 broker_tests!(
     call_prints_reply_and_exit_codes,
-    serve_answers_and_stops_on_sigterm
+    serve_answers_and_stops_on_sigterm,
+    bench_leaves_no_queue_behind
 );

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
-use warren_rpc::{CallOptions, ReplyMode, Request, Response, RpcClient, RpcServer};
+use warren_rpc::{CallOptions, QueueSpec, ReplyMode, Request, Response, RpcClient, RpcServer};
 
 /// Longest run allowed, whatever the arguments say.
 const MAX_RUN: Duration = Duration::from_secs(600);
@@ -100,15 +100,21 @@ pub async fn run(args: Args) -> Result<(), String> {
         report(&args, &total, elapsed);
         return Ok(());
     }
-    let queue = args
-        .queue
-        .clone()
-        .unwrap_or_else(|| format!("warren-bench-{}", std::process::id()));
+    // A queue of our own goes away with our workers (auto-delete); one the user
+    // named is declared as the tutorial does and left in place.
+    let spec = match &args.queue {
+        Some(name) => QueueSpec::tutorial(name.as_str()),
+        None => QueueSpec {
+            auto_delete: true,
+            ..QueueSpec::tutorial(format!("warren-bench-{}", std::process::id()))
+        },
+    };
+    let queue = spec.name.clone();
     let mut workers = Vec::new();
     for _ in 0..args.workers {
         let server = RpcServer::new()
             .concurrency(args.worker_concurrency)
-            .route(queue.as_str(), |req: Request| async move {
+            .route(spec.clone(), |req: Request| async move {
                 Ok(Response {
                     body: req.body,
                     content_type: req.content_type,
