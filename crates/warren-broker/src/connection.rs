@@ -117,10 +117,10 @@ struct Conn {
 /// from (after that frame) until the alarm clears; then it is told
 /// `connection.unblocked`. Connections that only consume go on.
 struct Block {
+    /// The gauge (its alarm flag) and a receiver for the alarm's changes; the
+    /// gauge owns the sender, so the receiver never sees it closed.
     gauge: Arc<Gauge>,
     alarm: watch::Receiver<bool>,
-    /// False once the alarm's sender is gone (never, while the broker runs).
-    alarm_live: bool,
     /// The client announced the `connection.blocked` capability.
     notify: bool,
     /// The connection has published at least once.
@@ -136,7 +136,6 @@ impl Block {
         Self {
             alarm: gauge.subscribe(),
             gauge,
-            alarm_live: true,
             notify: false,
             publisher: false,
             told: false,
@@ -206,9 +205,10 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         write_drained.clone(),
     ));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let block = Block::new(shared.vhost.memory.clone());
     let mut conn = Conn {
         id,
-        shared: shared.clone(),
+        shared,
         rbuf: BytesMut::with_capacity(16 * 1024),
         out: Out::new(0),
         wtx,
@@ -222,7 +222,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         channel_max: 0,
         heartbeat: 0,
         cancel_notify: false,
-        block: Block::new(shared.vhost.memory.clone()),
+        block,
         last_read: Instant::now(),
         closing: None,
         done: false,
@@ -352,13 +352,9 @@ impl Conn {
                     }
                 }
                 _ = self.write_drained.notified(), if self.write_backlogged() => {}
-                r = self.block.alarm.changed(), if self.block.alarm_live => {
-                    if r.is_err() {
-                        self.block.alarm_live = false;
-                    } else {
-                        let on = *self.block.alarm.borrow_and_update();
-                        self.block.alarm_changed(on, &mut self.out);
-                    }
+                Ok(()) = self.block.alarm.changed() => {
+                    let on = *self.block.alarm.borrow_and_update();
+                    self.block.alarm_changed(on, &mut self.out);
                 }
                 Some(ev) = self.events_rx.recv(), if !self.write_backlogged() => {
                     self.handle_event(ev);
