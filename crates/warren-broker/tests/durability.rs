@@ -30,6 +30,18 @@ async fn start_in(dir: &std::path::Path) -> BrokerHandle {
         .unwrap()
 }
 
+/// Takes the next `n` messages of `queue` with basic.get and acks each.
+async fn get_and_ack(ch: &lapin::Channel, queue: &str, n: usize) {
+    for _ in 0..n {
+        let m = ch
+            .basic_get(queue.into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("a message to ack");
+        m.delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+}
+
 async fn setup_and_publish(b: &BrokerHandle, n: usize) {
     let (c, ch) = channel(b).await;
     ch.confirm_select(ConfirmSelectOptions::default())
@@ -104,14 +116,7 @@ async fn setup_and_publish(b: &BrokerHandle, n: usize) {
         assert!(c.await.unwrap().is_ack());
     }
     // Ack the first two.
-    for _ in 0..2 {
-        let m = ch
-            .basic_get("dq".into(), BasicGetOptions::default())
-            .await
-            .unwrap()
-            .unwrap();
-        m.delivery.ack(BasicAckOptions::default()).await.unwrap();
-    }
+    get_and_ack(&ch, "dq", 2).await;
     c.close(200, "bye".into()).await.unwrap();
 }
 
@@ -300,14 +305,7 @@ async fn kill_9_loses_nothing_confirmed() {
         }
         // Ack 100 of them. Acks are logged in order but not fsynced one by one: a
         // confirmed persistent publish after them is the barrier that covers them.
-        for _ in 0..100 {
-            let m = ch
-                .basic_get("k9".into(), BasicGetOptions::default())
-                .await
-                .unwrap()
-                .unwrap();
-            m.delivery.ack(BasicAckOptions::default()).await.unwrap();
-        }
+        get_and_ack(&ch, "k9", 100).await;
         ch.queue_declare(
             "k9-barrier".into(),
             QueueDeclareOptions {
