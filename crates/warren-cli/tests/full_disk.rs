@@ -1,0 +1,443 @@
+//! The embedded broker on a full disk, tested on a real 8 MiB tmpfs that each test
+//! mounts (and unmounts, also on failure): a `warren broker` process with its data
+//! directory there fills it with confirmed 4 KiB persistent messages. Every publish is
+//! either confirmed and then recovered after a restart (a clean stop or `kill -9`), or
+//! nacked; acked messages do not come back; a restart on a still-full disk comes up,
+//! serves and raises the disk alarm without destroying the log; and the disk alarm
+//! blocks publishers below `--disk-free-limit` and unblocks them once space is freed.
+//!
+//! Mounting needs root (or CAP_SYS_ADMIN); without it these tests fail with a message
+//! saying so.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
+};
+use lapin::PublisherConfirm;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+const WARREN: &str = env!("CARGO_BIN_EXE_warren");
+const QUEUE: &str = "full-disk";
+const BODY: usize = 4096;
+const TMPFS_SIZE: &str = "8m";
+
+/// An 8 MiB tmpfs mounted for one test, unmounted (and its mount point removed) on drop.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("warren-{name}-{}", std::process::id()));
+        // A mount left by an earlier, aborted run of this test.
+        let _ = Command::new("umount")
+            .arg(&dir)
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={TMPFS_SIZE}"), "tmpfs"])
+            .arg(&dir)
+            .output();
+        let ok = matches!(&out, Ok(o) if o.status.success());
+        if !ok {
+            let _ = std::fs::remove_dir(&dir);
+            let why = match out {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            // Fails with or without CI: a full-disk test that cannot fill a disk proves
+            // nothing and must not pass.
+            panic!(
+                "this test mounts an 8 MiB tmpfs and needs root (or CAP_SYS_ADMIN); \
+                 `mount -t tmpfs` failed: {why}"
+            );
+        }
+        Tmpfs { dir }
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn ballast(&self) -> PathBuf {
+        self.dir.join("ballast")
+    }
+
+    /// Writes a ballast file of `bytes` (or until the disk is full if `None`); returns
+    /// how many bytes it took.
+    fn fill(&self, bytes: Option<usize>) -> usize {
+        let mut f = File::create(self.ballast()).expect("create the ballast file");
+        let chunk = vec![0xBAu8; 64 * 1024];
+        let mut written = 0;
+        // Bounded: at most 16 MiB on an 8 MiB disk.
+        while written < bytes.unwrap_or(16 << 20) {
+            let n = chunk.len().min(bytes.unwrap_or(usize::MAX) - written);
+            match f.write(&chunk[..n]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => written += n,
+            }
+        }
+        let _ = f.sync_all();
+        written
+    }
+
+    fn free_ballast(&self) {
+        std::fs::remove_file(self.ballast()).expect("delete the ballast file");
+    }
+
+    fn available(&self) -> u64 {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(&self.dir)
+            .output()
+            .expect("df runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A `warren broker` process, killed on drop if still running.
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Broker {
+    fn start(dir: &Path, disk_free_limit: &str, log: &Path) -> Self {
+        Self::try_start(dir, disk_free_limit, log).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(dir: &Path, disk_free_limit: &str, log: &Path) -> Result<Self, String> {
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| e.to_string())?;
+        let mut child = Command::new(WARREN)
+            .args(["broker", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--disk-free-limit", disk_free_limit])
+            .env("WARREN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("warren broker does not start: {e}"))?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        let Some(port) = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .filter(|_| line.contains("listening"))
+        else {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            return Err(format!(
+                "the broker did not come up (exit {status:?}), stdout {line:?}, stderr:\n{log}"
+            ));
+        };
+        Ok(Broker { child, port })
+    }
+
+    async fn connect(&self) -> Connection {
+        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port);
+        Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .expect("connects to the broker")
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "clean stop exits 0, got {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the broker did not stop within 20 s of SIGTERM");
+    }
+
+    fn kill9(mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    }
+}
+
+fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2)
+}
+
+/// A 4 KiB body that starts with its id.
+fn body(id: u32) -> Vec<u8> {
+    let mut b = format!("m{id:07}").into_bytes();
+    b.resize(BODY, b'.');
+    b
+}
+
+fn id_of(body: &[u8]) -> Option<u32> {
+    std::str::from_utf8(body.get(1..8)?).ok()?.parse().ok()
+}
+
+/// Confirmed and nacked message ids.
+#[derive(Default, Debug)]
+struct Outcome {
+    confirmed: BTreeSet<u32>,
+    nacked: BTreeSet<u32>,
+}
+
+async fn settle(out: &mut Outcome, id: u32, confirm: PublisherConfirm) {
+    match tokio::time::timeout(Duration::from_secs(20), confirm).await {
+        Ok(Ok(c)) if c.is_ack() => {
+            out.confirmed.insert(id);
+        }
+        Ok(Ok(c)) if c.is_nack() => {
+            out.nacked.insert(id);
+        }
+        other => panic!("publish {id}: no confirm or nack: {other:?}"),
+    }
+}
+
+/// Publishes ids `from..` with up to 32 confirms outstanding until `enough` says so or
+/// `max` publishes or 60 s; returns the outcome and the next id.
+async fn publish_until(
+    ch: &Channel,
+    from: u32,
+    max: u32,
+    enough: impl Fn(&Outcome) -> bool,
+) -> (Outcome, u32) {
+    let mut out = Outcome::default();
+    let mut window: VecDeque<(u32, PublisherConfirm)> = VecDeque::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut id = from;
+    while id < from + max && Instant::now() < deadline && !enough(&out) {
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                QUEUE.into(),
+                BasicPublishOptions::default(),
+                &body(id),
+                persistent(),
+            )
+            .await
+            .expect("publish sent");
+        window.push_back((id, confirm));
+        id += 1;
+        if window.len() >= 32 {
+            if let Some((i, c)) = window.pop_front() {
+                settle(&mut out, i, c).await;
+            }
+        }
+    }
+    while let Some((i, c)) = window.pop_front() {
+        settle(&mut out, i, c).await;
+    }
+    (out, id)
+}
+
+/// Takes every message of `queue` with basic.get (left unacked; requeued when the
+/// connection closes) and returns their ids.
+async fn drain(b: &Broker, queue: &str) -> Vec<u32> {
+    let conn = b.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(queue.into(), durable(), FieldTable::default())
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    while let Some(msg) = ch
+        .basic_get(queue.into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+    {
+        ids.push(id_of(&msg.delivery.data).expect("a body with an id"));
+        assert!(ids.len() <= 10_000, "bounded");
+    }
+    conn.close(200, "done".into()).await.unwrap();
+    ids
+}
+
+/// Waits (bounded) until `cond` holds.
+async fn eventually(what: &str, secs: u64, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out after {secs} s waiting for: {what}");
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Stop {
+    Clean,
+    Kill9,
+}
+
+/// Fill the disk, free space, publish more, ack some, stop, restart, count.
+async fn fill_free_restart(stop: Stop) {
+    let name = match stop {
+        Stop::Clean => "fulldisk-clean",
+        Stop::Kill9 => "fulldisk-kill9",
+    };
+    let fs = Tmpfs::mount(name);
+    let log = std::env::temp_dir().join(format!("warren-{name}-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    // 1 MiB of ballast to free later; a limit of 0 keeps the disk alarm off, so the
+    // store's own write-failure path is what is tested here.
+    fs.fill(Some(1 << 20));
+    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(QUEUE.into(), durable(), FieldTable::default())
+        .await
+        .unwrap();
+
+    // Phase 1: publish until the disk is full and 300 publishes were nacked (at most
+    // 3,000 publishes: 12 MiB, more than the disk holds).
+    let (fill, next) = publish_until(&ch, 0, 3000, |o| o.nacked.len() >= 300).await;
+    println!(
+        "{name}: filling: confirmed {}, nacked {}, free {} bytes",
+        fill.confirmed.len(),
+        fill.nacked.len(),
+        fs.available()
+    );
+
+    // Free space while the broker runs; ack the 50 oldest confirmed messages on the
+    // same connection, before the next confirmed publishes (which cover the acks).
+    fs.free_ballast();
+    let getter = conn.create_channel().await.unwrap();
+    let mut acked = BTreeSet::new();
+    for _ in 0..50 {
+        let m = getter
+            .basic_get(QUEUE.into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .expect("a message to ack");
+        acked.insert(id_of(&m.delivery.data).expect("a body with an id"));
+        m.delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+
+    // Phase 2: publish until 150 are confirmed (the store takes persistent messages
+    // again once a write succeeds), at most 1,000 publishes.
+    let (after, _) = publish_until(&ch, next, 1000, |o| o.confirmed.len() >= 150).await;
+    println!(
+        "{name}: after freeing: confirmed {}, nacked {}",
+        after.confirmed.len(),
+        after.nacked.len()
+    );
+    match stop {
+        Stop::Clean => {
+            let _ = conn.close(200, "done".into()).await;
+            broker.stop();
+        }
+        Stop::Kill9 => broker.kill9(),
+    }
+
+    let confirmed: BTreeSet<u32> = fill.confirmed.union(&after.confirmed).copied().collect();
+    let nacked: BTreeSet<u32> = fill.nacked.union(&after.nacked).copied().collect();
+    let expected: BTreeSet<u32> = confirmed.difference(&acked).copied().collect();
+
+    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let back = drain(&broker, QUEUE).await;
+    let recovered: BTreeSet<u32> = back.iter().copied().collect();
+    let lost = expected.difference(&recovered).count();
+    let acked_back = acked.intersection(&recovered).count();
+    let nacked_back = nacked.intersection(&recovered).count();
+    println!(
+        "{name}: confirmed {}, nacked {}, acked {}, recovered {}, lost {lost}, \
+         acked redelivered {acked_back}, nacked recovered {nacked_back}",
+        confirmed.len(),
+        nacked.len(),
+        acked.len(),
+        recovered.len(),
+    );
+    assert_eq!(recovered.len(), back.len(), "no message recovered twice");
+    assert_eq!(lost, 0, "confirmed messages lost (broker log: {log:?})");
+    assert_eq!(acked_back, 0, "acked messages came back");
+    assert_eq!(nacked_back, 0, "nacked messages came back");
+    assert_eq!(recovered, expected, "exactly the confirmed, unacked messages");
+    assert!(
+        !fill.nacked.is_empty(),
+        "filling the disk must nack publishes"
+    );
+    assert!(
+        !after.confirmed.is_empty(),
+        "publishes are confirmed again once space is freed"
+    );
+
+    // Once more, after a clean stop: the restart on this (nearly full) disk destroyed
+    // nothing.
+    broker.stop();
+    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let again: BTreeSet<u32> = drain(&broker, QUEUE).await.into_iter().collect();
+    assert_eq!(again, expected, "a second restart recovers the same messages");
+    broker.stop();
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_confirmed_message_survives_a_full_disk_and_a_clean_stop() {
+    fill_free_restart(Stop::Clean).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_confirmed_message_survives_a_full_disk_and_kill_9() {
+    fill_free_restart(Stop::Kill9).await;
+}
