@@ -5,7 +5,7 @@
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::frame::{decode, InFrame, Out};
-use crate::memory::Gauge;
+use crate::alarm::{Active, Alarms};
 use crate::message::{short, Message, QueuedMessage};
 use crate::queue::Queue;
 use crate::shutdown::Shutdown;
@@ -56,12 +56,15 @@ pub(crate) enum ConnEvent {
         /// Consumer tag.
         consumer_tag: Arc<str>,
     },
-    /// A publisher confirm is ready (its message is fsynced).
+    /// A publisher confirm is ready: its message is fsynced (`ack`), or the store
+    /// could not write it (basic.nack).
     Confirm {
         /// Channel id.
         channel: u16,
         /// Publish sequence number.
         seq: u64,
+        /// Confirm with basic.ack (else basic.nack).
+        ack: bool,
     },
 }
 
@@ -103,7 +106,7 @@ struct Conn {
     channel_max: u16,
     heartbeat: u16,
     cancel_notify: bool,
-    /// Publishers are blocked while the broker's memory alarm is on.
+    /// Publishers are blocked while any of the broker's alarms is on.
     block: Block,
     last_read: Instant,
     /// Set once we sent connection.close: the deadline for close-ok.
@@ -111,16 +114,16 @@ struct Conn {
     done: bool,
 }
 
-/// A connection's side of the memory alarm, as RabbitMQ applies it: a connection
-/// that publishes is told `connection.blocked` (if it announced the capability)
-/// and, once it sends message content while the alarm is on, is no longer read
-/// from (after that frame) until the alarm clears; then it is told
-/// `connection.unblocked`. Connections that only consume go on.
+/// A connection's side of the resource alarms (memory, disk), as RabbitMQ applies
+/// them: while any alarm is on, a connection that publishes is told
+/// `connection.blocked` (if it announced the capability) and, once it sends message
+/// content, is no longer read from (after that frame) until every alarm clears; then
+/// it is told `connection.unblocked`. Connections that only consume go on.
 struct Block {
-    /// The gauge (its alarm flag) and a receiver for the alarm's changes; the
-    /// gauge owns the sender, so the receiver never sees it closed.
-    gauge: Arc<Gauge>,
-    alarm: watch::Receiver<bool>,
+    /// The alarms (their current state) and a receiver for their changes; the
+    /// alarms own the sender, so the receiver never sees it closed.
+    alarms: Arc<Alarms>,
+    alarm: watch::Receiver<Active>,
     /// The client announced the `connection.blocked` capability.
     notify: bool,
     /// The connection has published at least once.
@@ -132,10 +135,10 @@ struct Block {
 }
 
 impl Block {
-    fn new(gauge: Arc<Gauge>) -> Self {
+    fn new(alarms: Arc<Alarms>) -> Self {
         Self {
-            alarm: gauge.subscribe(),
-            gauge,
+            alarm: alarms.subscribe(),
+            alarms,
             notify: false,
             publisher: false,
             told: false,
@@ -150,7 +153,7 @@ impl Block {
         self.told = blocked;
         let method = if blocked {
             connection::AMQPMethod::Blocked(connection::Blocked {
-                reason: short("low on memory"),
+                reason: short(self.alarms.active().reason()),
             })
         } else {
             connection::AMQPMethod::Unblocked(connection::Unblocked {})
@@ -161,7 +164,7 @@ impl Block {
     /// A basic.publish arrived.
     fn published(&mut self, out: &mut Out) {
         self.publisher = true;
-        if self.gauge.alarmed() {
+        if self.alarms.any() {
             self.tell(out, true);
         }
     }
@@ -169,14 +172,14 @@ impl Block {
     /// A frame of message content (a body frame, or the header of an empty
     /// body) was read: stop reading while the alarm is on.
     fn content_read(&mut self) {
-        if self.gauge.alarmed() {
+        if self.alarms.any() {
             self.reads_paused = true;
         }
     }
 
-    /// The alarm went on or off.
-    fn alarm_changed(&mut self, on: bool, out: &mut Out) {
-        if on {
+    /// The set of active alarms changed.
+    fn alarm_changed(&mut self, active: Active, out: &mut Out) {
+        if !active.is_clear() {
             if self.publisher {
                 self.tell(out, true);
             }
@@ -205,7 +208,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         write_drained.clone(),
     ));
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let block = Block::new(shared.vhost.memory.clone());
+    let block = Block::new(shared.alarms.clone());
     let mut conn = Conn {
         id,
         shared,
@@ -353,8 +356,8 @@ impl Conn {
                 }
                 _ = self.write_drained.notified(), if self.write_backlogged() => {}
                 Ok(()) = self.block.alarm.changed() => {
-                    let on = *self.block.alarm.borrow_and_update();
-                    self.block.alarm_changed(on, &mut self.out);
+                    let active = *self.block.alarm.borrow_and_update();
+                    self.block.alarm_changed(active, &mut self.out);
                 }
                 Some(ev) = self.events_rx.recv(), if !self.write_backlogged() => {
                     self.handle_event(ev);
@@ -704,9 +707,9 @@ impl Conn {
                     ch.consumer_cancelled(&mut ctx, consumer_tag, notify);
                 }
             }
-            ConnEvent::Confirm { channel, seq } => {
+            ConnEvent::Confirm { channel, seq, ack } => {
                 if let Some(ch) = channels.get_mut(&channel) {
-                    ch.confirm_ready(&mut ctx, seq);
+                    ch.confirm_ready(&mut ctx, seq, ack);
                 }
             }
         }

@@ -28,8 +28,10 @@
 
 #![warn(missing_docs)]
 
+mod alarm;
 mod channel;
 mod connection;
+mod disk;
 mod error;
 mod exchange;
 mod frame;
@@ -63,6 +65,7 @@ pub(crate) struct Config {
     pub(crate) heartbeat: u16,
     pub(crate) max_connections: usize,
     pub(crate) memory_limit: Option<usize>,
+    pub(crate) disk_free_limit: u64,
 }
 
 /// State shared by all connections.
@@ -70,6 +73,8 @@ pub(crate) struct Config {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) vhost: Arc<vhost::VHost>,
+    /// The resource alarms that block publishers (memory, disk).
+    pub(crate) alarms: Arc<alarm::Alarms>,
 }
 
 /// Entry point: `Broker::builder()`.
@@ -92,6 +97,7 @@ impl Broker {
                 heartbeat: 60,
                 max_connections: 1024,
                 memory_limit: None,
+                disk_free_limit: disk::DEFAULT_LIMIT,
             },
         }
     }
@@ -156,6 +162,15 @@ impl BrokerBuilder {
         self
     }
 
+    /// Free-disk limit (RabbitMQ's `disk_free_limit`): while the disk holding the
+    /// data directory has less than `bytes` available, publishers are blocked as by
+    /// the memory alarm, until space is freed. Checked every second; only with a
+    /// [`data_dir`](Self::data_dir). Default 50 MB; 0 turns the alarm off.
+    pub fn disk_free_limit(mut self, bytes: u64) -> Self {
+        self.config.disk_free_limit = bytes;
+        self
+    }
+
     /// Maximum number of simultaneous client connections.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
@@ -181,7 +196,17 @@ impl BrokerBuilder {
             }
             None => (None, None),
         };
+        let alarms = alarm::Alarms::new();
         let memory = memory::Gauge::new(config.memory_limit);
+        memory.report_to(alarms.clone());
+        let disk = match &config.data_dir {
+            Some(dir) if config.disk_free_limit > 0 => {
+                let mut m = disk::Monitor::new(dir.clone(), config.disk_free_limit, alarms.clone());
+                m.check();
+                Some(m)
+            }
+            _ => None,
+        };
         let vhost = vhost::VHost::new(config.vhost.clone(), store.clone(), memory);
         if let Some(rec) = recovered {
             recover(&vhost, rec);
@@ -193,7 +218,11 @@ impl BrokerBuilder {
                 source,
             })?;
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { config, vhost });
+        let shared = Arc::new(Shared {
+            config,
+            vhost,
+            alarms,
+        });
         // A watch channel: tasks that first run after `shutdown()` still see it.
         let notify = Arc::new(watch::Sender::new(false));
         let (done_tx, done_rx) = mpsc::channel(1);
@@ -208,6 +237,9 @@ impl BrokerBuilder {
             shared.clone(),
             shutdown::Shutdown::new(&notify),
         ));
+        if let Some(m) = disk {
+            tokio::spawn(m.run(shutdown::Shutdown::new(&notify)));
+        }
         tracing::info!(%local_addr, "warren broker started");
         Ok(BrokerHandle {
             local_addr,

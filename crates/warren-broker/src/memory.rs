@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 /// Bytes held by messages, against an optional limit.
@@ -23,6 +23,8 @@ pub(crate) struct Gauge {
     on: AtomicBool,
     /// The alarm's changes, for connections to follow.
     alarm: watch::Sender<bool>,
+    /// The broker's alarms, told when this one goes on or off.
+    alarms: OnceLock<Arc<crate::alarm::Alarms>>,
 }
 
 impl fmt::Debug for Gauge {
@@ -43,6 +45,7 @@ impl Gauge {
             limit,
             on: AtomicBool::new(false),
             alarm: watch::Sender::new(false),
+            alarms: OnceLock::new(),
         })
     }
 
@@ -80,6 +83,9 @@ impl Gauge {
             }
             *state = on;
             self.on.store(on, Ordering::Release);
+            if let Some(alarms) = self.alarms.get() {
+                alarms.set(crate::alarm::Source::Memory, on);
+            }
             if on {
                 tracing::warn!(
                     used,
@@ -107,7 +113,14 @@ impl Gauge {
         self.on.load(Ordering::Acquire)
     }
 
+    /// Report this alarm's changes to the broker's `alarms` (memory source) from now on.
+    pub(crate) fn report_to(&self, alarms: Arc<crate::alarm::Alarms>) {
+        alarms.set(crate::alarm::Source::Memory, self.alarmed());
+        let _ = self.alarms.set(alarms);
+    }
+
     /// Follow the alarm (true while on).
+    #[cfg_attr(not(test), allow(dead_code))] // connections follow `alarm::Alarms`
     pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
         self.alarm.subscribe()
     }

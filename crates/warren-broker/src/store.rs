@@ -1,9 +1,28 @@
 //! The durable store: an append-only log of length + CRC32 framed records
 //! (declares, bindings, persistent publishes, removals), written by one
-//! background thread that groups fsyncs across publishers. On open the log
-//! is replayed (a torn final record is discarded) and compacted. An exclusive
-//! lock on `LOCK` in the data directory keeps a second broker from writing the
-//! same log; the kernel releases it when the process dies, even by `kill -9`.
+//! background thread that groups fsyncs across publishers.
+//!
+//! What it guarantees:
+//! - A publisher confirm is an ack only once the message's record, and every record
+//!   logged before it, is written and fsynced. A write or fsync that fails nacks every
+//!   publish waiting on it (`writer.rs`).
+//! - A failed write never leaves torn bytes in front of later records: the writer cuts
+//!   the log back to its last fsynced length (`set_len`) before it writes again, and
+//!   writes again the records other than publishes (declares, bindings, removals) that
+//!   the cut took. The publishes it took were nacked, and do not come back.
+//! - Until a write succeeds again (tried on the next batch, or a probe every 250 ms),
+//!   the store is not writable and persistent publishes to durable queues from
+//!   publishers in confirm mode are nacked at once ([`Store::writable`]).
+//! - Recovery skips past damage instead of stopping at it (`codec.rs`): the cut above
+//!   keeps the broker's own writes from leaving damage, and the skip keeps damage
+//!   from any other cause (a disk, an edit, an old log) from hiding later records.
+//! - At open (`recover.rs`), bytes that cannot be read are kept aside in a file, never
+//!   overwritten; if the compacting rewrite fails (a full disk), the broker goes on
+//!   appending to the log as it is.
+//!
+//! An exclusive lock on `LOCK` in the data directory keeps a second broker from
+//! writing the same log; the kernel releases it when the process dies, even by
+//! `kill -9`.
 
 use crate::connection::ConnEvent;
 use crate::error::BrokerError;
@@ -12,15 +31,14 @@ use amq_protocol::types::FieldTable;
 use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tokio::sync::mpsc::UnboundedSender;
 
 mod codec;
-
-use codec::{decode_all, encode_record};
+mod recover;
+mod writer;
 
 const LOG_FILE: &str = "warren.log";
 const LOCK_FILE: &str = "LOCK";
@@ -114,9 +132,50 @@ pub(crate) enum Record {
 
 enum Cmd {
     Append(Record),
-    Sync(UnboundedSender<ConnEvent>, ConnEvent),
+    Sync(Waiter),
     /// Write and fsync what is buffered, answer, then stop (releasing the lock).
     Close(mpsc::SyncSender<()>),
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cmd")
+    }
+}
+
+/// A publisher waiting for its records to be fsynced.
+struct Waiter {
+    tx: UnboundedSender<ConnEvent>,
+    channel: u16,
+    seq: u64,
+    /// When its records were sent to the writer (see [`Ticket`]).
+    ticket: Ticket,
+}
+
+impl Waiter {
+    /// Send the confirm: basic.ack if `ack`, else basic.nack.
+    fn answer(self, ack: bool) {
+        let _ = self.tx.send(ConnEvent::Confirm {
+            channel: self.channel,
+            seq: self.seq,
+            ack,
+        });
+    }
+}
+
+/// The store's failure count when a publish's records were sent to the writer: the
+/// writer confirms the publish only if no write or fsync failed since (a failure may
+/// have dropped them), so a confirm never covers a record that is not in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
+/// What the writer thread tells the broker about the store's health.
+#[derive(Debug)]
+struct Health {
+    /// The last write (or probe) succeeded: persistent messages are taken.
+    writable: AtomicBool,
+    /// Failed writes and fsyncs so far.
+    failures: AtomicU64,
 }
 
 /// Handle to the store writer thread.
@@ -124,6 +183,7 @@ enum Cmd {
 pub(crate) struct Store {
     tx: mpsc::Sender<Cmd>,
     next_id: AtomicU64,
+    health: Arc<Health>,
 }
 
 /// A persisted message as stored in the log (properties kept raw).
@@ -153,12 +213,6 @@ pub(crate) struct Recovered {
     pub(crate) messages: HashMap<String, BTreeMap<u64, StoredMessage>>,
 }
 
-impl std::fmt::Debug for Cmd {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Cmd")
-    }
-}
-
 impl Store {
     /// Open (creating if needed) the log in `dir`, replay and compact it,
     /// and start the writer thread.
@@ -174,29 +228,15 @@ impl Store {
     ) -> Result<(Arc<Store>, Recovered), BrokerError> {
         std::fs::create_dir_all(dir)?;
         let lock = lock_dir(dir)?;
-        let path = dir.join(LOG_FILE);
-        let mut data = Vec::new();
-        if path.exists() {
-            File::open(&path)?.read_to_end(&mut data)?;
-        }
-        let (records, _good) = decode_all(&data);
-        drop(data);
-        let mut rec = Recovered::default();
-        let mut max_id = 0;
-        for r in records {
-            apply(&mut rec, r, &mut max_id);
-        }
-        let (file, len) = write_snapshot(dir, &path, &rec)?;
-        let w = Writer {
-            _lock: lock,
-            file,
-            dir: dir.to_path_buf(),
-            path,
-            state: rec.clone(),
-            len,
-            live: len,
-            compact_min,
-        };
+        let opened = recover::open_log(dir)?;
+        let health = Arc::new(Health {
+            // A rewrite that failed at open: wait for a probe before taking messages.
+            writable: AtomicBool::new(opened.compacted),
+            failures: AtomicU64::new(0),
+        });
+        let rec = opened.state.clone();
+        let next_id = opened.max_id + 1;
+        let w = writer::Writer::new(lock, dir.to_path_buf(), opened, compact_min, health.clone());
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("warren-store".into())
@@ -204,7 +244,8 @@ impl Store {
         Ok((
             Arc::new(Store {
                 tx,
-                next_id: AtomicU64::new(max_id + 1),
+                next_id: AtomicU64::new(next_id),
+                health,
             }),
             rec,
         ))
@@ -221,6 +262,17 @@ impl Store {
         self.send(Cmd::Append(rec));
     }
 
+    /// Whether the store takes persistent messages: false from a failed write or
+    /// fsync until a write succeeds again.
+    pub(crate) fn writable(&self) -> bool {
+        self.health.writable.load(Ordering::Acquire)
+    }
+
+    /// Take before logging a publish's records; give to [`Store::sync_then`].
+    pub(crate) fn ticket(&self) -> Ticket {
+        Ticket(self.health.failures.load(Ordering::SeqCst))
+    }
+
     /// Log a persistent message for a queue; returns its id.
     pub(crate) fn publish(&self, queue: &str, msg: &Message) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
@@ -235,9 +287,22 @@ impl Store {
         id
     }
 
-    /// Send `ev` to `tx` once everything appended so far is fsynced.
-    pub(crate) fn sync_then(&self, tx: UnboundedSender<ConnEvent>, ev: ConnEvent) {
-        self.send(Cmd::Sync(tx, ev));
+    /// Confirm publish `seq` on `channel` through `tx` once everything appended so far
+    /// is fsynced (basic.ack), or once a write or fsync since `ticket` failed
+    /// (basic.nack).
+    pub(crate) fn sync_then(
+        &self,
+        tx: UnboundedSender<ConnEvent>,
+        channel: u16,
+        seq: u64,
+        ticket: Ticket,
+    ) {
+        self.send(Cmd::Sync(Waiter {
+            tx,
+            channel,
+            seq,
+            ticket,
+        }));
     }
 
     /// Write and fsync everything sent so far, then stop the writer thread,
@@ -262,142 +327,6 @@ fn lock_dir(dir: &Path) -> Result<File, BrokerError> {
             dir: dir.to_path_buf(),
         }),
         Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
-    }
-}
-
-/// Rewrite the live state as a fresh log (tmp file + fsync + rename) and
-/// open it for appending. Returns the file and its length.
-fn write_snapshot(dir: &Path, path: &Path, rec: &Recovered) -> std::io::Result<(File, u64)> {
-    let tmp = dir.join(format!("{LOG_FILE}.tmp"));
-    let mut buf = Vec::new();
-    for r in snapshot(rec) {
-        encode_record(&r, &mut buf);
-    }
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    let file = OpenOptions::new().append(true).open(path)?;
-    Ok((file, buf.len() as u64))
-}
-
-/// The writer thread's state.
-struct Writer {
-    /// Held for the writer's lifetime: the data directory's exclusive lock.
-    _lock: File,
-    file: File,
-    dir: PathBuf,
-    path: PathBuf,
-    /// Live state, kept current for compaction.
-    state: Recovered,
-    /// Current log length.
-    len: u64,
-    /// Bytes of the log that still describe live state.
-    live: u64,
-    /// Never compact a log smaller than this.
-    compact_min: u64,
-}
-
-impl Writer {
-    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
-        let mut buf = Vec::with_capacity(1 << 16);
-        let mut waiters = Vec::new();
-        let mut max_id = 0;
-        let mut closers = Vec::new();
-        while closers.is_empty() {
-            let Ok(first) = rx.recv() else { break };
-            let mut next = Some(first);
-            while let Some(cmd) = next.take() {
-                match cmd {
-                    Cmd::Append(rec) => {
-                        let before = buf.len();
-                        encode_record(&rec, &mut buf);
-                        self.account(&rec, (buf.len() - before) as u64);
-                        apply(&mut self.state, rec, &mut max_id);
-                    }
-                    Cmd::Sync(tx, ev) => waiters.push((tx, ev)),
-                    Cmd::Close(tx) => closers.push(tx),
-                }
-                if buf.len() < (4 << 20) {
-                    next = rx.try_recv().ok();
-                }
-            }
-            if !buf.is_empty() {
-                if let Err(e) = self.file.write_all(&buf) {
-                    tracing::error!(error = %e, path = %self.path.display(), "store write failed");
-                }
-                self.len += buf.len() as u64;
-                buf.clear();
-            }
-            if !waiters.is_empty() || !closers.is_empty() {
-                if let Err(e) = self.file.sync_data() {
-                    tracing::error!(error = %e, "store fsync failed");
-                }
-                for (tx, ev) in waiters.drain(..) {
-                    let _ = tx.send(ev);
-                }
-            }
-            // Compact once the log is big and at least half of it is garbage.
-            if self.len >= self.compact_min && self.len >= self.live.saturating_mul(2) {
-                self.compact();
-            }
-        }
-        let _ = self.file.sync_data();
-        // Release the file and the lock before telling the closers, so that a
-        // broker restarted on this directory right away can take it.
-        drop(rx);
-        drop(self);
-        for c in closers {
-            let _ = c.send(());
-        }
-    }
-
-    /// Track how many bytes of the log are still live.
-    fn account(&mut self, rec: &Record, size: u64) {
-        match rec {
-            Record::Publish { queue, .. } => {
-                if self.state.queues.contains_key(queue) {
-                    self.live += size;
-                }
-            }
-            Record::Remove { queue, id } => {
-                if let Some(m) = self.state.messages.get(queue).and_then(|m| m.get(id)) {
-                    self.live = self.live.saturating_sub(stored_size(queue, m));
-                }
-            }
-            Record::DeleteQueue { name } => {
-                let dead: u64 = self
-                    .state
-                    .messages
-                    .get(name)
-                    .map(|msgs| msgs.values().map(|m| stored_size(name, m)).sum())
-                    .unwrap_or(0);
-                self.live = self.live.saturating_sub(dead);
-            }
-            _ => self.live += size,
-        }
-    }
-
-    fn compact(&mut self) {
-        let before = self.len;
-        match write_snapshot(&self.dir, &self.path, &self.state) {
-            Ok((file, len)) => {
-                self.file = file;
-                self.len = len;
-                self.live = len;
-                tracing::info!(before, after = len, "compacted the store log");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "store compaction failed");
-                // Do not retry on every batch.
-                self.live = self.len;
-            }
-        }
     }
 }
 

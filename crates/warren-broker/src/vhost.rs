@@ -8,7 +8,7 @@ use crate::memory::Gauge;
 use crate::message::{value_as_str, Message};
 use crate::queue::{Queue, QueueArgs};
 use crate::reply_to::ReplyRegistry;
-use crate::store::{Record, Store};
+use crate::store::{Record, Store, Ticket};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
@@ -676,9 +676,21 @@ impl VHost {
     }
 
     /// Enqueue a routed message on each queue, persisting it on durable
-    /// queues when it is persistent. Returns (anything written to the store,
-    /// so a confirm must wait for fsync; some queue refused the message).
-    pub(crate) fn enqueue(&self, queues: &[Arc<Queue>], msg: Arc<Message>) -> (bool, bool) {
+    /// queues when it is persistent. Returns (if anything was written to the
+    /// store, the ticket a confirm waits for fsync with; some queue refused the
+    /// message).
+    ///
+    /// While the store cannot write, a durable queue refuses a persistent message
+    /// whose publisher waits for a `confirm` (it is nacked at once); without a confirm
+    /// the message is kept in memory and logged as best the store can.
+    pub(crate) fn enqueue(
+        &self,
+        queues: &[Arc<Queue>],
+        msg: Arc<Message>,
+        confirm: bool,
+    ) -> (Option<Ticket>, bool) {
+        // Taken before the first record is sent (see `Ticket`).
+        let ticket = self.store.as_ref().map(|s| s.ticket());
         let mut persisted = false;
         let mut refused = false;
         for q in queues {
@@ -688,6 +700,10 @@ impl VHost {
             }
             let store_id = match &self.store {
                 Some(store) if q.durable && q.owner.is_none() && msg.is_persistent() => {
+                    if confirm && !store.writable() {
+                        refused = true;
+                        continue;
+                    }
                     persisted = true;
                     Some(store.publish(&q.name, &msg))
                 }
@@ -695,7 +711,7 @@ impl VHost {
             };
             q.enqueue(msg.clone(), store_id);
         }
-        (persisted, refused)
+        (ticket.filter(|_| persisted), refused)
     }
 
     /// Periodic work: message TTL expiry and queue expiry.

@@ -246,6 +246,8 @@ async fn settle(out: &mut Outcome, id: u32, confirm: PublisherConfirm) {
         }
         Ok(Ok(c)) if c.is_nack() => {
             out.nacked.insert(id);
+            // A publisher backs off before it publishes again.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         other => panic!("publish {id}: no confirm or nack: {other:?}"),
     }
@@ -349,9 +351,9 @@ async fn fill_free_restart(stop: Stop) {
         .await
         .unwrap();
 
-    // Phase 1: publish until the disk is full and 300 publishes were nacked (at most
+    // Phase 1: publish until the disk is full and 100 publishes were nacked (at most
     // 3,000 publishes: 12 MiB, more than the disk holds).
-    let (fill, next) = publish_until(&ch, 0, 3000, |o| o.nacked.len() >= 300).await;
+    let (fill, next) = publish_until(&ch, 0, 3000, |o| o.nacked.len() >= 100).await;
     println!(
         "{name}: filling: confirmed {}, nacked {}, free {} bytes",
         fill.confirmed.len(),

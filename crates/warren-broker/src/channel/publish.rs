@@ -3,7 +3,6 @@
 //! confirms.
 
 use super::{Channel, ConnCtx};
-use crate::connection::ConnEvent;
 use crate::error::{AmqpError, ReplyCode};
 use crate::message::{short, Message};
 use crate::queue::Queue;
@@ -176,30 +175,28 @@ impl Channel {
             }
             return;
         }
-        let (persisted, refused) = ctx.vhost.enqueue(&queues, msg);
+        let (persisted, refused) = ctx.vhost.enqueue(&queues, msg, seq.is_some());
         if let Some(seq) = seq {
             if refused {
-                ctx.out.method(
-                    self.id,
-                    AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
-                        delivery_tag: seq,
-                        multiple: false,
-                        requeue: false,
-                    })),
-                );
+                self.nack_publish(ctx, seq);
                 return;
             }
             match (&ctx.vhost.store, persisted) {
-                (Some(store), true) => store.sync_then(
-                    ctx.tx.clone(),
-                    ConnEvent::Confirm {
-                        channel: self.id,
-                        seq,
-                    },
-                ),
+                (Some(store), Some(ticket)) => store.sync_then(ctx.tx.clone(), self.id, seq, ticket),
                 _ => self.ack_publish(ctx, seq),
             }
         }
+    }
+
+    fn nack_publish(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
+        ctx.out.method(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
+                delivery_tag: seq,
+                multiple: false,
+                requeue: false,
+            })),
+        );
     }
 
     fn ack_publish(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
@@ -222,10 +219,16 @@ impl Channel {
         ctx.out.content(self.id, method, &msg.raw_props, &msg.body);
     }
 
-    /// A publisher confirm became ready (after fsync).
-    pub(crate) fn confirm_ready(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
-        if !self.closing {
+    /// A publisher confirm became ready: after fsync (`ack`), or after the store
+    /// failed to write the message (basic.nack).
+    pub(crate) fn confirm_ready(&self, ctx: &mut ConnCtx<'_>, seq: u64, ack: bool) {
+        if self.closing {
+            return;
+        }
+        if ack {
             self.ack_publish(ctx, seq);
+        } else {
+            self.nack_publish(ctx, seq);
         }
     }
 }

@@ -1,5 +1,10 @@
-//! The log record format: each record is `len: u32 | crc32: u32 | payload`,
-//! so a torn or corrupt tail is detected and ignored on recovery.
+//! The log record format: each record is `len: u32 | crc32: u32 | payload`, where
+//! the payload is a tag byte and the record's fields, and must be consumed exactly.
+//!
+//! Decoding never stops at damage: a torn or corrupt record is reported as a damaged
+//! byte range and decoding resynchronises on the next offset where a whole, valid
+//! record starts (length in range, known tag, fields that fill the payload exactly,
+//! matching CRC), so damage can never hide the good records written after it.
 
 use super::Record;
 use amq_protocol::frame::WriteContext;
@@ -200,31 +205,70 @@ fn decode_record(p: &[u8]) -> Option<Record> {
         },
         _ => return None,
     };
-    Some(r)
+    // Trailing bytes: not a record this encoder wrote.
+    c.data.is_empty().then_some(r)
 }
 
-/// Decode records until the end or the first torn/corrupt one. Returns the
-/// records and the length of the valid prefix.
-pub(crate) fn decode_all(data: &[u8]) -> (Vec<Record>, usize) {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + 8 <= data.len() {
-        let len =
-            u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
-        let crc = u32::from_be_bytes([data[pos + 4], data[pos + 5], data[pos + 6], data[pos + 7]]);
-        let Some(p) = data.get(pos + 8..pos + 8 + len) else {
-            break;
-        };
-        if crc32(p) != crc {
-            break;
-        }
-        match decode_record(p) {
-            Some(r) => out.push(r),
-            None => break,
-        }
-        pos += 8 + len;
+/// The highest record tag.
+const MAX_TAG: u8 = 8;
+
+/// The record framed at `pos` and the offset after it, if a whole valid one starts
+/// there.
+fn record_at(data: &[u8], pos: usize) -> Option<(Record, usize)> {
+    let head = data.get(pos..pos.checked_add(8)?)?;
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_be_bytes([head[4], head[5], head[6], head[7]]);
+    let end = (pos + 8).checked_add(len)?;
+    let p = data.get(pos + 8..end)?;
+    // Cheap checks first: while resynchronising this runs at every offset.
+    if !(1..=MAX_TAG).contains(p.first()?) || crc32(p) != crc {
+        return None;
     }
-    (out, pos)
+    Some((decode_record(p)?, end))
+}
+
+/// What a log holds: its valid records in order, and the byte ranges that could not
+/// be read (a torn tail, corruption in mid-log), in order.
+#[derive(Debug, Default)]
+pub(crate) struct Decoded {
+    /// The valid records.
+    pub(crate) records: Vec<Record>,
+    /// Damaged byte ranges, each ending where the next valid record (or the data)
+    /// starts (or ends).
+    pub(crate) damaged: Vec<std::ops::Range<usize>>,
+}
+
+impl Decoded {
+    /// Bytes that could not be read.
+    pub(crate) fn damaged_bytes(&self) -> usize {
+        self.damaged.iter().map(|r| r.len()).sum()
+    }
+}
+
+/// Decode every valid record of `data`, skipping past damage (see the module doc).
+pub(crate) fn decode_all(data: &[u8]) -> Decoded {
+    let mut out = Decoded::default();
+    let mut damage_from = None;
+    let mut pos = 0;
+    while pos < data.len() {
+        match record_at(data, pos) {
+            Some((r, next)) => {
+                if let Some(from) = damage_from.take() {
+                    out.damaged.push(from..pos);
+                }
+                out.records.push(r);
+                pos = next;
+            }
+            None => {
+                damage_from.get_or_insert(pos);
+                pos += 1;
+            }
+        }
+    }
+    if let Some(from) = damage_from {
+        out.damaged.push(from..data.len());
+    }
+    out
 }
 
 /// CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320).
@@ -262,15 +306,145 @@ mod tests {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 
+    fn publish(id: u64, body: &[u8]) -> Record {
+        Record::Publish {
+            queue: "q".into(),
+            id,
+            exchange: "".into(),
+            routing_key: "q".into(),
+            raw_props: Bytes::from_static(&[0, 0]),
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
+    /// The ids of the Publish records.
+    fn ids(d: &Decoded) -> Vec<u64> {
+        d.records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Publish { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Encodes publishes `0..n` with 100-byte bodies; returns the log and each
+    /// record's start offset.
+    fn log(n: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut buf = Vec::new();
+        let mut starts = Vec::new();
+        for id in 0..n {
+            starts.push(buf.len());
+            encode_record(&publish(id, &[id as u8; 100]), &mut buf);
+        }
+        (buf, starts)
+    }
+
     #[test]
-    fn torn_tail_is_ignored() {
+    fn torn_tail_is_reported_and_the_records_before_it_are_kept() {
         let mut buf = Vec::new();
         encode_record(&Record::DeleteQueue { name: "a".into() }, &mut buf);
         let good = buf.len();
         encode_record(&Record::DeleteQueue { name: "b".into() }, &mut buf);
         buf.truncate(buf.len() - 1);
-        let (recs, len) = decode_all(&buf);
-        assert_eq!(recs.len(), 1);
-        assert_eq!(len, good);
+        let d = decode_all(&buf);
+        assert_eq!(d.records.len(), 1);
+        assert_eq!(d.damaged, vec![good..buf.len()]);
+    }
+
+    #[test]
+    fn a_clean_log_has_no_damage() {
+        let (buf, _) = log(50);
+        let d = decode_all(&buf);
+        assert_eq!(ids(&d), (0..50).collect::<Vec<_>>());
+        assert!(d.damaged.is_empty());
+        assert!(decode_all(&[]).records.is_empty());
+    }
+
+    #[test]
+    fn damage_in_mid_log_hides_only_the_damaged_record() {
+        let (mut buf, starts) = log(10);
+        // One flipped byte in record 4's body.
+        buf[starts[4] + 60] ^= 0xFF;
+        let d = decode_all(&buf);
+        assert_eq!(ids(&d), vec![0, 1, 2, 3, 5, 6, 7, 8, 9]);
+        assert_eq!(d.damaged, vec![starts[4]..starts[5]]);
+    }
+
+    #[test]
+    fn a_torn_record_in_mid_log_does_not_hide_the_records_written_after_it() {
+        // Records 0..3, then half of record 3 (a failed write), then records 4..8
+        // appended after it, as a writer that did not cut the torn bytes would.
+        let (head, starts) = log(3);
+        let mut torn = Vec::new();
+        encode_record(&publish(3, &[3; 100]), &mut torn);
+        torn.truncate(torn.len() / 2);
+        let mut tail = Vec::new();
+        for id in 4..8 {
+            encode_record(&publish(id, &[id as u8; 100]), &mut tail);
+        }
+        let buf = [head.clone(), torn.clone(), tail].concat();
+        let d = decode_all(&buf);
+        assert_eq!(ids(&d), vec![0, 1, 2, 4, 5, 6, 7]);
+        assert_eq!(d.damaged, vec![head.len()..head.len() + torn.len()]);
+        assert_eq!(d.damaged_bytes(), torn.len());
+        assert_eq!(starts.len(), 3);
+    }
+
+    #[test]
+    fn zeroed_and_garbage_regions_are_skipped() {
+        let (a, _) = log(3);
+        let mut b = Vec::new();
+        encode_record(&Record::DeleteQueue { name: "z".into() }, &mut b);
+        let garbage: Vec<u8> = (0..777u32).map(|i| (i * 31 % 251) as u8).collect();
+        let buf = [vec![0u8; 4096], a, garbage, b, vec![0u8; 9]].concat();
+        let d = decode_all(&buf);
+        assert_eq!(ids(&d), vec![0, 1, 2]);
+        assert!(matches!(d.records.last(), Some(Record::DeleteQueue { name }) if name == "z"));
+        assert_eq!(d.damaged.len(), 3, "{:?}", d.damaged);
+        assert_eq!(d.damaged[0], 0..4096);
+        assert_eq!(d.damaged[2].end, buf.len());
+    }
+
+    #[test]
+    fn a_payload_with_trailing_bytes_is_not_a_record() {
+        let mut p = Vec::new();
+        p.push(4);
+        put_bytes(&mut p, b"q");
+        assert!(decode_record(&p).is_some());
+        p.push(0);
+        assert!(decode_record(&p).is_none());
+    }
+
+    mod random_damage {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Overwriting any span of a log with anything loses at most the records
+            /// that overlap the span; every other record is decoded.
+            #[test]
+            fn damage_loses_only_the_records_it_touches(
+                n in 1u64..40,
+                at in any::<prop::sample::Index>(),
+                junk in prop::collection::vec(any::<u8>(), 1..300),
+            ) {
+                let (mut buf, starts) = log(n);
+                let from = at.index(buf.len());
+                let to = (from + junk.len()).min(buf.len());
+                buf[from..to].copy_from_slice(&junk[..to - from]);
+                let d = decode_all(&buf);
+                let got = ids(&d);
+                for id in 0..n as usize {
+                    let start = starts[id];
+                    let end = starts.get(id + 1).copied().unwrap_or(buf.len());
+                    if end <= from || start >= to {
+                        prop_assert!(got.contains(&(id as u64)), "record {} lost", id);
+                    }
+                }
+            }
+        }
     }
 }

@@ -25,6 +25,19 @@ pub struct Args {
     /// No limit without it.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     memory_limit: Option<usize>,
+    /// Free-disk limit for the data directory's disk, e.g. `50MB` (the default, as
+    /// RabbitMQ's) or `1GiB`: below it, publishers are blocked (`connection.blocked`)
+    /// until space is freed. `0` turns the disk alarm off.
+    #[arg(long, value_name = "SIZE", value_parser = parse_limit, default_value = "50MB")]
+    disk_free_limit: u64,
+}
+
+/// Like [`parse_size`], and `0` (no limit) is allowed.
+fn parse_limit(text: &str) -> Result<u64, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    parse_size(text).map(|n| n as u64)
 }
 
 /// Parses a byte count with an optional unit: `B`, `KB`/`MB`/`GB` (powers of 1000)
@@ -68,6 +81,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     if let Some(bytes) = args.memory_limit {
         builder = builder.memory_limit(bytes);
     }
+    builder = builder.disk_free_limit(args.disk_free_limit);
     let broker = builder
         .start()
         .await
@@ -81,7 +95,7 @@ pub async fn run(args: Args) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_limit, parse_size};
 
     #[test]
     fn sizes_in_bytes_and_units() {
@@ -99,5 +113,15 @@ mod tests {
             assert!(!err.is_empty());
         }
         assert!(parse_size("1TB").unwrap_err().contains("use B, KB"));
+    }
+
+    #[test]
+    fn disk_free_limits_take_sizes_and_zero() {
+        assert_eq!(parse_limit("50MB"), Ok(50_000_000));
+        assert_eq!(parse_limit("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_limit("524288"), Ok(512 << 10));
+        assert_eq!(parse_limit("0"), Ok(0));
+        assert!(parse_limit("-1").is_err());
+        assert!(parse_limit("5XB").unwrap_err().contains("use B, KB"));
     }
 }
