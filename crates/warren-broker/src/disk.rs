@@ -100,6 +100,7 @@ impl Monitor {
             tracing::info!(
                 free,
                 limit = self.limit,
+                dir = %self.dir.display(),
                 "free disk space back above the limit: unblocking"
             );
         }

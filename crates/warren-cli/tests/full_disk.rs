@@ -443,3 +443,187 @@ async fn every_confirmed_message_survives_a_full_disk_and_a_clean_stop() {
 async fn every_confirmed_message_survives_a_full_disk_and_kill_9() {
     fill_free_restart(Stop::Kill9).await;
 }
+
+/// Publishes one message to `queue` and waits (bounded) for its confirm.
+async fn publish_one(ch: &Channel, queue: &str, body: &[u8], props: BasicProperties) -> bool {
+    let confirm = ch
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await
+        .expect("publish sent");
+    tokio::time::timeout(Duration::from_secs(10), confirm)
+        .await
+        .expect("a confirm within 10 s")
+        .expect("a confirm")
+        .is_ack()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_a_full_disk_comes_up_serves_and_raises_the_disk_alarm() {
+    let name = "fulldisk-restart";
+    let fs = Tmpfs::mount(name);
+    let log = std::env::temp_dir().join(format!("warren-{name}-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let conn = broker.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(QUEUE.into(), durable(), FieldTable::default())
+        .await
+        .unwrap();
+    let (kept, _) = publish_until(&ch, 0, 100, |_| false).await;
+    assert_eq!(kept.confirmed.len(), 100, "{kept:?}");
+    let _ = conn.close(200, "done".into()).await;
+    broker.stop();
+    let log_file = fs.data_dir().join("warren.log");
+    let before = std::fs::read(&log_file).unwrap();
+
+    // Fill the disk to the last byte, and restart with a 512 KiB free-disk limit.
+    fs.fill(None);
+    assert_eq!(fs.available(), 0, "the disk is full");
+    let broker = Broker::try_start(&fs.data_dir(), "512KiB", &log)
+        .unwrap_or_else(|e| panic!("a restart on a full disk must come up: {e}"));
+
+    // It serves: a transient publish is confirmed and another connection gets it.
+    let publisher = broker.connect().await;
+    let pch = publisher.create_channel().await.unwrap();
+    pch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    pch.queue_declare("transient".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    assert!(
+        publish_one(&pch, "transient", b"hello", BasicProperties::default()).await,
+        "a transient publish is confirmed on a full disk"
+    );
+    // The disk alarm is on: the publishing connection is told connection.blocked.
+    eventually("connection.blocked reaches the publisher", 10, || {
+        publisher.status().blocked()
+    })
+    .await;
+    let getter = broker.connect().await;
+    let gch = getter.create_channel().await.unwrap();
+    let got = gch
+        .basic_get("transient".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the transient message is there");
+    assert_eq!(&got.delivery.data[..], b"hello");
+
+    // A persistent publish to a durable queue cannot be made durable: nacked at once.
+    let third = broker.connect().await;
+    let tch = third.create_channel().await.unwrap();
+    tch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        !publish_one(&tch, QUEUE, &body(1000), persistent()).await,
+        "a persistent publish on a full disk is nacked"
+    );
+
+    // Nothing was destroyed: all 100 are there, and the log still begins with what it
+    // held before.
+    let back: BTreeSet<u32> = drain(&broker, QUEUE).await.into_iter().collect();
+    assert_eq!(back, kept.confirmed, "every confirmed message is recovered");
+    for c in [publisher, getter, third] {
+        let _ = tokio::time::timeout(Duration::from_secs(2), c.close(200, "done".into())).await;
+    }
+    broker.stop();
+    let after = std::fs::read(&log_file).unwrap();
+    assert!(
+        after.len() >= before.len() && after[..before.len()] == before[..],
+        "the log was not rewritten or truncated on the full disk"
+    );
+
+    // With space again, a restart still finds all 100.
+    fs.free_ballast();
+    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let again: BTreeSet<u32> = drain(&broker, QUEUE).await.into_iter().collect();
+    assert_eq!(again, kept.confirmed);
+    println!(
+        "{name}: {} confirmed before, {} served on the full disk, {} after freeing space",
+        kept.confirmed.len(),
+        back.len(),
+        again.len()
+    );
+    broker.stop();
+    let _ = std::fs::remove_file(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_disk_alarm_blocks_publishers_until_space_is_freed() {
+    let name = "fulldisk-alarm";
+    let fs = Tmpfs::mount(name);
+    let log = std::env::temp_dir().join(format!("warren-{name}-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    // About 1 MiB free, under a 2 MiB limit: the alarm is on from the start.
+    fs.fill(Some(7 << 20));
+    let broker = Broker::start(&fs.data_dir(), "2MiB", &log);
+    let publisher = broker.connect().await;
+    let ch = publisher.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(QUEUE.into(), durable(), FieldTable::default())
+        .await
+        .unwrap();
+    // The publish that finds the alarm on is taken (as RabbitMQ takes the frame that
+    // blocks a connection); the connection is then blocked.
+    assert!(publish_one(&ch, QUEUE, &body(0), persistent()).await);
+    eventually("connection.blocked reaches the publisher", 10, || {
+        publisher.status().blocked()
+    })
+    .await;
+
+    // A further publish is held while the alarm is on.
+    let late_ch = ch.clone();
+    let mut late = tokio::spawn(async move {
+        late_ch
+            .basic_publish(
+                "".into(),
+                QUEUE.into(),
+                BasicPublishOptions::default(),
+                &body(1),
+                persistent(),
+            )
+            .await?
+            .await
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), &mut late)
+            .await
+            .is_err(),
+        "a publish was confirmed while the disk alarm was on"
+    );
+
+    // Freeing space clears the alarm: unblocked, and the held publish is confirmed.
+    let started = Instant::now();
+    fs.free_ballast();
+    eventually("connection.unblocked reaches the publisher", 10, || {
+        !publisher.status().blocked()
+    })
+    .await;
+    let confirm = tokio::time::timeout(Duration::from_secs(10), late)
+        .await
+        .expect("the held publish is confirmed once space is freed")
+        .unwrap()
+        .unwrap();
+    assert!(confirm.is_ack(), "the held publish is acked");
+    println!(
+        "{name}: unblocked and confirmed {} ms after freeing space",
+        started.elapsed().as_millis()
+    );
+    let ids = drain(&broker, QUEUE).await;
+    assert_eq!(ids, vec![0, 1]);
+    let _ = publisher.close(200, "done".into()).await;
+    broker.stop();
+    let _ = std::fs::remove_file(&log);
+}

@@ -127,9 +127,10 @@ fn keep_aside(dir: &Path, data: &[u8], damaged: &[Range<usize>]) -> std::io::Res
     Ok(path)
 }
 
-/// Rewrite the live state as a fresh log (tmp file + fsync + rename) and open it
-/// for appending. Returns the file and its length. On failure the log is as it was
-/// and the tmp file is removed.
+/// Rewrite the live state as a fresh log (tmp file + fsync + rename). Returns the
+/// new log, open for appending (the tmp file's own handle, so nothing can fail once
+/// it is renamed into place), and its length. On failure the log is as it was and
+/// the tmp file is removed.
 pub(super) fn write_snapshot(dir: &Path, rec: &Recovered) -> std::io::Result<(File, u64)> {
     let tmp = dir.join(TMP_FILE);
     let path = dir.join(LOG_FILE);
@@ -137,17 +138,27 @@ pub(super) fn write_snapshot(dir: &Path, rec: &Recovered) -> std::io::Result<(Fi
     for r in snapshot(rec) {
         encode_record(&r, &mut buf);
     }
-    let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(&buf)?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+    let _ = std::fs::remove_file(&tmp);
+    let written = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(&buf)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            Ok(f)
+        });
+    match written {
+        Ok(file) => {
+            sync_dir(dir);
+            Ok((file, buf.len() as u64))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    sync_dir(dir);
-    let file = OpenOptions::new().append(true).open(&path)?;
-    Ok((file, buf.len() as u64))
 }
 
 /// Make a rename or a new file in `dir` durable (best effort).

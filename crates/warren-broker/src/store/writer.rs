@@ -159,7 +159,8 @@ impl Writer {
             if wrote && sync {
                 self.sync();
             }
-            if idle && !self.writable() && self.len == self.synced {
+            // With records to retry, writing them is the probe.
+            if idle && !self.writable() && self.retry.is_empty() && self.len == self.synced {
                 self.probe();
             }
             let failures = self.health.failures.load(Ordering::SeqCst);
@@ -281,12 +282,12 @@ impl Writer {
             tracing::error!(
                 error = %e,
                 path = %path.display(),
-                publishes_nacked = dropped,
+                publishes_dropped = dropped,
                 "store {what} failed: publishes waiting on it are nacked, and persistent \
                  messages are refused until a write succeeds again"
             );
         } else {
-            tracing::debug!(error = %e, what, publishes_nacked = dropped, "store still cannot write");
+            tracing::debug!(error = %e, what, publishes_dropped = dropped, "store still cannot write");
         }
     }
 
