@@ -2,10 +2,10 @@
 //! timeouts, heartbeats, reading and batching frames, dispatching them to
 //! channels, and handling events from queues (deliveries, cancels, confirms).
 
+use crate::alarm::{Active, Alarms};
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::frame::{decode, InFrame, Out};
-use crate::alarm::{Active, Alarms};
 use crate::message::{short, Message, QueuedMessage};
 use crate::queue::Queue;
 use crate::shutdown::Shutdown;

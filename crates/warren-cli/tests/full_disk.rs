@@ -20,8 +20,8 @@ use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions,
 };
-use lapin::PublisherConfirm;
 use lapin::types::FieldTable;
+use lapin::PublisherConfirm;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 
 const WARREN: &str = env!("CARGO_BIN_EXE_warren");
@@ -414,7 +414,10 @@ async fn fill_free_restart(stop: Stop) {
     assert_eq!(lost, 0, "confirmed messages lost (broker log: {log:?})");
     assert_eq!(acked_back, 0, "acked messages came back");
     assert_eq!(nacked_back, 0, "nacked messages came back");
-    assert_eq!(recovered, expected, "exactly the confirmed, unacked messages");
+    assert_eq!(
+        recovered, expected,
+        "exactly the confirmed, unacked messages"
+    );
     assert!(
         !fill.nacked.is_empty(),
         "filling the disk must nack publishes"
@@ -429,7 +432,10 @@ async fn fill_free_restart(stop: Stop) {
     broker.stop();
     let broker = Broker::start(&fs.data_dir(), "0", &log);
     let again: BTreeSet<u32> = drain(&broker, QUEUE).await.into_iter().collect();
-    assert_eq!(again, expected, "a second restart recovers the same messages");
+    assert_eq!(
+        again, expected,
+        "a second restart recovers the same messages"
+    );
     broker.stop();
     let _ = std::fs::remove_file(&log);
 }
@@ -497,9 +503,13 @@ async fn a_restart_on_a_full_disk_comes_up_serves_and_raises_the_disk_alarm() {
     pch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    pch.queue_declare("transient".into(), Default::default(), FieldTable::default())
-        .await
-        .unwrap();
+    pch.queue_declare(
+        "transient".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     assert!(
         publish_one(&pch, "transient", b"hello", BasicProperties::default()).await,
         "a transient publish is confirmed on a full disk"

@@ -182,7 +182,9 @@ impl Channel {
                 return;
             }
             match (&ctx.vhost.store, persisted) {
-                (Some(store), Some(ticket)) => store.sync_then(ctx.tx.clone(), self.id, seq, ticket),
+                (Some(store), Some(ticket)) => {
+                    store.sync_then(ctx.tx.clone(), self.id, seq, ticket)
+                }
                 _ => self.ack_publish(ctx, seq),
             }
         }

@@ -291,7 +291,11 @@ mod tests {
         buf.extend_from_slice(&more);
         std::fs::write(dir.join(LOG_FILE), &buf).unwrap();
         let opened = open_log(&dir).unwrap();
-        assert_eq!(ids(&opened.state), vec![2], "1 removed after the torn record");
+        assert_eq!(
+            ids(&opened.state),
+            vec![2],
+            "1 removed after the torn record"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

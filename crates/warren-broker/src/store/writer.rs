@@ -264,7 +264,11 @@ impl Writer {
         for u in std::mem::take(&mut self.unsynced) {
             match u {
                 Unsynced::Publish(queue, id) => {
-                    let gone = self.state.messages.get_mut(&queue).and_then(|m| m.remove(&id));
+                    let gone = self
+                        .state
+                        .messages
+                        .get_mut(&queue)
+                        .and_then(|m| m.remove(&id));
                     if let Some(m) = gone {
                         self.live = self.live.saturating_sub(stored_size(&queue, &m));
                     }
