@@ -409,22 +409,30 @@ async fn serve_queue(
             }
         }
     };
-    if outcome.is_ok() {
+    // Whether the broker still answers: once it misses the cancel's bound, the
+    // channel's close is not waited for either.
+    let mut answering = outcome.is_ok();
+    if answering {
         // Stop new deliveries; take those already on the wire, then drain.
         let tag = consumer.tag();
         let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
         match tokio::time::timeout(DEFAULT_CLOSE_TIMEOUT, cancel).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => debug!(error = %e, "cancelling the consumer"),
-            Err(_) => debug!("the broker did not confirm the consumer's cancel in time"),
+            Err(_) => {
+                warn!("the broker did not confirm the consumer's cancel in time");
+                answering = false;
+            }
         }
-        while let Ok(Some(Ok(delivery))) = tokio::time::timeout(CANCEL_GRACE, consumer.next()).await
-        {
-            spawn(&mut in_flight, delivery);
+        while answering {
+            match tokio::time::timeout(CANCEL_GRACE, consumer.next()).await {
+                Ok(Some(Ok(delivery))) => spawn(&mut in_flight, delivery),
+                _ => break,
+            }
         }
     }
     while in_flight.join_next().await.is_some() {}
-    if outcome.is_ok() {
+    if answering {
         // Close the channel ourselves before the connection goes, so no channel is
         // left closing while the connection closes.
         let close = channel.close(200, "server shutting down".into());
