@@ -41,9 +41,10 @@ enum Failure {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,lapin=off")
-            }),
+            // lapin logs as errors what Warren reports itself, typed (a lost connection)
+            // or does on purpose (shutting a stalled connection's socket down).
+            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lapin=off")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -43,7 +43,16 @@ struct Ran {
 async fn call(url: &str, queue: &str, body: &str) -> Ran {
     let started = Instant::now();
     let child = tokio::process::Command::new(WARREN)
-        .args(["call", "--timeout", TIMEOUT, "--url", url, "--queue", queue, body])
+        .args([
+            "call",
+            "--timeout",
+            TIMEOUT,
+            "--url",
+            url,
+            "--queue",
+            queue,
+            body,
+        ])
         .env_remove("AMQP_URL")
         .env_remove("WARREN_LOG")
         .stdout(Stdio::null())
@@ -72,7 +81,8 @@ async fn call(url: &str, queue: &str, body: &str) -> Ran {
 fn check(case: &str, ran: &Ran, code: i32, says: Option<&str>) {
     println!(
         "{case}: exit {} after {:.2} s",
-        ran.code.map_or("none (killed)".to_owned(), |c| c.to_string()),
+        ran.code
+            .map_or("none (killed)".to_owned(), |c| c.to_string()),
         ran.took.as_secs_f64()
     );
     assert_eq!(ran.code, Some(code), "{case}: {}", ran.stderr);
@@ -186,7 +196,10 @@ async fn black_hole_exits_unavailable_by_the_timeout() {
     let hole = BlackHole::start().await;
     let ran = call(&hole.url(), "q", "1").await;
     check("black hole", &ran, EXIT_UNAVAILABLE, Some("AMQP handshake"));
-    assert!(ran.took >= Duration::from_millis(1900), "waited the timeout");
+    assert!(
+        ran.took >= Duration::from_millis(1900),
+        "waited the timeout"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,11 +252,23 @@ async fn broker_stopped_mid_call_exits_timeout_by_the_timeout() {
         async move { call(&url, &q, "1500").await }
     });
     let got = tokio::time::timeout(BOUND, started.recv()).await;
-    assert_eq!(got.ok().flatten().as_deref(), Some("1500"), "the request arrived");
+    assert_eq!(
+        got.ok().flatten().as_deref(),
+        Some("1500"),
+        "the request arrived"
+    );
     broker.stop();
     let ran = running.await.expect("the call task ends");
-    check("broker SIGSTOPped mid-call", &ran, EXIT_TIMEOUT, Some("timed out after 2s"));
-    assert!(ran.took >= Duration::from_millis(1900), "waited the timeout");
+    check(
+        "broker SIGSTOPped mid-call",
+        &ran,
+        EXIT_TIMEOUT,
+        Some("timed out after 2s"),
+    );
+    assert!(
+        ran.took >= Duration::from_millis(1900),
+        "waited the timeout"
+    );
     drop(broker);
     server.shutdown().await.expect("server shuts down");
 }
@@ -260,7 +285,11 @@ async fn broker_killed_mid_call_exits_unavailable_at_once() {
         async move { call(&url, &q, "1500").await }
     });
     let got = tokio::time::timeout(BOUND, started.recv()).await;
-    assert_eq!(got.ok().flatten().as_deref(), Some("1500"), "the request arrived");
+    assert_eq!(
+        got.ok().flatten().as_deref(),
+        Some("1500"),
+        "the request arrived"
+    );
     broker.kill();
     let ran = running.await.expect("the call task ends");
     check(
@@ -269,7 +298,10 @@ async fn broker_killed_mid_call_exits_unavailable_at_once() {
         EXIT_UNAVAILABLE,
         Some("broker unavailable"),
     );
-    assert!(ran.took < Duration::from_millis(1500), "failed before the reply was due");
+    assert!(
+        ran.took < Duration::from_millis(1500),
+        "failed before the reply was due"
+    );
     server.shutdown().await.expect("server shuts down");
 }
 
@@ -279,6 +311,14 @@ async fn no_broker_exits_unavailable_at_once() {
     let url = broker.url();
     broker.kill();
     let ran = call(&url, "q", "1").await;
-    check("no broker (connection refused)", &ran, EXIT_UNAVAILABLE, Some("cannot connect"));
-    assert!(ran.took < Duration::from_secs(1), "a refused connect fails at once");
+    check(
+        "no broker (connection refused)",
+        &ran,
+        EXIT_UNAVAILABLE,
+        Some("cannot connect"),
+    );
+    assert!(
+        ran.took < Duration::from_secs(1),
+        "a refused connect fails at once"
+    );
 }

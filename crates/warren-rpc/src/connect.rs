@@ -118,8 +118,7 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
     let timeout = to_millis(deadline.saturating_duration_since(Instant::now()));
     let mut uri: AMQPUri = url.parse().map_err(|e: String| Error::Connect {
         url: shown.clone(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, format!("not an AMQP URL: {e}"))
-            .into(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, format!("not an AMQP URL: {e}")).into(),
     })?;
     if uri.query.heartbeat.is_none() {
         uri.query.heartbeat = Some(dial.heartbeat_secs());
@@ -153,7 +152,10 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
             if timed_out && !tcp_up.load(Ordering::SeqCst) {
                 Err(stalled(ConnectStep::TcpConnect))
             } else {
-                Err(Error::Connect { url: shown.clone(), source })
+                Err(Error::Connect {
+                    url: shown.clone(),
+                    source,
+                })
             }
         }
         Err(_) => {
@@ -313,7 +315,13 @@ mod tests {
 
     #[test]
     fn heartbeat_is_whole_seconds_in_range() {
-        let secs = |heartbeat| Dial { name: "t", heartbeat }.heartbeat_secs();
+        let secs = |heartbeat| {
+            Dial {
+                name: "t",
+                heartbeat,
+            }
+            .heartbeat_secs()
+        };
         assert_eq!(secs(Duration::ZERO), 0);
         assert_eq!(secs(Duration::from_millis(300)), 1);
         assert_eq!(secs(Duration::from_secs(10)), 10);

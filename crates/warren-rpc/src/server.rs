@@ -424,10 +424,11 @@ async fn serve_queue(
                 answering = false;
             }
         }
-        while answering {
-            match tokio::time::timeout(CANCEL_GRACE, consumer.next()).await {
-                Ok(Some(Ok(delivery))) => spawn(&mut in_flight, delivery),
-                _ => break,
+        if answering {
+            while let Ok(Some(Ok(delivery))) =
+                tokio::time::timeout(CANCEL_GRACE, consumer.next()).await
+            {
+                spawn(&mut in_flight, delivery);
             }
         }
     }

@@ -37,7 +37,8 @@ fn cpu_time() -> Duration {
     let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
     Duration::from_millis(ticks * 10)
 }
 
@@ -86,7 +87,10 @@ async fn abandoned_connections_leave_no_io_thread_or_task_behind() {
             "each live client has its I/O thread"
         );
         proxy.freeze();
-        let err = closed.close().await.expect_err("a frozen broker never confirms the close");
+        let err = closed
+            .close()
+            .await
+            .expect_err("a frozen broker never confirms the close");
         assert!(matches!(err, Error::Unavailable { .. }), "{err}");
         drop(closed);
         drop(dropped);

@@ -180,7 +180,12 @@ async fn call_and_close_end_by_their_bounds_when_the_broker_freezes_mid_call() {
         proxy.freeze();
         let (outcome, took) = call.await.expect("the call task ends");
         let err = outcome.expect_err("no reply can pass a frozen broker");
-        ends_by("call, broker frozen mid-call", &format!("{err}"), took, call_bound);
+        ends_by(
+            "call, broker frozen mid-call",
+            &format!("{err}"),
+            took,
+            call_bound,
+        );
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
 
         let started = Instant::now();
@@ -191,7 +196,10 @@ async fn call_and_close_end_by_their_bounds_when_the_broker_freezes_mid_call() {
             started.elapsed(),
             close_bound,
         );
-        assert!(matches!(closed, Err(Error::Unavailable { .. })), "{closed:?}");
+        assert!(
+            matches!(closed, Err(Error::Unavailable { .. })),
+            "{closed:?}"
+        );
         proxy.thaw();
         server.shutdown().await.expect("server shuts down");
     })
@@ -212,7 +220,11 @@ async fn a_broker_dropping_the_connection_fails_the_call_at_once() {
             let (client, q) = (client.clone(), q.clone());
             tokio::spawn(async move {
                 client
-                    .call_with(&q, "1500", CallOptions::new().timeout(Duration::from_secs(5)))
+                    .call_with(
+                        &q,
+                        "1500",
+                        CallOptions::new().timeout(Duration::from_secs(5)),
+                    )
                     .await
             })
         };
@@ -252,7 +264,10 @@ async fn a_frozen_broker_is_detected_by_heartbeats_and_the_client_reconnects() {
             .connect()
             .await
             .expect("connects");
-        assert_eq!(client.call(&q, "0").await.expect("answers").text().unwrap(), "0");
+        assert_eq!(
+            client.call(&q, "0").await.expect("answers").text().unwrap(),
+            "0"
+        );
 
         proxy.freeze();
         let frozen_at = Instant::now();
@@ -269,7 +284,11 @@ async fn a_frozen_broker_is_detected_by_heartbeats_and_the_client_reconnects() {
             heartbeat * 5 / 2,
         );
         let err = client
-            .call_with(&q, "0", CallOptions::new().timeout(Duration::from_millis(500)))
+            .call_with(
+                &q,
+                "0",
+                CallOptions::new().timeout(Duration::from_millis(500)),
+            )
             .await
             .expect_err("no connection while frozen");
         assert!(matches!(err, Error::Timeout { .. }), "{err}");

@@ -96,7 +96,9 @@ impl SocketCut {
 #[cfg(unix)]
 fn duplicate(stream: &tokio::net::TcpStream) -> std::io::Result<std::net::TcpStream> {
     use std::os::fd::AsFd;
-    Ok(std::net::TcpStream::from(stream.as_fd().try_clone_to_owned()?))
+    Ok(std::net::TcpStream::from(
+        stream.as_fd().try_clone_to_owned()?,
+    ))
 }
 
 #[cfg(windows)]
@@ -116,7 +118,8 @@ mod tests {
     async fn cut_ends_the_other_handle_and_is_idempotent() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (client, server) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (client, server) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
         let mut client = client.unwrap();
         let _server = server.unwrap();
         let cut = SocketCut::default();
@@ -130,6 +133,9 @@ mod tests {
             .unwrap_or(0);
         assert_eq!(n, 0);
         assert!(format!("{cut:?}").contains("cut"));
-        assert!(cut.arm(&client).is_err(), "arming after the cut shuts the socket down");
+        assert!(
+            cut.arm(&client).is_err(),
+            "arming after the cut shuts the socket down"
+        );
     }
 }

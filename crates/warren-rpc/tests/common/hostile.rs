@@ -80,7 +80,10 @@ impl FullBacklog {
                 fillers.push(s);
             }
         }
-        assert!(!fillers.is_empty(), "the first connect fills the accept queue");
+        assert!(
+            !fillers.is_empty(),
+            "the first connect fills the accept queue"
+        );
         assert!(
             tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr))
                 .await
@@ -200,7 +203,12 @@ fn long_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-async fn send_method(socket: &mut TcpStream, class: u16, method: u16, args: &[u8]) -> std::io::Result<()> {
+async fn send_method(
+    socket: &mut TcpStream,
+    class: u16,
+    method: u16,
+    args: &[u8],
+) -> std::io::Result<()> {
     let mut payload = Vec::with_capacity(4 + args.len());
     payload.extend_from_slice(&class.to_be_bytes());
     payload.extend_from_slice(&method.to_be_bytes());
