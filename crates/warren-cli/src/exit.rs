@@ -7,11 +7,12 @@ pub const INTERNAL: u8 = 1;
 // 2 is clap's code for a usage error.
 /// The server answered with an error status (`x-status`).
 pub const REMOTE: u8 = 3;
-/// No reply before the deadline.
+/// Connected and sent the request, but no reply before the deadline.
 pub const TIMEOUT: u8 = 4;
 /// No queue to route the call to.
 pub const NO_ROUTE: u8 = 5;
-/// No broker at the address, or the connection was lost.
+/// No broker at the address, no connection within the deadline (nothing was sent),
+/// or the connection was lost.
 pub const UNAVAILABLE: u8 = 6;
 
 /// The help text listing the codes of `warren call`.
@@ -21,9 +22,12 @@ Exit codes:
   1  internal error
   2  usage error (bad arguments)
   3  the server answered with an error status (x-status), printed on stderr
-  4  timeout: no reply before the deadline
+  4  timeout: the request was sent but no reply came before the deadline
+     (a slow worker, or a broker that stalls mid-call)
   5  no route: no queue by that name (is a server running?)
-  6  broker unavailable: cannot connect, or the connection was lost";
+  6  broker unavailable: connection refused, not connected within the timeout
+     (TCP connect, AMQP handshake or channel setup stalled; nothing was sent),
+     or the connection was lost";
 
 /// The exit code for `error`.
 pub fn code_of(error: &Error) -> u8 {
@@ -31,7 +35,9 @@ pub fn code_of(error: &Error) -> u8 {
         Error::Remote(_) => REMOTE,
         Error::Timeout { .. } => TIMEOUT,
         Error::NoRoute { .. } => NO_ROUTE,
-        Error::Connect { .. } | Error::Unavailable { .. } => UNAVAILABLE,
+        Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Unavailable { .. } => {
+            UNAVAILABLE
+        }
         other if other.code() == Code::Unavailable => UNAVAILABLE,
         _ => INTERNAL,
     }

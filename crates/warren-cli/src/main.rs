@@ -41,9 +41,10 @@ enum Failure {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("warn,lapin::returned_messages=error")
-            }),
+            // lapin logs as errors what Warren reports itself, typed (a lost connection)
+            // or does on purpose (shutting a stalled connection's socket down).
+            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lapin=off")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -64,6 +65,9 @@ fn main() -> ExitCode {
             Command::Broker(args) => cmd::broker::run(args).await.map_err(Failure::Other),
         }
     });
+    // Do not wait on stray blocking work (a name lookup that hangs): the command's
+    // deadline is over.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Rpc(e)) => {

@@ -85,7 +85,10 @@ impl Tally {
 
 fn kind(e: &Error) -> &'static str {
     match e {
-        Error::Unavailable { .. } | Error::Connect { .. } | Error::Amqp(_) => "unavailable",
+        Error::Unavailable { .. }
+        | Error::Connect { .. }
+        | Error::ConnectTimeout { .. }
+        | Error::Amqp(_) => "unavailable",
         Error::Timeout { .. } => "deadline_exceeded",
         Error::NoRoute { .. } => "no_route",
         Error::Remote(_) => "remote",

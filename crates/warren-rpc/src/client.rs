@@ -14,6 +14,7 @@
 pub(crate) mod pending;
 mod session;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +24,11 @@ use lapin::Confirmation;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
-use crate::connect::Backoff;
+use crate::connect::{
+    self, Backoff, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT,
+};
 use crate::error::{Error, Result};
 use crate::status::Code;
 use crate::wire;
@@ -34,8 +37,6 @@ use session::Session;
 
 /// Default per-call timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default time allowed to establish a connection.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default bound on calls in flight per client.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 
@@ -136,6 +137,8 @@ pub struct ClientBuilder {
     reply_mode: ReplyMode,
     default_timeout: Duration,
     connect_timeout: Duration,
+    heartbeat: Duration,
+    close_timeout: Duration,
     max_in_flight: usize,
     when_full: WhenFull,
     backoff: Backoff,
@@ -160,9 +163,29 @@ impl ClientBuilder {
         self
     }
 
-    /// Time allowed for each connection attempt (default 10 s).
+    /// Time allowed for each connection attempt, TCP connect, AMQP handshake and
+    /// channel setup together (default 10 s). [`ClientBuilder::connect`] and every
+    /// reconnection attempt end by then; with fallback addresses, each address gets an
+    /// equal share of what is left. A call waiting for a reconnection waits at most
+    /// until its own deadline.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Heartbeat interval asked of the broker (default 10 s; the broker may choose a
+    /// shorter one; whole seconds; zero takes the broker's). A connection that hears
+    /// nothing from the broker for two intervals (a stopped or unreachable broker) is
+    /// torn down and replaced. An explicit `heartbeat` in the URL wins.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
+    }
+
+    /// Time [`RpcClient::close`] waits for the broker to confirm `connection.close`
+    /// before shutting the socket down anyway (default 2 s).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
         self
     }
 
@@ -186,6 +209,11 @@ impl ClientBuilder {
             urls: self.urls,
             reply_mode: self.reply_mode,
             connect_timeout: self.connect_timeout,
+            dial: connect::Dial {
+                name: "warren-client",
+                heartbeat: self.heartbeat,
+            },
+            close_timeout: self.close_timeout,
             backoff: self.backoff,
         };
         let (first, consumer) = session::establish(&settings, 0).await?;
@@ -211,6 +239,7 @@ impl ClientBuilder {
                 max_in_flight: self.max_in_flight,
                 backoff: self.backoff,
                 when_full: self.when_full,
+                close_timeout: self.close_timeout,
                 supervisor,
             }),
         })
@@ -227,6 +256,7 @@ struct Inner {
     when_full: WhenFull,
     /// Delays between resends of an idempotent call (the same as between reconnections).
     backoff: Backoff,
+    close_timeout: Duration,
     supervisor: JoinHandle<()>,
 }
 
@@ -269,6 +299,8 @@ impl RpcClient {
             reply_mode: ReplyMode::default(),
             default_timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            heartbeat: DEFAULT_HEARTBEAT,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             when_full: WhenFull::default(),
             backoff: Backoff::default(),
@@ -326,12 +358,23 @@ impl RpcClient {
         })?;
         let timeout = options.timeout.unwrap_or(self.inner.default_timeout);
         let deadline = Instant::now() + timeout;
+        // Whether the broker confirmed the (last) request: if not by the deadline, the
+        // broker itself is stuck, which is worth saying.
+        let confirmed = AtomicBool::new(false);
         let attempts = async {
             let _slot = self.slot().await?;
             let mut retry = 0u32;
             loop {
+                confirmed.store(false, Ordering::Relaxed);
                 let outcome = self
-                    .attempt(queue, &routing_key, body.as_ref(), &options, deadline)
+                    .attempt(
+                        queue,
+                        &routing_key,
+                        body.as_ref(),
+                        &options,
+                        deadline,
+                        &confirmed,
+                    )
                     .await;
                 match outcome {
                     // Resend idempotent calls after a connection loss. Right after a
@@ -359,10 +402,20 @@ impl RpcClient {
                 })
             }
             Ok(outcome) => outcome,
-            Err(_) => Err(Error::Timeout {
-                queue: queue.to_owned(),
-                timeout,
-            }),
+            Err(_) => {
+                if !confirmed.load(Ordering::Relaxed) {
+                    warn!(
+                        queue,
+                        ?timeout,
+                        "the broker did not confirm the request before the deadline: \
+                         it may be stopped, overloaded or unreachable"
+                    );
+                }
+                Err(Error::Timeout {
+                    queue: queue.to_owned(),
+                    timeout,
+                })
+            }
         }
     }
 
@@ -407,6 +460,7 @@ impl RpcClient {
         body: &[u8],
         options: &CallOptions,
         deadline: Instant,
+        confirmed: &AtomicBool,
     ) -> Result<Reply> {
         let inner = &self.inner;
         let session = self.session().await?;
@@ -452,6 +506,7 @@ impl RpcClient {
             }
             Confirmation::Ack(None) | Confirmation::NotRequested => {}
         }
+        confirmed.store(true, Ordering::Relaxed);
         rx.await.unwrap_or_else(|_| {
             Err(Error::Unavailable {
                 reason: "the client's reply consumer stopped".to_owned(),
@@ -459,14 +514,23 @@ impl RpcClient {
         })
     }
 
-    /// Closes the connection. Calls still in flight fail with `unavailable`.
+    /// Closes the connection. Calls still in flight fail with `unavailable`. Ends
+    /// within the close timeout ([`ClientBuilder::close_timeout`]): a broker that does
+    /// not confirm the close by then has its socket shut down, and this returns
+    /// [`Error::Unavailable`].
     pub async fn close(&self) -> Result<()> {
         self.inner.pending.close("the client was closed");
         self.inner.slots.close();
         self.inner.supervisor.abort();
         let session = self.inner.sessions.borrow().clone();
         if let Some(session) = session {
-            session.connection.close(200, "bye".into()).await?;
+            connect::close(
+                &session.connection,
+                &session.cut,
+                self.inner.close_timeout,
+                "bye",
+            )
+            .await?;
         }
         Ok(())
     }

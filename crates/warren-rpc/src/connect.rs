@@ -1,13 +1,29 @@
-//! Connections: trying a list of broker addresses in order, and the capped
-//! exponential backoff with jitter used between reconnection attempts.
+//! Connections: opening one within a deadline (and saying which step stalled when it
+//! does not finish), trying a list of broker addresses in order, closing within a
+//! bound, and the capped exponential backoff with jitter used between reconnection
+//! attempts.
+//!
+//! Every lapin future that waits for the peer is raced against a deadline here, and a
+//! connection given up on has its socket shut down ([`SocketCut`]) so that lapin's I/O
+//! thread for it ends too.
 
+mod cut;
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use async_compat::Compat;
+use lapin::tcp::{AsyncTcpStream, TLSConfig};
+use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties};
+use tokio::time::Instant;
 use tracing::debug;
 
-use crate::error::{redact_url, Error, Result};
-
+pub(crate) use self::cut::SocketCut;
+use crate::error::{redact_url, ConnectStep, Error, Result};
 /// Capped exponential backoff with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -37,31 +53,167 @@ impl Backoff {
     }
 }
 
-/// Opens an AMQP connection to `url` within `timeout`, naming it for the broker's UI.
-pub(crate) async fn open(url: &str, timeout: Duration, name: &str) -> Result<Connection> {
-    let props = ConnectionProperties::default().with_connection_name(name.into());
-    match tokio::time::timeout(timeout, Connection::connect(url, props)).await {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(source)) => Err(Error::Connect {
-            url: redact_url(url),
-            source,
-        }),
-        Err(_) => Err(Error::Unavailable {
-            reason: format!(
-                "no AMQP handshake from {} within {timeout:?}",
-                redact_url(url)
-            ),
-        }),
+/// Default time allowed to set up a connection: TCP connect, AMQP handshake and
+/// channel setup together.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default heartbeat interval asked of the broker (it may choose a shorter one). A
+/// connection that hears nothing from the broker for two intervals is torn down.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+/// Default time a polite `connection.close` may take before the socket is shut down.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a dropped connection is given to send its own `connection.close` before
+/// its socket is shut down.
+const DROP_GRACE: Duration = Duration::from_secs(1);
+
+/// How to open connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dial {
+    /// The connection name shown in the broker's UI.
+    pub(crate) name: &'static str,
+    /// The heartbeat interval asked for (zero: whatever the broker offers).
+    pub(crate) heartbeat: Duration,
+}
+
+impl Dial {
+    fn heartbeat_secs(&self) -> u16 {
+        if self.heartbeat.is_zero() {
+            return 0;
+        }
+        u16::try_from(self.heartbeat.as_secs().max(1)).unwrap_or(u16::MAX)
     }
 }
 
-/// Connects to the first of `urls` that answers. Returns the error of the last one
-/// tried when none does.
-pub(crate) async fn open_any(urls: &[String], timeout: Duration, name: &str) -> Result<Connection> {
+/// Shuts a connection's socket down when dropped, after [`DROP_GRACE`]; or at once
+/// with [`CutOnDrop::cut`].
+#[derive(Debug)]
+pub(crate) struct CutOnDrop(SocketCut);
+
+impl CutOnDrop {
+    /// Shuts the socket down now.
+    pub(crate) fn cut(&self) {
+        self.0.cut();
+    }
+}
+
+impl Drop for CutOnDrop {
+    fn drop(&mut self) {
+        self.0.cut_later(DROP_GRACE);
+    }
+}
+
+/// An open AMQP connection, with the means to shut its socket down.
+#[derive(Debug)]
+pub(crate) struct Link {
+    pub(crate) connection: Connection,
+    pub(crate) cut: CutOnDrop,
+    /// The address (credentials removed).
+    pub(crate) url: String,
+}
+
+/// Opens an AMQP connection to `url` by `deadline`, naming it for the broker's UI.
+/// A TCP connect or AMQP handshake still running at the deadline fails with
+/// [`Error::ConnectTimeout`] naming that step, and its socket is shut down.
+pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Link> {
+    let shown = redact_url(url);
+    let timeout = to_millis(deadline.saturating_duration_since(Instant::now()));
+    let mut uri: AMQPUri = url.parse().map_err(|e: String| Error::Connect {
+        url: shown.clone(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, format!("not an AMQP URL: {e}")).into(),
+    })?;
+    if uri.query.heartbeat.is_none() {
+        uri.query.heartbeat = Some(dial.heartbeat_secs());
+    }
+    let runtime = lapin::runtime::default_runtime().map_err(|source| Error::Connect {
+        url: shown.clone(),
+        source,
+    })?;
+    let cut = CutOnDrop(SocketCut::default());
+    let tcp_up = Arc::new(AtomicBool::new(false));
+    let connector = {
+        let (cut, tcp_up) = (cut.0.clone(), Arc::clone(&tcp_up));
+        async move |uri: AMQPUri, _runtime| tcp_connect(&uri, deadline, &cut, &tcp_up).await
+    };
+    let props = ConnectionProperties::default().with_connection_name(dial.name.into());
+    let attempt = Connection::connector(uri, runtime, connector, props);
+    let stalled = |step| Error::ConnectTimeout {
+        url: shown.clone(),
+        step,
+        timeout,
+    };
+    match tokio::time::timeout_at(deadline, attempt).await {
+        Ok(Ok(connection)) => Ok(Link {
+            connection,
+            cut,
+            url: shown.clone(),
+        }),
+        Ok(Err(source)) => {
+            cut.cut();
+            let timed_out = matches!(source.kind(), lapin::ErrorKind::IOError(e) if e.kind() == io::ErrorKind::TimedOut);
+            if timed_out && !tcp_up.load(Ordering::SeqCst) {
+                Err(stalled(ConnectStep::TcpConnect))
+            } else {
+                Err(Error::Connect {
+                    url: shown.clone(),
+                    source,
+                })
+            }
+        }
+        Err(_) => {
+            cut.cut();
+            Err(stalled(if tcp_up.load(Ordering::SeqCst) {
+                ConnectStep::AmqpHandshake
+            } else {
+                ConnectStep::TcpConnect
+            }))
+        }
+    }
+}
+
+/// `d` rounded to whole milliseconds, for messages.
+fn to_millis(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
+}
+
+/// The TCP (and TLS) part of a connection attempt, run by lapin on its I/O thread:
+/// bounded by `deadline`, and registered with `cut` as soon as the socket exists.
+async fn tcp_connect(
+    uri: &AMQPUri,
+    deadline: Instant,
+    cut: &SocketCut,
+    tcp_up: &AtomicBool,
+) -> lapin::Result<AsyncTcpStream<Compat<tokio::net::TcpStream>>> {
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
+    let host = uri.authority.host.as_str();
+    let stream = tokio::time::timeout_at(
+        deadline,
+        tokio::net::TcpStream::connect((host, uri.authority.port)),
+    )
+    .await
+    .map_err(|_| timed_out())??;
+    stream.set_nodelay(true)?;
+    cut.arm(&stream)?;
+    tcp_up.store(true, Ordering::SeqCst);
+    let stream = AsyncTcpStream::Plain(Compat::new(stream));
+    Ok(match uri.scheme {
+        AMQPScheme::AMQP => stream,
+        AMQPScheme::AMQPS => {
+            tokio::time::timeout_at(deadline, stream.into_tls(host, TLSConfig::default()))
+                .await
+                .map_err(|_| timed_out())??
+        }
+    })
+}
+
+/// Connects to the first of `urls` that answers by `deadline`. Each address gets an
+/// equal share of the time left, so one that stalls cannot starve the ones after it.
+/// Returns the error of the last one tried when none answers.
+pub(crate) async fn open_any(urls: &[String], deadline: Instant, dial: &Dial) -> Result<Link> {
     let mut last = Error::InvalidArgument("no broker address given".to_owned());
-    for url in urls {
-        match open(url, timeout, name).await {
-            Ok(conn) => return Ok(conn),
+    for (i, url) in urls.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let share = left / u32::try_from(urls.len() - i).unwrap_or(u32::MAX);
+        match open(url, Instant::now() + share, dial).await {
+            Ok(link) => return Ok(link),
             Err(e) => {
                 debug!(url = redact_url(url), error = %e, "broker did not answer");
                 last = e;
@@ -69,6 +221,52 @@ pub(crate) async fn open_any(urls: &[String], timeout: Duration, name: &str) -> 
         }
     }
     Err(last)
+}
+
+/// Runs `setup` (opening channels, declaring the consumer) on `link` by `deadline`.
+/// When it fails or runs out of time the connection is given up: its socket is shut
+/// down. `budget` is the whole connect timeout, for the error message.
+pub(crate) async fn set_up<T>(
+    link: &Link,
+    deadline: Instant,
+    budget: Duration,
+    setup: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout_at(deadline, setup).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => {
+            link.cut.cut();
+            Err(e)
+        }
+        Err(_) => {
+            link.cut.cut();
+            Err(Error::ConnectTimeout {
+                url: link.url.clone(),
+                step: ConnectStep::ChannelSetup,
+                timeout: to_millis(budget),
+            })
+        }
+    }
+}
+
+/// Closes `connection` politely (`connection.close`, waiting for `close-ok`) within
+/// `timeout`, then shuts its socket down whatever happened.
+pub(crate) async fn close(
+    connection: &Connection,
+    cut: &CutOnDrop,
+    timeout: Duration,
+    reason: &str,
+) -> Result<()> {
+    let outcome = tokio::time::timeout(timeout, connection.close(200, reason.into())).await;
+    cut.cut();
+    match outcome {
+        Ok(closed) => Ok(closed?),
+        Err(_) => Err(Error::Unavailable {
+            reason: format!(
+                "the broker did not answer connection.close within {timeout:?}; the socket was shut down"
+            ),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +286,15 @@ mod tests {
         assert!(distinct.len() > 1, "jitter varies the delay");
     }
 
+    const DIAL: Dial = Dial {
+        name: "t",
+        heartbeat: Duration::from_secs(10),
+    };
+
+    fn soon(secs: u64) -> Instant {
+        Instant::now() + Duration::from_secs(secs)
+    }
+
     #[tokio::test]
     async fn open_any_reports_the_last_failure() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -95,14 +302,29 @@ mod tests {
             .map(|a| a.port())
             .unwrap();
         let urls = vec![format!("amqp://u:secret@127.0.0.1:{port}/%2f")];
-        let err = open_any(&urls, Duration::from_secs(2), "t")
+        let err = open_any(&urls, soon(2), &DIAL).await.unwrap_err();
+        assert!(matches!(err, Error::Connect { .. }), "{err}");
+        assert!(!err.to_string().contains("secret"));
+        let err = open_any(&[], soon(1), &DIAL).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)));
+        let err = open_any(&["not a url".to_owned()], soon(1), &DIAL)
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Connect { .. }), "{err}");
-        assert!(!err.to_string().contains("secret"));
-        let err = open_any(&[], Duration::from_secs(1), "t")
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)));
+    }
+
+    #[test]
+    fn heartbeat_is_whole_seconds_in_range() {
+        let secs = |heartbeat| {
+            Dial {
+                name: "t",
+                heartbeat,
+            }
+            .heartbeat_secs()
+        };
+        assert_eq!(secs(Duration::ZERO), 0);
+        assert_eq!(secs(Duration::from_millis(300)), 1);
+        assert_eq!(secs(Duration::from_secs(10)), 10);
+        assert_eq!(secs(Duration::from_secs(1 << 20)), u16::MAX);
     }
 }

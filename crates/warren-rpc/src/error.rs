@@ -23,6 +23,23 @@ pub enum Error {
         source: lapin::Error,
     },
 
+    /// Connecting did not finish in time: the broker, or whatever listens at its
+    /// address, accepted the attempt and then stalled (or the network dropped it).
+    /// Nothing was sent, so no call ran; retrying later is safe.
+    #[error(
+        "no connection to the AMQP broker at {url}: {step} did not finish within {timeout:?}. \
+         Nothing was sent. Is the broker stopped or overloaded, or is something other than an \
+         AMQP broker listening at that address?"
+    )]
+    ConnectTimeout {
+        /// The address tried (credentials removed).
+        url: String,
+        /// The step that was still in progress when the time ran out.
+        step: ConnectStep,
+        /// The time the attempt had.
+        timeout: Duration,
+    },
+
     /// The request had no route: no queue by that name exists, so nobody can answer.
     #[error(
         "no route to queue `{queue}`: the broker returned the call ({reply_code} {reply_text}). \
@@ -85,7 +102,10 @@ impl Error {
     /// The status code this error maps to, for callers that branch on the kind.
     pub fn code(&self) -> Code {
         match self {
-            Error::Connect { .. } | Error::Unavailable { .. } | Error::Amqp(_) => Code::Unavailable,
+            Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::Unavailable { .. }
+            | Error::Amqp(_) => Code::Unavailable,
             Error::NoRoute { .. } => Code::NotFound,
             Error::Timeout { .. } => Code::DeadlineExceeded,
             Error::Remote(status) => status.code(),
@@ -97,6 +117,33 @@ impl Error {
     /// Whether retrying the same call later may succeed (and is safe if the call is idempotent).
     pub fn is_retryable(&self) -> bool {
         matches!(self.code(), Code::Unavailable | Code::ResourceExhausted)
+    }
+}
+
+/// The steps of setting up a connection, to say which one stalled
+/// ([`Error::ConnectTimeout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectStep {
+    /// Opening the TCP connection (and TLS, for `amqps`).
+    TcpConnect,
+    /// The AMQP handshake: protocol header, `connection.start` to `connection.open-ok`.
+    AmqpHandshake,
+    /// Setting up the channels after the handshake: `channel.open`, `confirm.select`,
+    /// the reply consumer or request queues, `basic.qos`, `basic.consume`.
+    ChannelSetup,
+}
+
+impl std::fmt::Display for ConnectStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConnectStep::TcpConnect => "the TCP connect",
+            ConnectStep::AmqpHandshake => {
+                "the AMQP handshake (protocol header to connection.open-ok)"
+            }
+            ConnectStep::ChannelSetup => {
+                "channel setup (channel.open, confirm.select, queue and consumer declarations)"
+            }
+        })
     }
 }
 
@@ -142,6 +189,14 @@ mod tests {
             reason: "gone".into(),
         };
         assert!(e.is_retryable());
+        let e = Error::ConnectTimeout {
+            url: "amqp://127.0.0.1:1/%2f".into(),
+            step: ConnectStep::AmqpHandshake,
+            timeout: Duration::from_secs(2),
+        };
+        assert_eq!(e.code(), Code::Unavailable);
+        assert!(e.is_retryable());
+        assert!(e.to_string().contains("AMQP handshake"), "{e}");
         let e = Error::Remote(Status::invalid_argument("bad"));
         assert_eq!(e.code(), Code::InvalidArgument);
     }

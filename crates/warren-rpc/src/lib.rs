@@ -42,9 +42,9 @@ pub use client::{
     CallOptions, ClientBuilder, Reply, ReplyMode, RpcClient, WhenFull, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TIMEOUT,
 };
-pub use connect::Backoff;
+pub use connect::{Backoff, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT};
 pub use context::{Context, Request, Response};
-pub use error::{Error, Result};
+pub use error::{ConnectStep, Error, Result};
 pub use handler::{Handler, HandlerFuture};
 pub use queue::QueueSpec;
 pub use server::{RpcServer, ServerHandle, DEFAULT_CONCURRENCY};

@@ -7,6 +7,10 @@
 //! or a deadline overrun becomes an error status), publishes the reply to `reply_to`
 //! and finally acks. Requests are never requeued by the server: a bad request gets an
 //! `invalid_argument` reply and is acked, so it cannot loop.
+//!
+//! Each connection attempt (TCP, handshake, queue declarations, consumers) ends within
+//! the connect timeout, and shutdown's cancels and closes each within a close timeout,
+//! so neither start nor shutdown hangs on a broker that stalls.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,13 +23,16 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 mod acks;
 
 use self::acks::Acks;
-use crate::client::DEFAULT_CONNECT_TIMEOUT;
-use crate::connect::{self, Backoff};
+use crate::connect::{
+    self, Backoff, CutOnDrop, Dial, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_HEARTBEAT,
+};
 use crate::context::{Context, Request, Response};
 use crate::error::{Error, Result};
 use crate::handler::Handler;
@@ -64,6 +71,8 @@ pub struct RpcServer {
     concurrency: u16,
     fallbacks: Vec<String>,
     backoff: Backoff,
+    connect_timeout: Duration,
+    heartbeat: Duration,
 }
 
 impl Default for RpcServer {
@@ -90,6 +99,8 @@ impl RpcServer {
             concurrency: DEFAULT_CONCURRENCY,
             fallbacks: Vec::new(),
             backoff: Backoff::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            heartbeat: DEFAULT_HEARTBEAT,
         }
     }
 
@@ -121,9 +132,27 @@ impl RpcServer {
         self
     }
 
+    /// Time allowed for each connection attempt: TCP connect, AMQP handshake, queue
+    /// declarations and consumers together (default 10 s). [`RpcServer::start`] fails
+    /// by then; later reconnection attempts are each bounded by it. With fallback
+    /// addresses, each address gets an equal share of what is left.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Heartbeat interval asked of the broker (default 10 s; whole seconds; zero takes
+    /// the broker's). A connection that hears nothing for two intervals is torn down
+    /// and the server reconnects. An explicit `heartbeat` in the URL wins.
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
+    }
+
     /// Connects, declares the queues and starts consuming. Returns once every queue
-    /// has its consumer, so calls made after this returns are served. From then on
-    /// the server reconnects by itself whenever the connection is lost.
+    /// has its consumer, so calls made after this returns are served, or fails within
+    /// the connect timeout. From then on the server reconnects by itself whenever the
+    /// connection is lost.
     pub async fn start(self, url: &str) -> Result<ServerHandle> {
         if self.routes.is_empty() {
             return Err(Error::InvalidArgument(
@@ -137,6 +166,11 @@ impl RpcServer {
             routes: self.routes,
             concurrency: self.concurrency,
             backoff: self.backoff,
+            connect_timeout: self.connect_timeout,
+            dial: Dial {
+                name: "warren-server",
+                heartbeat: self.heartbeat,
+            },
         };
         let first = Session::open(&settings).await?;
         let (stop, stop_rx) = watch::channel(false);
@@ -161,30 +195,43 @@ struct Settings {
     routes: Vec<Route>,
     concurrency: u16,
     backoff: Backoff,
+    connect_timeout: Duration,
+    dial: Dial,
 }
 
 /// One connection's worth of server state: a channel and consumer per route.
 struct Session {
     connection: Connection,
     queues: Vec<(Channel, Consumer, Arc<dyn Handler>)>,
+    cut: CutOnDrop,
 }
 
 impl Session {
+    /// Connects and subscribes every route, within the connect timeout.
     async fn open(settings: &Settings) -> Result<Session> {
-        let connection =
-            connect::open_any(&settings.urls, DEFAULT_CONNECT_TIMEOUT, "warren-server").await?;
-        let mut queues = Vec::with_capacity(settings.routes.len());
-        for route in &settings.routes {
-            let (channel, consumer) =
-                subscribe(&connection, &route.queue, settings.concurrency).await?;
-            info!(
-                queue = route.queue.name,
-                prefetch = settings.concurrency,
-                "serving"
-            );
-            queues.push((channel, consumer, Arc::clone(&route.handler)));
-        }
-        Ok(Session { connection, queues })
+        let deadline = Instant::now() + settings.connect_timeout;
+        let link = connect::open_any(&settings.urls, deadline, &settings.dial).await?;
+        let subscribe_all = async {
+            let mut queues = Vec::with_capacity(settings.routes.len());
+            for route in &settings.routes {
+                let (channel, consumer) =
+                    subscribe(&link.connection, &route.queue, settings.concurrency).await?;
+                info!(
+                    queue = route.queue.name,
+                    prefetch = settings.concurrency,
+                    "serving"
+                );
+                queues.push((channel, consumer, Arc::clone(&route.handler)));
+            }
+            Ok(queues)
+        };
+        let queues =
+            connect::set_up(&link, deadline, settings.connect_timeout, subscribe_all).await?;
+        Ok(Session {
+            connection: link.connection,
+            queues,
+            cut: link.cut,
+        })
     }
 
     /// Serves until `stop` is set (returns `None`) or a consumer ends on its own
@@ -214,11 +261,14 @@ impl Session {
         let _ = session_stop.send(true);
         while queues.join_next().await.is_some() {}
         events.abort();
-        if let Err(e) = self
-            .connection
-            .close(200, "server shutting down".into())
-            .await
-        {
+        let closed = connect::close(
+            &self.connection,
+            &self.cut,
+            DEFAULT_CLOSE_TIMEOUT,
+            "server shutting down",
+        )
+        .await;
+        if let Err(e) = closed {
             debug!(error = %e, "closing the server connection");
         }
         lost
@@ -266,7 +316,11 @@ async fn supervise(
                 _ = tokio::time::sleep(settings.backoff.delay(attempt)) => {}
             }
             attempt = attempt.saturating_add(1);
-            match Session::open(&settings).await {
+            let opened = tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+                opened = Session::open(&settings) => opened,
+            };
+            match opened {
                 Ok(s) => {
                     info!(attempt, "server reconnected");
                     break s;
@@ -355,26 +409,38 @@ async fn serve_queue(
             }
         }
     };
-    if outcome.is_ok() {
+    // Whether the broker still answers: once it misses the cancel's bound, the
+    // channel's close is not waited for either.
+    let mut answering = outcome.is_ok();
+    if answering {
         // Stop new deliveries; take those already on the wire, then drain.
         let tag = consumer.tag();
-        if let Err(e) = channel
-            .basic_cancel(tag, BasicCancelOptions::default())
-            .await
-        {
-            debug!(error = %e, "cancelling the consumer");
+        let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
+        match tokio::time::timeout(DEFAULT_CLOSE_TIMEOUT, cancel).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "cancelling the consumer"),
+            Err(_) => {
+                warn!("the broker did not confirm the consumer's cancel in time");
+                answering = false;
+            }
         }
-        while let Ok(Some(Ok(delivery))) = tokio::time::timeout(CANCEL_GRACE, consumer.next()).await
-        {
-            spawn(&mut in_flight, delivery);
+        if answering {
+            while let Ok(Some(Ok(delivery))) =
+                tokio::time::timeout(CANCEL_GRACE, consumer.next()).await
+            {
+                spawn(&mut in_flight, delivery);
+            }
         }
     }
     while in_flight.join_next().await.is_some() {}
-    if outcome.is_ok() {
+    if answering {
         // Close the channel ourselves before the connection goes, so no channel is
         // left closing while the connection closes.
-        if let Err(e) = channel.close(200, "server shutting down".into()).await {
-            debug!(error = %e, "closing the channel");
+        let close = channel.close(200, "server shutting down".into());
+        match tokio::time::timeout(DEFAULT_CLOSE_TIMEOUT, close).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "closing the channel"),
+            Err(_) => debug!("the broker did not confirm the channel's close in time"),
         }
     }
     outcome

@@ -1,9 +1,14 @@
 //! `warren call`: one call, reply on stdout.
+//!
+//! `--timeout` bounds the whole command: connecting takes what it needs of it (and at
+//! most the library's connect timeout), the call gets the rest, and closing the
+//! connection afterwards takes at most [`CLOSE_TIMEOUT`] more.
 
 use std::io::Write;
 use std::time::Duration;
 
-use warren_rpc::{services::fib, CallOptions, Error};
+use tokio::time::Instant;
+use warren_rpc::{services::fib, CallOptions, Error, DEFAULT_CONNECT_TIMEOUT};
 
 use super::BrokerArgs;
 
@@ -31,17 +36,34 @@ pub struct Args {
     broker: BrokerArgs,
 }
 
+/// How long closing the connection may take after the call, on top of `--timeout`.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// Runs `warren call`.
 pub async fn run(args: Args) -> warren_rpc::Result<()> {
-    let client = args.broker.client().await?;
+    let deadline = Instant::now() + args.timeout;
+    let client = args
+        .broker
+        .builder()
+        .connect_timeout(args.timeout.min(DEFAULT_CONNECT_TIMEOUT))
+        .close_timeout(CLOSE_TIMEOUT)
+        .connect()
+        .await?;
     let options = CallOptions::new()
-        .timeout(args.timeout)
+        .timeout(deadline.saturating_duration_since(Instant::now()))
         .content_type(args.content_type)
         .persistent(args.persistent)
         .idempotent(args.idempotent);
     let reply = client.call_with(&args.queue, args.body, options).await;
     let _ = client.close().await;
-    let reply = reply?;
+    // The call had what connecting left of --timeout; the user set --timeout.
+    let reply = reply.map_err(|e| match e {
+        Error::Timeout { queue, .. } => Error::Timeout {
+            queue,
+            timeout: args.timeout,
+        },
+        other => other,
+    })?;
     let mut out = std::io::stdout().lock();
     let written = out
         .write_all(&reply.body)

@@ -29,13 +29,13 @@ impl BrokerArgs {
         self.url.iter().skip(1)
     }
 
-    /// A client connecting to these addresses.
-    pub async fn client(&self) -> warren_rpc::Result<warren_rpc::RpcClient> {
+    /// A client builder for these addresses.
+    pub fn builder(&self) -> warren_rpc::ClientBuilder {
         let mut builder = warren_rpc::RpcClient::builder(self.primary());
         for url in self.fallbacks() {
             builder = builder.url(url.clone());
         }
-        builder.connect().await
+        builder
     }
 }
 

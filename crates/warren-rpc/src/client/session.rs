@@ -2,6 +2,10 @@
 //! replaces it when the connection is lost: it fails the calls in flight on the old
 //! session at once, reconnects with backoff (trying every address in order) and
 //! re-declares the reply consumer.
+//!
+//! Setting a session up (connect, handshake, channel, consumer) ends within the connect
+//! timeout, and a session given up on is closed within the close timeout and has its
+//! socket shut down, so no stalled connection lingers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,11 +15,12 @@ use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOpti
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, Consumer};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::pending::{CorrelationIds, Pending};
 use super::{Reply, ReplyMode};
-use crate::connect::{self, Backoff};
+use crate::connect::{self, Backoff, CutOnDrop, Dial};
 use crate::error::{Error, Result};
 use crate::wire;
 
@@ -25,6 +30,8 @@ pub(crate) struct Session {
     pub(crate) connection: Connection,
     pub(crate) channel: Channel,
     pub(crate) reply_to: String,
+    /// Shuts the socket down when the session is dropped or given up on.
+    pub(crate) cut: CutOnDrop,
 }
 
 /// What the supervisor needs to (re)build sessions.
@@ -32,33 +39,58 @@ pub(crate) struct Settings {
     pub(crate) urls: Vec<String>,
     pub(crate) reply_mode: ReplyMode,
     pub(crate) connect_timeout: Duration,
+    pub(crate) dial: Dial,
+    pub(crate) close_timeout: Duration,
     pub(crate) backoff: Backoff,
 }
 
-/// Connects and sets up a session; returns it with its reply consumer.
+/// Connects and sets up a session within the connect timeout; returns it with its
+/// reply consumer.
 pub(crate) async fn establish(settings: &Settings, generation: u64) -> Result<(Session, Consumer)> {
-    let connection =
-        connect::open_any(&settings.urls, settings.connect_timeout, "warren-client").await?;
-    let (channel, consumer, reply_to) = match settings.reply_mode {
-        ReplyMode::DirectReplyTo => match direct_reply_to(&connection).await {
-            Ok(parts) => parts,
-            Err(e) => {
-                warn!(error = %e, "direct reply-to refused; using an exclusive reply queue");
-                exclusive_reply_queue(&connection).await?
-            }
-        },
-        ReplyMode::ExclusiveQueue => exclusive_reply_queue(&connection).await?,
-    };
+    let deadline = Instant::now() + settings.connect_timeout;
+    let link = connect::open_any(&settings.urls, deadline, &settings.dial).await?;
+    let setup = reply_consumer(&link.connection, settings.reply_mode);
+    let (channel, consumer, reply_to) =
+        connect::set_up(&link, deadline, settings.connect_timeout, setup).await?;
     debug!(generation, reply_to, "client session ready");
     Ok((
         Session {
             generation,
-            connection,
+            connection: link.connection,
             channel,
             reply_to,
+            cut: link.cut,
         },
         consumer,
     ))
+}
+
+/// The confirm-mode channel, the reply consumer and the reply address.
+async fn reply_consumer(
+    connection: &Connection,
+    mode: ReplyMode,
+) -> Result<(Channel, Consumer, String)> {
+    match mode {
+        ReplyMode::DirectReplyTo => match direct_reply_to(connection).await {
+            Ok(parts) => Ok(parts),
+            Err(e) => {
+                warn!(error = %e, "direct reply-to refused; using an exclusive reply queue");
+                exclusive_reply_queue(connection).await
+            }
+        },
+        ReplyMode::ExclusiveQueue => exclusive_reply_queue(connection).await,
+    }
+}
+
+/// Closes a session that is no longer used, in the background, within `timeout`.
+fn retire(session: Arc<Session>, timeout: Duration) {
+    tokio::spawn(async move {
+        let closed =
+            connect::close(&session.connection, &session.cut, timeout, "reconnecting").await;
+        if let Err(e) = closed {
+            debug!(error = %e, "closing a lost session");
+        }
+    });
 }
 
 async fn confirm_channel(connection: &Connection) -> Result<Channel> {
@@ -151,7 +183,9 @@ pub(crate) async fn supervise(
     let mut generation = first_generation;
     loop {
         let reason = read_replies(consumer, &pending, &ids).await;
-        sessions.send_replace(None);
+        if let Some(lost) = sessions.send_replace(None) {
+            retire(lost, settings.close_timeout);
+        }
         if pending.session_lost(generation, &reason) {
             warn!(
                 reason,
