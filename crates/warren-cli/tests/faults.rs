@@ -387,8 +387,11 @@ async fn disruptive_rabbitmq_close_all_connections() {
 #[ignore = "needs WARREN_DISRUPTIVE_RABBITMQ_URL and _NODE (bash scripts/rabbitmq-node.sh start)"]
 async fn disruptive_rabbitmq_stop_start_app() {
     through_rabbitmq_fault("rabbitmqctl stop_app / start_app", 120, |ctl| {
-        let _stopped = ctl.stop_app();
+        let before = ctl.watermark();
+        let stopped = ctl.stop_app();
         std::thread::sleep(Duration::from_millis(500));
+        drop(stopped);
+        assert_eq!(ctl.watermark(), before, "the watermark is restored");
     })
     .await;
 }

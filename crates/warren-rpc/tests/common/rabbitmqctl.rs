@@ -125,10 +125,16 @@ impl Rabbitmqctl {
         alarm
     }
 
-    /// `stop_app` until the guard drops, which runs `start_app`.
+    /// `stop_app` until the guard drops, which runs `start_app` and puts back the
+    /// memory watermark (a restarted app forgets a watermark set at run time and goes
+    /// back to its configured one).
     pub fn stop_app(&self) -> AppStopped {
+        let watermark = self.watermark();
         self.run(&["stop_app"]);
-        AppStopped { ctl: self.clone() }
+        AppStopped {
+            ctl: self.clone(),
+            watermark,
+        }
     }
 }
 
@@ -171,15 +177,22 @@ impl Drop for MemoryAlarm {
     }
 }
 
-/// A stopped RabbitMQ application; dropping the guard starts it again.
+/// A stopped RabbitMQ application; dropping the guard starts it again with the
+/// watermark it had.
 #[must_use = "the app starts again when this guard drops"]
 pub struct AppStopped {
     ctl: Rabbitmqctl,
+    watermark: Watermark,
 }
 
 impl Drop for AppStopped {
     fn drop(&mut self) {
-        restore("the RabbitMQ app", self.ctl.try_output(&["start_app"]).map(drop));
+        let started = self.ctl.try_output(&["start_app"]).map(drop);
+        restore("the RabbitMQ app", started);
+        restore(
+            "the memory watermark",
+            self.ctl.set_watermark(&self.watermark),
+        );
     }
 }
 
