@@ -12,8 +12,9 @@ every test that takes the `broker` fixture runs once per target.
   already exists there, fails: the suite would use and delete it.
 
 The suite leaves an external broker as it found it: after each test, every
-name helpers.uname() gave out and every tutorial name is deleted from it, as a
-queue and as an exchange (RabbitMQ answers delete-ok for a missing one).
+name helpers.uname() gave out (and, after a test of TUTORIAL_MODULES, every
+tutorial name) is deleted from it, as a queue and as an exchange (RabbitMQ
+answers delete-ok for a missing one).
 """
 import os
 import signal
@@ -34,6 +35,8 @@ IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 # Names the tutorial programs hard-code (tests/pika/tutorials).
 TUTORIAL_QUEUES = ("hello", "task_queue", "rpc_queue")
 TUTORIAL_EXCHANGES = ("logs", "direct_logs", "topic_logs")
+# The test modules that run the tutorial programs (the CI leak check catches any other).
+TUTORIAL_MODULES = ("test_tutorials", "test_interop")
 
 
 @dataclass
@@ -160,7 +163,9 @@ def _external_broker_left_clean(request):
     if "broker" in request.fixturenames:
         b = request.getfixturevalue("broker")
         if b.proc is None:
-            _delete_everywhere(b.url, names + list(TUTORIAL_QUEUES) + list(TUTORIAL_EXCHANGES))
+            if request.module.__name__ in TUTORIAL_MODULES:
+                names += list(TUTORIAL_QUEUES) + list(TUTORIAL_EXCHANGES)
+            _delete_everywhere(b.url, names)
 
 
 @pytest.fixture(autouse=True)

@@ -93,10 +93,7 @@ impl Rabbitmqctl {
 
     /// The node's memory high watermark, as it is now.
     pub fn watermark(&self) -> Watermark {
-        let out = self.output(&[
-            "eval",
-            "vm_memory_monitor:get_vm_memory_high_watermark().",
-        ]);
+        let out = self.output(&["eval", "vm_memory_monitor:get_vm_memory_high_watermark()."]);
         Watermark::parse(&out).unwrap_or_else(|| panic!("unexpected watermark {out:?}"))
     }
 
