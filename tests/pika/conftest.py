@@ -7,7 +7,14 @@ every test that takes the `broker` fixture runs once per target.
   session, waits (10 s at most) until the port accepts TCP, and stops it
   (SIGTERM, then SIGKILL) at the end.
 - rabbitmq: uses WARREN_RABBITMQ_URL. Unset: skipped, except under CI (env CI
-  set), where it fails. Set but unreachable: fails.
+  set), where it fails. Set but unreachable: fails. If a queue or exchange
+  with a name the tutorials hard-code (TUTORIAL_QUEUES, TUTORIAL_EXCHANGES)
+  already exists there, fails: the suite would use and delete it.
+
+The suite leaves an external broker as it found it: after each test, every
+name helpers.uname() gave out (and, after a test of TUTORIAL_MODULES, every
+tutorial name) is deleted from it, as a queue and as an exchange (RabbitMQ
+answers delete-ok for a missing one).
 """
 import os
 import signal
@@ -17,6 +24,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from pika.exceptions import ChannelClosedByBroker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -24,6 +32,11 @@ import helpers  # noqa: E402
 
 BROKERS = [b.strip() for b in os.environ.get("WARREN_BROKERS", "embedded,rabbitmq").split(",") if b.strip()]
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+# Names the tutorial programs hard-code (tests/pika/tutorials).
+TUTORIAL_QUEUES = ("hello", "task_queue", "rpc_queue")
+TUTORIAL_EXCHANGES = ("logs", "direct_logs", "topic_logs")
+# The test modules that run the tutorial programs (the CI leak check catches any other).
+TUTORIAL_MODULES = ("test_tutorials", "test_interop")
 
 
 @dataclass
@@ -89,9 +102,70 @@ def broker(request):
             _check_reachable(url)
         except Exception as e:  # noqa: BLE001
             pytest.fail(f"rabbitmq target: cannot connect to WARREN_RABBITMQ_URL={url}: {e!r}")
+        found = _existing_tutorial_names(url)
+        if found:
+            pytest.fail(
+                f"rabbitmq target: {', '.join(found)} already exist on WARREN_RABBITMQ_URL; the tutorial tests "
+                "would use and then delete them. Delete them if an interrupted run left them "
+                "(rabbitmqctl delete_queue NAME), or point WARREN_RABBITMQ_URL at another vhost."
+            )
         yield Broker("rabbitmq", url)
     else:
         pytest.fail(f"unknown broker target {name!r} in WARREN_BROKERS (known: embedded, rabbitmq)")
+
+
+def _existing_tutorial_names(url):
+    """Which of the tutorials' queues and exchanges exist at `url` (passive declares)."""
+    found = []
+    c = connect(url)
+    try:
+        for kind, names, declare in (
+            ("queue", TUTORIAL_QUEUES, lambda ch, n: ch.queue_declare(queue=n, passive=True)),
+            ("exchange", TUTORIAL_EXCHANGES, lambda ch, n: ch.exchange_declare(exchange=n, passive=True)),
+        ):
+            for name in names:
+                ch = c.channel()
+                try:
+                    declare(ch, name)
+                except ChannelClosedByBroker as e:
+                    if e.reply_code != 404:
+                        raise
+                    continue
+                found.append(f"{kind} {name}")
+                ch.close()
+    finally:
+        c.close()
+    return found
+
+
+def _delete_everywhere(url, names):
+    """Deletes each of `names` as a queue and as an exchange at `url`."""
+    c = connect(url)
+    try:
+        ch = c.channel()
+        for name in names:
+            for kind in ("queue_delete", "exchange_delete"):
+                try:
+                    getattr(ch, kind)(name)
+                except ChannelClosedByBroker:
+                    # e.g. 405: an exclusive queue of a connection still open; it goes with it.
+                    ch = c.channel()
+    finally:
+        c.close()
+
+
+@pytest.fixture(autouse=True)
+def _external_broker_left_clean(request):
+    """After each test on an external broker, delete what the test may have declared there."""
+    helpers.take_unames()
+    yield
+    names = helpers.take_unames()
+    if "broker" in request.fixturenames:
+        b = request.getfixturevalue("broker")
+        if b.proc is None:
+            if request.module.__name__ in TUTORIAL_MODULES:
+                names += list(TUTORIAL_QUEUES) + list(TUTORIAL_EXCHANGES)
+            _delete_everywhere(b.url, names)
 
 
 @pytest.fixture(autouse=True)
@@ -165,11 +239,10 @@ def rpcq(broker):
     """A unique queue name for an RPC server; the queue is deleted after the test."""
     name = helpers.uname("rpc")
     yield name
+    c = connect(broker.url)
     try:
-        c = connect(broker.url)
-        try:
-            c.channel().queue_delete(queue=name)
-        finally:
-            c.close()
-    except Exception:  # noqa: BLE001  (best effort)
-        pass
+        c.channel().queue_delete(queue=name)
+    except ChannelClosedByBroker:
+        pass  # the embedded broker answers 404 for a queue the test never declared
+    finally:
+        c.close()

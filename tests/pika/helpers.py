@@ -14,9 +14,23 @@ TUTORIALS = HERE / "tutorials"
 REPO = HERE.parent.parent
 
 
+# Every name uname() gave out since the last take_unames(): conftest deletes them (as
+# queues and as exchanges) from an external broker after each test.
+_UNAMES = []
+
+
 def uname(prefix="t"):
-    """A name unique to this call, for queues and exchanges."""
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+    """A name unique to this call, for queues and exchanges (deleted after the test on an external broker)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    _UNAMES.append(name)
+    return name
+
+
+def take_unames():
+    """The names uname() gave out since the last call."""
+    names = list(_UNAMES)
+    _UNAMES.clear()
+    return names
 
 
 def warren_bin():

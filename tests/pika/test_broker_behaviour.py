@@ -80,12 +80,13 @@ class _ClosedWith:
 
 
 @pytest.fixture
-def q(ch):
-    """A fresh non-durable queue, deleted after the test."""
+def q(ch, cleanup):
+    """A fresh non-durable queue, deleted after the test (on a fresh connection: the
+    test may have closed this one)."""
     name = uname("q")
     ch.queue_declare(queue=name)
-    yield name
-    _cleanup(ch, queues=[name])
+    cleanup.queues.append(name)
+    return name
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ fn stderr(o: &Output) -> String {
 }
 
 async fn call_prints_reply_and_exit_codes(t: Target) {
-    let q = unique("fib");
-    let slow = unique("slow");
+    let q = t.queue("fib");
+    let slow = t.queue("slow");
     let server = RpcServer::new()
         .route(q.as_str(), fib::handle)
         .route(slow.as_str(), |_r: Request| async {
@@ -90,7 +90,7 @@ async fn call_prints_reply_and_exit_codes(t: Target) {
 }
 
 async fn serve_answers_and_stops_on_sigterm(t: Target) {
-    let q = unique("fib");
+    let q = t.queue("fib");
     let mut child = Command::new(WARREN)
         .args([
             "serve",
@@ -213,7 +213,7 @@ async fn demo_prints_the_tutorial_exchange() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_fails_over_to_the_next_url() {
     let t = Target::embedded().await;
-    let q = unique("fib");
+    let q = t.queue("fib");
     let server = RpcServer::new()
         .route(q.as_str(), fib::handle)
         .start(&t.url)

@@ -3,9 +3,13 @@
 //! must be 0), wrong answer (must be 0). Then it checks that client and server came
 //! back by themselves.
 //!
-//! Tests named `disruptive_*` stop or disconnect a shared RabbitMQ, so
-//! `scripts/test.sh` runs them alone, one at a time. Set `WARREN_FAULT_REPORT` to a
-//! file to collect the table rows (`docs/reliability.md`).
+//! Tests named `disruptive_*` stop, disconnect or reconfigure a RabbitMQ: a throw-away
+//! node the test suite started (`disruptive_rabbitmq_*`: `WARREN_DISRUPTIVE_RABBITMQ_URL`
+//! and `_NODE`, see `common/rabbitmqctl.rs`) or the cluster of `scripts/cluster.sh`
+//! (`disruptive_cluster_*`: `WARREN_CLUSTER_URLS`), never `WARREN_RABBITMQ_URL`. They
+//! are ignored unless asked for; `scripts/test.sh` runs them alone, one at a time.
+//! Set `WARREN_FAULT_REPORT` to a file to collect the table rows
+//! (`docs/reliability.md`).
 
 #[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
@@ -15,6 +19,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::rabbitmqctl::{self, Rabbitmqctl, Watermark};
 use common::{unique, Target};
 use futures_util::StreamExt;
 use warren_broker::Broker;
@@ -185,9 +190,9 @@ struct FibLoad {
 }
 
 impl FibLoad {
-    /// Starts the server, the client and the load, and lets it run for a second.
-    async fn start(url: &str) -> FibLoad {
-        let q = unique("fib");
+    /// Starts the server on queue `q`, the client and the load, and lets it run for
+    /// a second.
+    async fn start(url: &str, q: String) -> FibLoad {
         let server = RpcServer::new()
             .route(q.as_str(), fib::handle)
             .start(url)
@@ -223,7 +228,7 @@ async fn embedded_broker_restart() {
     common::bounded(60, async {
         let broker = loopback_broker().start().await.unwrap();
         let addr = broker.local_addr();
-        let run = FibLoad::start(&broker.amqp_url()).await;
+        let run = FibLoad::start(&broker.amqp_url(), unique("fib")).await;
         broker.shutdown().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         let broker = Broker::builder().listen(addr).start().await.unwrap();
@@ -259,7 +264,7 @@ async fn warren_serve_process_survives_a_broker_restart() {
 }
 
 async fn worker_killed_mid_call(t: Target) {
-    let q = unique("sleep");
+    let q = t.queue("sleep");
     let mut first = serve("sleep", &q, &t.url, 4);
     let client = RpcClient::connect(&t.url).await.unwrap();
     let calls = tokio::spawn({
@@ -292,7 +297,7 @@ async fn worker_killed_mid_call(t: Target) {
 }
 
 async fn slow_worker_past_deadline(t: Target) {
-    let q = unique("sleep");
+    let q = t.queue("sleep");
     let server = RpcServer::new()
         .route(q.as_str(), sleep::handle)
         .start(&t.url)
@@ -318,7 +323,7 @@ async fn slow_worker_past_deadline(t: Target) {
 }
 
 async fn client_vanishes_with_calls_pending(t: Target) {
-    let q = unique("sleep");
+    let q = t.queue("sleep");
     let server = RpcServer::new()
         .route(q.as_str(), sleep::handle)
         .start(&t.url)
@@ -360,66 +365,79 @@ async fn client_vanishes_with_calls_pending(t: Target) {
     server.shutdown().await.unwrap();
 }
 
-fn rabbitmqctl(args: &[&str]) {
-    let status = Command::new("rabbitmqctl")
-        .args(args)
-        .stdout(Stdio::null())
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()),
-        "rabbitmqctl {args:?} failed"
-    );
-}
-
-/// A fib load through a RabbitMQ fault; client and server must recover on their own.
-async fn through_rabbitmq_fault(fault: &str, inject: impl FnOnce()) {
-    let Some(t) = Target::rabbitmq() else { return };
-    let run = FibLoad::start(&t.url).await;
-    tokio::task::block_in_place(inject);
-    run.finish(Duration::from_secs(30), fault, "rabbitmq").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disruptive_rabbitmq_close_all_connections() {
-    common::bounded(
-        90,
-        through_rabbitmq_fault("rabbitmqctl close_all_connections", || {
-            rabbitmqctl(&["close_all_connections", "warren fault test"]);
-        }),
-    )
+/// A fib load through a fault that `inject` causes on the disruptive RabbitMQ (see
+/// `common/rabbitmqctl.rs`); client and server must recover on their own.
+async fn through_rabbitmq_fault(fault: &'static str, secs: u64, inject: fn(&Rabbitmqctl)) {
+    let (t, ctl) = rabbitmqctl::disruptive();
+    common::run(t, secs, |t| async move {
+        let run = FibLoad::start(&t.url, t.queue("fib")).await;
+        tokio::task::block_in_place(|| inject(&ctl));
+        run.finish(Duration::from_secs(30), fault, t.name).await;
+    })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs WARREN_DISRUPTIVE_RABBITMQ_URL and _NODE (bash scripts/rabbitmq-node.sh start)"]
+async fn disruptive_rabbitmq_close_all_connections() {
+    through_rabbitmq_fault("rabbitmqctl close_all_connections", 90, |ctl| {
+        ctl.run(&["close_all_connections", "warren fault test"]);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs WARREN_DISRUPTIVE_RABBITMQ_URL and _NODE (bash scripts/rabbitmq-node.sh start)"]
 async fn disruptive_rabbitmq_stop_start_app() {
-    common::bounded(
-        120,
-        through_rabbitmq_fault("rabbitmqctl stop_app / start_app", || {
-            rabbitmqctl(&["stop_app"]);
-            std::thread::sleep(Duration::from_millis(500));
-            rabbitmqctl(&["start_app"]);
-        }),
-    )
+    through_rabbitmq_fault("rabbitmqctl stop_app / start_app", 120, |ctl| {
+        let before = ctl.watermark();
+        let stopped = ctl.stop_app();
+        std::thread::sleep(Duration::from_millis(500));
+        drop(stopped);
+        assert_eq!(ctl.watermark(), before, "the watermark is restored");
+    })
     .await;
 }
 
 /// A memory alarm makes RabbitMQ block publishing connections (`connection.blocked`):
 /// calls made meanwhile fail at their deadline (none hangs), and once the alarm clears
-/// the same client and server carry on.
+/// (the watermark is back to what it was) the same client and server carry on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs WARREN_DISRUPTIVE_RABBITMQ_URL and _NODE (bash scripts/rabbitmq-node.sh start)"]
 async fn disruptive_rabbitmq_memory_alarm_blocks_publishers() {
-    common::bounded(
+    through_rabbitmq_fault(
+        "memory alarm (connection.blocked), cleared after 2 s",
         90,
-        through_rabbitmq_fault(
-            "memory alarm (connection.blocked), cleared after 2 s",
-            || {
-                rabbitmqctl(&["set_vm_memory_high_watermark", "0.000001"]);
-                std::thread::sleep(Duration::from_secs(2));
-                rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"]);
-            },
-        ),
+        |ctl| {
+            let before = ctl.watermark();
+            let alarm = ctl.memory_alarm();
+            std::thread::sleep(Duration::from_secs(2));
+            drop(alarm);
+            assert_eq!(ctl.watermark(), before, "the watermark is restored");
+        },
     )
     .await;
+}
+
+/// `rabbitmqctl eval 'vm_memory_monitor:get_vm_memory_high_watermark().'` prints a
+/// float or a tagged tuple; the guard restores exactly what it read.
+#[test]
+fn watermark_forms_parse_and_print_back() {
+    assert_eq!(Watermark::parse("0.4\n"), Some(Watermark::Relative(0.4)));
+    assert_eq!(Watermark::parse("1.0e-6"), Some(Watermark::Relative(1e-6)));
+    assert_eq!(
+        Watermark::parse("{absolute,1073741824}\n"),
+        Some(Watermark::Absolute(1 << 30))
+    );
+    assert_eq!(
+        Watermark::parse("{relative, 0.5}"),
+        Some(Watermark::Relative(0.5))
+    );
+    assert_eq!(Watermark::parse("{bogus,1}"), None);
+    assert_eq!(Watermark::parse("ok"), None);
+    // What set_vm_memory_high_watermark is given back: no exponent, no rounding.
+    assert_eq!(1e-6_f64.to_string(), "0.000001");
+    assert_eq!(0.4_f64.to_string(), "0.4");
 }
 
 /// The embedded broker's memory alarm: a ballast of unconsumed messages past its
@@ -438,7 +456,7 @@ async fn embedded_memory_alarm_blocks_publishers() {
             .await
             .unwrap();
         let url = broker.amqp_url();
-        let run = FibLoad::start(&url).await;
+        let run = FibLoad::start(&url, unique("fib")).await;
         let ballast = unique("ballast");
         let filler = Connection::connect(&url, ConnectionProperties::default())
             .await
@@ -489,43 +507,44 @@ async fn embedded_memory_alarm_blocks_publishers() {
     .await;
 }
 
-/// The cluster from `scripts/cluster.sh` (`WARREN_CLUSTER_URLS`, comma-separated).
-fn cluster_urls() -> Option<Vec<String>> {
+/// A quorum request queue on a 3-node cluster (`WARREN_CLUSTER_URLS`, comma-separated,
+/// from `bash scripts/cluster.sh start`): stop the node everyone is connected to (and
+/// that leads the queue) under load; client and server fail over to the next address
+/// and the calls go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs WARREN_CLUSTER_URLS (bash scripts/cluster.sh start)"]
+async fn disruptive_cluster_node_stopped() {
     let urls = common::required_env(
         "WARREN_CLUSTER_URLS",
         "set it to what `bash scripts/cluster.sh start` prints",
-    )?;
-    Some(urls.split(',').map(str::to_owned).collect())
-}
-
-/// A quorum request queue on a 3-node cluster: stop the node everyone is connected to
-/// (and that leads the queue) under load; client and server fail over to the next
-/// address and the calls go on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn disruptive_cluster_node_stopped() {
-    let Some(urls) = cluster_urls() else { return };
-    let node = std::env::var("WARREN_CLUSTER_NODE_TO_STOP")
-        .unwrap_or_else(|_| "warren1@localhost".to_owned());
-    common::bounded(150, async {
-        let q = unique("quorum-fib");
+    );
+    let mut urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+    let ctl = Rabbitmqctl::node(
+        std::env::var("WARREN_CLUSTER_NODE_TO_STOP")
+            .unwrap_or_else(|_| "warren1@localhost".to_owned()),
+    );
+    let first = urls.remove(0);
+    let t = Target::external("rabbitmq cluster", first, urls);
+    common::run(t, 150, |t| async move {
+        let q = t.queue("quorum-fib");
         let mut server =
             RpcServer::new().route(warren_rpc::QueueSpec::quorum(q.as_str()), fib::handle);
-        let mut client = RpcClient::builder(&urls[0]);
-        for url in &urls[1..] {
+        let mut client = RpcClient::builder(&t.url);
+        for url in t.fallback_urls() {
             server = server.fallback_url(url.clone());
             client = client.url(url.clone());
         }
-        let server = server.start(&urls[0]).await.unwrap();
+        let server = server.start(&t.url).await.unwrap();
         let client = client.connect().await.unwrap();
         let load = tokio::spawn({
             let (client, q) = (client.clone(), q.clone());
             async move { drive(&client, &q, 400, 8, Duration::from_millis(10)).await }
         });
         tokio::time::sleep(Duration::from_secs(1)).await;
-        tokio::task::block_in_place(|| rabbitmqctl(&["-n", &node, "stop_app"]));
+        let stopped = tokio::task::block_in_place(|| ctl.stop_app());
         let tally = load.await.unwrap();
         recovered(&client, &q, Duration::from_secs(60)).await;
-        tokio::task::block_in_place(|| rabbitmqctl(&["-n", &node, "start_app"]));
+        tokio::task::block_in_place(|| drop(stopped));
         tally.report(
             "cluster node stopped (quorum queue, 3 nodes)",
             "rabbitmq cluster",

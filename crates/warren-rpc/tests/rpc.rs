@@ -22,7 +22,7 @@ async fn fib_server(t: &Target, queue: &str) -> warren_rpc::ServerHandle {
 }
 
 async fn fib_answers_exactly(t: Target) {
-    let q = unique("fib");
+    let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
     let client = RpcClient::connect(&t.url).await.unwrap();
     assert_eq!(
@@ -37,7 +37,7 @@ async fn fib_answers_exactly(t: Target) {
 }
 
 async fn two_hundred_calls_at_once(t: Target) {
-    let q = unique("fib");
+    let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
     let client = RpcClient::connect(&t.url).await.unwrap();
     let calls = (0..200u64).map(|i| {
@@ -55,7 +55,7 @@ async fn two_hundred_calls_at_once(t: Target) {
 }
 
 async fn two_workers_share_a_queue(t: Target) {
-    let q = unique("shared");
+    let q = t.queue("shared");
     let start = |name: &'static str| {
         RpcServer::new()
             .concurrency(1)
@@ -85,7 +85,7 @@ async fn two_workers_share_a_queue(t: Target) {
 }
 
 async fn deadline_expires(t: Target) {
-    let q = unique("slow");
+    let q = t.queue("slow");
     let server = RpcServer::new()
         .route(q.as_str(), |_req: Request| async {
             tokio::time::sleep(Duration::from_secs(3)).await;
@@ -136,14 +136,14 @@ async fn no_route_fails_fast(t: Target) {
     );
     assert_eq!(client.in_flight(), 0);
     // The client stays usable after a returned call.
-    let q = unique("fib");
+    let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
     assert_eq!(client.call(&q, "10").await.unwrap().text().unwrap(), "55");
     server.shutdown().await.unwrap();
 }
 
 async fn remote_errors_are_typed(t: Target) {
-    let q = unique("err");
+    let q = t.queue("err");
     let server = RpcServer::new()
         .route(q.as_str(), |req: Request| async move {
             match req.body.as_slice() {
@@ -176,7 +176,7 @@ async fn remote_errors_are_typed(t: Target) {
 }
 
 async fn bad_input_is_rejected_not_looped(t: Target) {
-    let q = unique("fib");
+    let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
     let client = RpcClient::connect(&t.url).await.unwrap();
     for bad in ["abc", "-1", "", "100001", "1e3"] {
@@ -196,7 +196,7 @@ async fn bad_input_is_rejected_not_looped(t: Target) {
 }
 
 async fn shutdown_drains_started_calls(t: Target) {
-    let q = unique("drain");
+    let q = t.queue("drain");
     let started = Arc::new(AtomicUsize::new(0));
     let s2 = Arc::clone(&started);
     let server = RpcServer::new()
@@ -236,7 +236,7 @@ async fn shutdown_drains_started_calls(t: Target) {
 }
 
 async fn exclusive_reply_queue_mode(t: Target) {
-    let q = unique("fib");
+    let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
     let client = RpcClient::builder(&t.url)
         .reply_mode(ReplyMode::ExclusiveQueue)
@@ -256,7 +256,7 @@ async fn exclusive_reply_queue_mode(t: Target) {
 }
 
 async fn content_type_is_honoured(t: Target) {
-    let q = unique("echo");
+    let q = t.queue("echo");
     let server = RpcServer::new()
         .route(q.as_str(), |req: Request| async move {
             Ok(Response {
@@ -320,7 +320,7 @@ async fn wait_for(count: &AtomicUsize, n: usize) {
 }
 
 async fn one_way_and_expired_requests(t: Target) {
-    let q = unique("count");
+    let q = t.queue("count");
     let (server, count) = counting_server(&t, &q).await;
     // No reply_to: processed, no reply, acked.
     raw_publish(&t.url, &q, b"one-way", lapin::BasicProperties::default()).await;
@@ -374,7 +374,7 @@ async fn assert_all_acked_then_delete(t: &Target, q: &str) {
 /// A slow request must not hold finished ones against the prefetch window: with
 /// concurrency 4 and one call running for seconds, 40 quick calls still go through.
 async fn slow_request_does_not_hold_back_others(t: Target) {
-    let q = unique("hol");
+    let q = t.queue("hol");
     let server = RpcServer::new()
         .concurrency(4)
         .route(q.as_str(), |req: Request| async move {
@@ -417,7 +417,7 @@ async fn slow_request_does_not_hold_back_others(t: Target) {
 /// Acks are coalesced (`basic.ack(multiple)`), so handlers that finish out of order
 /// must still get every request acked exactly once, and none run twice.
 async fn out_of_order_completions_are_all_acked(t: Target) {
-    let q = unique("ooo");
+    let q = t.queue("ooo");
     let runs = Arc::new(AtomicUsize::new(0));
     let r2 = Arc::clone(&runs);
     let server = RpcServer::new()
@@ -449,7 +449,7 @@ async fn out_of_order_completions_are_all_acked(t: Target) {
 }
 
 async fn unknown_correlation_ids_are_dropped(t: Target) {
-    let q = unique("fib");
+    let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
     let client = RpcClient::builder(&t.url)
         .reply_mode(ReplyMode::ExclusiveQueue)
@@ -472,7 +472,7 @@ async fn unknown_correlation_ids_are_dropped(t: Target) {
 }
 
 async fn in_flight_bound_fails_fast_when_asked(t: Target) {
-    let q = unique("slow");
+    let q = t.queue("slow");
     let server = RpcServer::new()
         .route(q.as_str(), warren_rpc::services::sleep::handle)
         .start(&t.url)
