@@ -8,7 +8,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -48,9 +48,18 @@ struct Flood {
     /// Sockets connected now (from the attacker's side) and the peak.
     open: AtomicUsize,
     peak: AtomicUsize,
-    /// Sockets opened in total, and connects that failed or timed out.
+    /// Sockets opened in total, connects reset before they completed, and connects
+    /// that failed (no free local port) or timed out.
     opened: AtomicU64,
+    reset_early: AtomicU64,
     connect_failed: AtomicU64,
+}
+
+impl Flood {
+    /// Sockets the attacker got connected (even if reset at once).
+    fn reopened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed) + self.reset_early.load(Ordering::Relaxed)
+    }
 }
 
 /// Waits until the peer closes (or errors), reading and discarding what it sends.
@@ -103,16 +112,20 @@ async fn attacker(addr: SocketAddr, style: Style, flood: Arc<Flood>) {
         if flood.stop.load(Ordering::Relaxed) {
             return;
         }
-        let mut s = match tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr))
-            .await
-        {
-            Ok(Ok(s)) => s,
-            _ => {
-                flood.connect_failed.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-        };
+        let mut s =
+            match tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) if e.kind() != std::io::ErrorKind::AddrNotAvailable => {
+                    // Reset before we saw the connect complete: evicted already.
+                    flood.reset_early.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                _ => {
+                    flood.connect_failed.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
         flood.opened.fetch_add(1, Ordering::Relaxed);
         let now = flood.open.fetch_add(1, Ordering::Relaxed) + 1;
         flood.peak.fetch_max(now, Ordering::Relaxed);
@@ -140,12 +153,18 @@ struct RealOk {
 }
 
 /// A real client: connect, declare a queue, consume, publish, receive, close.
-async fn real_client(url: String) -> Result<RealOk, String> {
+async fn real_client(url: String, step: Arc<Mutex<&'static str>>) -> Result<RealOk, String> {
+    let at = |name: &'static str| {
+        if let Ok(mut s) = step.lock() {
+            *s = name;
+        }
+    };
     let t0 = Instant::now();
     let conn = Connection::connect(&url, ConnectionProperties::default())
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let connect = t0.elapsed();
+    at("channel");
     let ch = conn
         .create_channel()
         .await
@@ -154,10 +173,12 @@ async fn real_client(url: String) -> Result<RealOk, String> {
         exclusive: true,
         ..Default::default()
     };
+    at("declare");
     let q = ch
         .queue_declare("".into(), opts, FieldTable::default())
         .await
         .map_err(|e| format!("declare: {e}"))?;
+    at("consume");
     let mut consumer = ch
         .basic_consume(
             q.name().as_str().into(),
@@ -170,6 +191,7 @@ async fn real_client(url: String) -> Result<RealOk, String> {
         )
         .await
         .map_err(|e| format!("consume: {e}"))?;
+    at("publish");
     ch.basic_publish(
         "".into(),
         q.name().as_str().into(),
@@ -179,6 +201,7 @@ async fn real_client(url: String) -> Result<RealOk, String> {
     )
     .await
     .map_err(|e| format!("publish: {e}"))?;
+    at("deliver");
     let delivery = consumer
         .next()
         .await
@@ -187,6 +210,7 @@ async fn real_client(url: String) -> Result<RealOk, String> {
     if delivery.data != b"ping" {
         return Err(format!("wrong body {:?}", delivery.data));
     }
+    at("close");
     conn.close(200, "bye".into())
         .await
         .map_err(|e| format!("close: {e}"))?;
@@ -214,11 +238,19 @@ fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
 
 #[test]
 fn real_clients_get_in_during_a_handshake_flood() {
+    // Both ends of every attacker socket live in this process, plus the broker's own.
+    let need = 2 * FLOOD_SOCKETS as u64 + 2048;
+    let fds = warren_broker::raise_fd_limit().expect("raise RLIMIT_NOFILE");
+    assert!(
+        fds >= need,
+        "RLIMIT_NOFILE is {fds}, the test needs {need}: raise the hard limit (ulimit -Hn)"
+    );
     // The broker, the attacker and the real clients each get their own runtime, as
     // three processes would (they still share the machine's cores).
     let broker_rt = runtime("broker", 2);
     let attack_rt = runtime("attacker", 1);
     let client_rt = runtime("client", 1);
+    // Default limits: 512 pending handshakes, 5 s handshake timeout.
     let broker = broker_rt
         .block_on(
             Broker::builder()
@@ -234,18 +266,33 @@ fn real_clients_get_in_during_a_handshake_flood() {
         attack_rt.spawn(attacker(addr, styles[i % styles.len()], flood.clone()));
     }
     std::thread::sleep(WARM_UP);
-    let warm_open = flood.open.load(Ordering::Relaxed);
-    let opened_before = flood.opened.load(Ordering::Relaxed);
+    let opened_before = flood.reopened();
     let t_real = Instant::now();
+    // Samples how many attacker sockets are connected while the real clients run.
+    let sampler = {
+        let flood = flood.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !flood.stop.load(Ordering::Relaxed) && samples.len() < 10_000 {
+                samples.push(flood.open.load(Ordering::Relaxed));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            samples
+        })
+    };
     let results = client_rt.block_on(async {
         let mut tasks = Vec::with_capacity(REAL_ATTEMPTS);
         for i in 0..REAL_ATTEMPTS {
             tokio::time::sleep_until((t_real + REAL_EVERY * i as u32).into()).await;
             let url = url.clone();
             tasks.push(tokio::spawn(async move {
-                match tokio::time::timeout(REAL_BOUND, real_client(url)).await {
+                let step = Arc::new(Mutex::new("connect"));
+                match tokio::time::timeout(REAL_BOUND, real_client(url, step.clone())).await {
                     Ok(r) => r,
-                    Err(_) => Err(format!("no outcome within {REAL_BOUND:?}")),
+                    Err(_) => Err(format!(
+                        "no outcome within {REAL_BOUND:?} (at {})",
+                        step.lock().map(|s| *s).unwrap_or("?")
+                    )),
                 }
             }));
         }
@@ -256,9 +303,9 @@ fn real_clients_get_in_during_a_handshake_flood() {
         out
     });
     let real_secs = t_real.elapsed().as_secs_f64();
-    let churn = flood.opened.load(Ordering::Relaxed) - opened_before;
-    let open_end = flood.open.load(Ordering::Relaxed);
+    let churn = flood.reopened() - opened_before;
     flood.stop.store(true, Ordering::Relaxed);
+    let samples = sampler.join().expect("sampler thread");
     attack_rt.shutdown_timeout(Duration::from_secs(5));
     broker_rt.block_on(broker.shutdown());
 
@@ -276,12 +323,12 @@ fn real_clients_get_in_during_a_handshake_flood() {
     let mut errors: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
     errors.sort();
     errors.dedup();
+    let mean_open = samples.iter().sum::<usize>() / samples.len().max(1);
     println!(
-        "flood {FLOOD_SOCKETS} sockets (open after warm-up {warm_open}, at end {open_end}, peak {}; \
-         {churn} reopened in {real_secs:.1} s = {:.0}/s; {} connects failed), \
-         real clients {ok}/{REAL_ATTEMPTS} ok, connect p50 {:?} p99 {:?} max {:?}, \
-         publish+consume round p50 {:?} p99 {:?}",
-        flood.peak.load(Ordering::Relaxed),
+        "flood {FLOOD_SOCKETS} sockets (mean {mean_open} connected, min {}; {churn} reopened \
+         in {real_secs:.1} s = {:.0}/s; {} connects failed): real clients {ok}/{REAL_ATTEMPTS} \
+         ok, connect p50 {:?} p99 {:?} max {:?}, connect+publish+consume+close p50 {:?} p99 {:?}",
+        samples.iter().min().copied().unwrap_or(0),
         churn as f64 / real_secs,
         flood.connect_failed.load(Ordering::Relaxed),
         percentile(&connects, 50),
@@ -293,12 +340,169 @@ fn real_clients_get_in_during_a_handshake_flood() {
     if !errors.is_empty() {
         println!("real client errors: {errors:?}");
     }
+    // The flood was real: most attacker sockets connected at any time, and far more
+    // reopened than the broker has pending slots (so it evicted all along).
     assert!(
-        warm_open >= FLOOD_SOCKETS * 9 / 10,
-        "the flood did not get going: {warm_open} of {FLOOD_SOCKETS} sockets open"
+        mean_open >= FLOOD_SOCKETS / 2,
+        "the flood held only {mean_open} of {FLOOD_SOCKETS} sockets on average"
+    );
+    assert!(
+        churn >= 10 * FLOOD_SOCKETS as u64,
+        "the attacker reopened only {churn} sockets"
     );
     assert!(
         ok * 100 >= REAL_ATTEMPTS * 99,
         "only {ok} of {REAL_ATTEMPTS} real clients got through: {errors:?}"
     );
+}
+
+/// Whether the broker closes (or resets) `s` within `within`.
+async fn closed_within(s: &mut TcpStream, within: Duration) -> bool {
+    let mut sink = [0u8; 64];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut sink)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn small_broker(max_connections: usize, max_pending: usize) -> warren_broker::BrokerHandle {
+    Broker::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .max_connections(max_connections)
+        .max_pending_handshakes(max_pending)
+        .start()
+        .await
+        .expect("start the broker")
+}
+
+async fn idle_sockets(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    // Let the broker accept them, in order.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    v
+}
+
+#[tokio::test]
+async fn a_full_pending_budget_evicts_the_oldest_socket_not_the_newest() {
+    let b = small_broker(16, 4).await;
+    let mut old = idle_sockets(b.local_addr(), 4).await;
+    let mut new = idle_sockets(b.local_addr(), 4).await;
+    for s in &mut old {
+        assert!(
+            closed_within(s, Duration::from_secs(2)).await,
+            "an old idle socket stayed"
+        );
+    }
+    for s in &mut new {
+        assert!(
+            !closed_within(s, Duration::from_millis(100)).await,
+            "a new socket was evicted"
+        );
+    }
+    // A real client still gets in (evicting one more idle socket).
+    let c = Connection::connect(&b.amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("a real client connects past the idle sockets");
+    c.close(200, "bye".into()).await.expect("close");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn authenticated_connections_are_never_evicted() {
+    let b = small_broker(16, 2).await;
+    let c = Connection::connect(&b.amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let _idle = idle_sockets(b.local_addr(), 20).await;
+    let ch = c
+        .create_channel()
+        .await
+        .expect("the connection still works");
+    ch.close(200, "bye".into()).await.expect("close channel");
+    c.close(200, "bye".into()).await.expect("close");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn pending_handshakes_do_not_count_against_max_connections() {
+    let b = small_broker(2, 8).await;
+    let _idle = idle_sockets(b.local_addr(), 6).await;
+    let c1 = Connection::connect(&b.amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("first client");
+    let c2 = Connection::connect(&b.amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("second client");
+    // The third authenticated client is refused: 530 not-allowed, as RabbitMQ does.
+    let err = tokio::time::timeout(
+        Duration::from_secs(5),
+        Connection::connect(&b.amqp_url(), ConnectionProperties::default()),
+    )
+    .await
+    .expect("refused in time")
+    .expect_err("a third client is over max_connections");
+    let code = match err.kind() {
+        lapin::ErrorKind::ProtocolError(e) => e.get_id(),
+        _ => 0,
+    };
+    assert_eq!(code, 530, "{err}");
+    // A closed connection gives its slot back.
+    c1.close(200, "bye".into()).await.expect("close");
+    let c3 = Connection::connect(&b.amqp_url(), ConnectionProperties::default())
+        .await
+        .expect("a freed slot is reused");
+    c2.close(200, "bye".into()).await.expect("close");
+    c3.close(200, "bye".into()).await.expect("close");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_handshake_timeout_closes_a_silent_socket() {
+    let b = Broker::builder()
+        .listen("127.0.0.1:0".parse().unwrap())
+        .handshake_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .expect("start the broker");
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(b.local_addr()).await.expect("connect");
+    assert!(closed_within(&mut s, Duration::from_secs(5)).await);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
+    // A slow-loris that sent the header does not get longer.
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(b.local_addr()).await.expect("connect");
+    s.write_all(HEADER).await.expect("header");
+    assert!(closed_within(&mut s, Duration::from_secs(5)).await);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t0.elapsed()
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn zero_budgets_are_refused() {
+    for builder in [
+        Broker::builder().max_pending_handshakes(0),
+        Broker::builder().handshake_timeout(Duration::ZERO),
+        Broker::builder().max_connections(0),
+    ] {
+        let r = builder.listen("127.0.0.1:0".parse().unwrap()).start().await;
+        assert!(
+            matches!(r, Err(warren_broker::BrokerError::Config(_))),
+            "{r:?}"
+        );
+    }
 }
