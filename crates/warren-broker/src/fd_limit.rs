@@ -79,6 +79,7 @@ mod imp {
 #[cfg(all(test, unix))]
 mod tests {
     #[test]
+    #[allow(clippy::unnecessary_cast)] // rlim_t is u64 on most, not all, Unix targets
     fn raising_leaves_at_least_the_current_soft_limit() {
         let mut lim = libc::rlimit {
             rlim_cur: 0,
