@@ -3,6 +3,7 @@
 //! channels, and handling events from queues (deliveries, cancels, confirms).
 
 use crate::alarm::{Active, Alarms};
+use crate::admission::Ticket;
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::frame::{decode, InFrame, Out};
@@ -22,7 +23,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
 /// Events sent to a connection task by queues, the reply-to registry and the
@@ -77,8 +78,11 @@ enum End {
     Closed,
 }
 
-/// Handshake time limit.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read buffer of a connection in the handshake (it grows to `READ_BUF` once open):
+/// pending handshakes are many and cheap under a flood.
+const HANDSHAKE_READ_BUF: usize = 1024;
+/// Read buffer of an open connection.
+const READ_BUF: usize = 16 * 1024;
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Writer backlog above which we stop taking deliveries from queues.
@@ -112,6 +116,10 @@ struct Conn {
     /// Set once we sent connection.close: the deadline for close-ok.
     closing: Option<Instant>,
     done: bool,
+    /// The pending-handshake slot, until the client authenticates.
+    ticket: Option<Ticket>,
+    /// The established-connection slot, once it has.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 /// A connection's side of the resource alarms (memory, disk), as RabbitMQ applies
@@ -190,12 +198,17 @@ impl Block {
     }
 }
 
-/// Serve one accepted socket until it closes.
-pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut shutdown: Shutdown) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+/// Serve one accepted socket until it closes. `ticket` is its pending-handshake slot;
+/// `evicted` fires if the accept loop takes that slot for a newer socket.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    id: u64,
+    mut shutdown: Shutdown,
+    ticket: Ticket,
+    mut evicted: oneshot::Receiver<()>,
+) {
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let (wtx, wrx) = mpsc::unbounded_channel();
@@ -212,7 +225,7 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
     let mut conn = Conn {
         id,
         shared,
-        rbuf: BytesMut::with_capacity(16 * 1024),
+        rbuf: BytesMut::with_capacity(HANDSHAKE_READ_BUF),
         out: Out::new(0),
         wtx,
         pending_write,
@@ -229,9 +242,13 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
         last_read: Instant::now(),
         closing: None,
         done: false,
+        ticket: Some(ticket),
+        permit: None,
     };
+    let handshake_timeout = conn.shared.config.handshake_timeout;
     let hs = tokio::select! {
-        r = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.handshake(&mut rd)) => r,
+        r = tokio::time::timeout(handshake_timeout, conn.handshake(&mut rd)) => r,
+        Ok(()) = &mut evicted => Ok(Err(HandshakeError::Evicted)),
         _ = shutdown.recv() => Ok(Err(HandshakeError::Eof)),
     };
     match hs {
@@ -245,6 +262,11 @@ pub(crate) async fn serve(stream: TcpStream, shared: Arc<Shared>, id: u64, mut s
                 linger(&mut rd).await;
             }
             tracing::info!(conn = id, %peer, ?end, "connection closed");
+        }
+        Ok(Err(HandshakeError::Evicted)) => {
+            tracing::debug!(conn = id, %peer, "pending handshake evicted for a newer socket");
+            // Reset rather than close: a flood must not fill the table with TIME_WAITs.
+            let _ = rd.as_ref().set_zero_linger();
         }
         Ok(Err(e)) => {
             tracing::debug!(conn = id, %peer, error = %e, "handshake failed");
@@ -334,6 +356,7 @@ impl Conn {
         let mut ticker = tokio::time::interval(hb.unwrap_or(Duration::from_secs(3600)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.last_read = Instant::now();
+        self.rbuf.reserve(READ_BUF);
         loop {
             self.process_buffered();
             self.flush();
@@ -727,6 +750,8 @@ impl Conn {
         }
         crate::queue::unsend_all(std::mem::take(&mut self.unsent));
         self.out.take();
+        // Give the established-connection slot back (if it authenticated).
+        drop(self.permit.take());
     }
 }
 

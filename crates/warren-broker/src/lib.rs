@@ -29,11 +29,13 @@
 #![warn(missing_docs)]
 
 mod alarm;
+mod admission;
 mod channel;
 mod connection;
 mod disk;
 mod error;
 mod exchange;
+mod fd_limit;
 mod frame;
 mod memory;
 mod message;
@@ -45,6 +47,7 @@ mod store;
 mod vhost;
 
 pub use error::BrokerError;
+pub use fd_limit::raise_fd_limit;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +67,8 @@ pub(crate) struct Config {
     pub(crate) channel_max: u16,
     pub(crate) heartbeat: u16,
     pub(crate) max_connections: usize,
+    pub(crate) max_pending_handshakes: usize,
+    pub(crate) handshake_timeout: Duration,
     pub(crate) memory_limit: Option<usize>,
     pub(crate) disk_free_limit: u64,
 }
@@ -96,6 +101,8 @@ impl Broker {
                 channel_max: 2047,
                 heartbeat: 60,
                 max_connections: 1024,
+                max_pending_handshakes: 512,
+                handshake_timeout: Duration::from_secs(5),
                 memory_limit: None,
                 disk_free_limit: disk::DEFAULT_LIMIT,
             },
@@ -171,9 +178,28 @@ impl BrokerBuilder {
         self
     }
 
-    /// Maximum number of simultaneous client connections.
+    /// Maximum number of simultaneous authenticated client connections (default
+    /// 1024). Sockets still in the handshake do not count: they have their own budget,
+    /// [`max_pending_handshakes`](Self::max_pending_handshakes). A client that
+    /// authenticates while all are taken is refused with 530 (not-allowed).
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
+        self
+    }
+
+    /// Maximum number of sockets in the handshake at once, from accept until they
+    /// authenticate (default 512). When all are taken, a new socket evicts the
+    /// pending handshake that has gone longest without completing a step, so sockets
+    /// that never finish (idle, slow-loris) cannot keep real clients out.
+    pub fn max_pending_handshakes(mut self, n: usize) -> Self {
+        self.config.max_pending_handshakes = n;
+        self
+    }
+
+    /// Time a socket has from accept to `connection.open` (default 5 s; RabbitMQ's
+    /// `handshake_timeout` is 10 s). Past it the broker closes the socket.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
         self
     }
 
@@ -185,6 +211,14 @@ impl BrokerBuilder {
         }
         if config.max_connections == 0 {
             return Err(BrokerError::Config("max_connections must be > 0".into()));
+        }
+        if config.max_pending_handshakes == 0 {
+            return Err(BrokerError::Config(
+                "max_pending_handshakes must be > 0".into(),
+            ));
+        }
+        if config.handshake_timeout.is_zero() {
+            return Err(BrokerError::Config("handshake_timeout must be > 0".into()));
         }
         let (store, recovered) = match &config.data_dir {
             Some(dir) => {
@@ -211,12 +245,10 @@ impl BrokerBuilder {
         if let Some(rec) = recovered {
             recover(&vhost, rec);
         }
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| BrokerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener = server::bind(config.listen).map_err(|source| BrokerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             config,

@@ -1,14 +1,36 @@
-//! The accept loop: enforces the connection limit, spawns one task per
-//! connection and propagates the shutdown broadcast.
+//! The listener and the accept loop: admits each socket into the pending-handshake
+//! budget (see [`crate::admission`]), spawns one task per connection and propagates
+//! the shutdown broadcast.
 
+use crate::admission::Admission;
 use crate::shutdown::{Notifier, Shutdown};
 use crate::Shared;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::mpsc;
 
 static CONN_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Listen backlog asked for (the kernel caps it at `net.core.somaxconn`). Under a
+/// flood the accept queue holds the attacker's sockets as well as real clients';
+/// when it overflows, Linux drops new SYNs and a real client waits a 1 s
+/// retransmission, so ask for a deep one (tokio's default is 1024).
+const BACKLOG: u32 = 4096;
+
+/// Binds the listening socket (with `SO_REUSEADDR`, as `TcpListener::bind` does).
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 /// Accept connections until shutdown.
 pub(crate) async fn accept_loop(
@@ -18,7 +40,10 @@ pub(crate) async fn accept_loop(
     mut stop: Shutdown,
     done_tx: mpsc::Sender<()>,
 ) {
-    let limit = Arc::new(Semaphore::new(shared.config.max_connections));
+    let admission = Admission::new(
+        shared.config.max_connections,
+        shared.config.max_pending_handshakes,
+    );
     loop {
         tokio::select! {
             biased;
@@ -32,20 +57,20 @@ pub(crate) async fn accept_loop(
                         continue;
                     }
                 };
-                let Ok(permit) = limit.clone().try_acquire_owned() else {
-                    tracing::warn!(%addr, "connection limit reached, refusing connection");
-                    drop(stream);
-                    continue;
-                };
+                let (ticket, evicted) = admission.admit();
                 let id = CONN_IDS.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 let shutdown = Shutdown::new(&notify);
                 let done = done_tx.clone();
                 tokio::spawn(async move {
-                    crate::connection::serve(stream, shared, id, shutdown).await;
-                    drop(permit);
+                    crate::connection::serve(stream, addr, shared, id, shutdown, ticket, evicted).await;
                     drop(done);
                 });
+                // One admission per scheduler tick: the handshakes already admitted get
+                // to run (read their header, answer) before the next socket can evict
+                // one of them. Without this, under a flood the accept loop outruns them
+                // and evicts real clients that are merely waiting to be polled.
+                tokio::task::yield_now().await;
             }
         }
     }

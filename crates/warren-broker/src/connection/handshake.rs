@@ -2,6 +2,7 @@
 //! (PLAIN and AMQPLAIN authentication), tune/tune-ok negotiation and open.
 
 use super::Conn;
+use crate::admission::Refused;
 use crate::error::AmqpError;
 use crate::frame::{decode, InFrame, PROTOCOL_HEADER};
 use crate::message::{short, value_as_str};
@@ -22,6 +23,8 @@ pub(super) enum HandshakeError {
     BadHeader,
     #[error("protocol error: {0}")]
     Protocol(AmqpError),
+    #[error("evicted from the pending-handshake budget")]
+    Evicted,
 }
 
 impl Conn {
@@ -90,6 +93,9 @@ impl Conn {
             return Err(HandshakeError::BadHeader);
         }
         self.rbuf.advance(8);
+        if let Some(ticket) = self.ticket.as_mut() {
+            ticket.progress();
+        }
         let shared = self.shared.clone();
         let cfg = &shared.config;
         self.out.method(
@@ -128,6 +134,7 @@ impl Conn {
             let _ = tokio::time::timeout(Duration::from_millis(200), self.expect_method(rd)).await;
             return Err(err);
         }
+        self.take_established_slot(rd).await?;
         self.cancel_notify = capability(&start_ok.client_properties, "consumer_cancel_notify");
         self.block.notify = capability(&start_ok.client_properties, "connection.blocked");
         let (server_channel_max, server_frame_max, server_heartbeat) =
@@ -214,6 +221,40 @@ impl Conn {
         );
         self.flush();
         Ok(())
+    }
+}
+
+impl Conn {
+    /// The client authenticated: trade its pending-handshake slot for an established
+    /// one, or refuse it (530, like RabbitMQ's node connection limit) when all
+    /// `max_connections` are taken.
+    async fn take_established_slot(
+        &mut self,
+        rd: &mut OwnedReadHalf,
+    ) -> Result<(), HandshakeError> {
+        let Some(ticket) = self.ticket.take() else {
+            return Err(HandshakeError::Evicted);
+        };
+        match ticket.authenticate() {
+            Ok(permit) => {
+                self.permit = Some(permit);
+                Ok(())
+            }
+            Err(Refused::Evicted) => Err(HandshakeError::Evicted),
+            Err(refused @ Refused::Full(_)) => {
+                tracing::warn!(
+                    conn = self.id,
+                    "{refused}, refusing an authenticated client"
+                );
+                let e = AmqpError::not_allowed(format!("connection refused: {refused}"))
+                    .with_method(10, 11);
+                let err = self.hs_fail(e);
+                self.flush();
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(200), self.expect_method(rd)).await;
+                Err(err)
+            }
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use warren_broker::Broker;
 
@@ -30,6 +31,18 @@ pub struct Args {
     /// until space is freed. `0` turns the disk alarm off.
     #[arg(long, value_name = "SIZE", value_parser = parse_limit, default_value = "50MB")]
     disk_free_limit: u64,
+    /// Most authenticated client connections at once; a client that authenticates
+    /// past it is refused with 530. Sockets still in the handshake do not count.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Most sockets in the handshake (accepted, not yet authenticated) at once; past
+    /// it a new socket evicts the one that has gone longest without progress, so
+    /// idle or slow-loris sockets cannot keep real clients out.
+    #[arg(long, default_value_t = 512)]
+    max_pending_handshakes: usize,
+    /// Time a socket has from accept to `connection.open`, e.g. `5s` or `500ms`.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    handshake_timeout: Duration,
 }
 
 /// Like [`parse_size`], and `0` (no limit) is allowed.
@@ -70,11 +83,32 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
+/// Raises the open-file limit to the hard limit (every socket is a descriptor) and
+/// warns when even that is short of what the connection limits need.
+fn raise_fd_limit(sockets: usize) {
+    // Listener, data-directory files, stdio and some slack.
+    let need = sockets as u64 + 64;
+    match warren_broker::raise_fd_limit() {
+        Ok(limit) if limit < need => tracing::warn!(
+            limit,
+            need,
+            "the open-file limit is below --max-connections + --max-pending-handshakes; \
+             raise it (ulimit -n / LimitNOFILE) or lower those flags"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
 /// Runs `warren broker` until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> Result<(), String> {
+    raise_fd_limit(args.max_connections + args.max_pending_handshakes);
     let mut builder = Broker::builder()
         .listen(args.listen)
-        .credentials(args.user, args.password);
+        .credentials(args.user, args.password)
+        .max_connections(args.max_connections)
+        .max_pending_handshakes(args.max_pending_handshakes)
+        .handshake_timeout(args.handshake_timeout);
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }
