@@ -25,17 +25,23 @@
 
 #![warn(missing_docs)]
 
+// Lets the code `#[service]` generates name `::warren_rpc` inside this crate too.
+extern crate self as warren_rpc;
+
 pub mod blocking;
 mod client;
+pub mod codec;
 mod connect;
 mod context;
 mod error;
 mod handler;
+mod nested;
 mod queue;
 mod server;
 pub mod services;
 pub mod shutdown;
 mod status;
+pub mod typed;
 pub mod wire;
 
 pub use client::{
@@ -49,6 +55,13 @@ pub use handler::{Handler, HandlerFuture};
 pub use queue::QueueSpec;
 pub use server::{RpcServer, ServerHandle, DEFAULT_CONCURRENCY};
 pub use status::{Code, Status};
+
+pub use codec::{Codec, CodecError};
+/// Makes a trait of `async fn`s a typed service: see the crate docs.
+pub use warren_macros::service;
+/// The serde typed services use; `#[service]`'s generated code derives through it,
+/// so a crate using the macro needs no serde dependency of its own for it.
+pub use serde;
 
 /// Re-exported AMQP types used in Warren's API (header tables and values).
 pub mod types {

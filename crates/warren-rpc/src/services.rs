@@ -2,3 +2,4 @@
 
 pub mod fib;
 pub mod sleep;
+pub mod calc;
