@@ -8,6 +8,8 @@
 
 use crate::client::CallOptions;
 use crate::context::Context;
+use crate::error::Error;
+use crate::status::Status;
 
 impl CallOptions {
     /// Options for a call made while serving the request `ctx` belongs to: its
@@ -30,6 +32,15 @@ impl CallOptions {
     }
 }
 
+/// A failed nested call, as the status of the request that made it: the error's
+/// [`code`](Error::code) (a timeout is `deadline_exceeded`) and its message. Lets a
+/// handler pass a nested call's failure on with `?`.
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        Status::new(error.code(), error.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};
@@ -41,6 +52,16 @@ mod tests {
         let ctx = Context::default();
         let options = CallOptions::from_context(&ctx);
         assert_eq!(format!("{options:?}"), format!("{:?}", CallOptions::new()));
+    }
+
+    #[test]
+    fn errors_become_statuses_with_their_code() {
+        let status = Status::from(Error::Timeout {
+            queue: "b".into(),
+            timeout: Duration::from_millis(5),
+        });
+        assert_eq!(status.code(), crate::Code::DeadlineExceeded);
+        assert!(status.message().contains("`b`"), "{}", status.message());
     }
 
     #[test]
