@@ -123,7 +123,7 @@ fn server(service: &Service) -> TokenStream {
                 #queue
             }
 
-            fn queue(&self) -> ::warren_rpc::QueueSpec {
+            fn queue_spec(&self) -> ::warren_rpc::QueueSpec {
                 ::core::clone::Clone::clone(&self.queue)
             }
 
@@ -179,20 +179,25 @@ fn server_arm(trait_ident: &syn::Ident, m: &Method) -> TokenStream {
             )
         },
     };
+    let args = args_ident(m);
+    let derive = derive(m, quote!(Deserialize));
+    // Spanned at the result type: a result that is not serde is reported there.
+    let handle = quote_spanned! {ok_type(m).span()=>
+        ::warren_rpc::typed::handle(
+            #wire,
+            request,
+            move |__warren_args: #args, #ctx_pat: ::warren_rpc::Context| async move {
+                let #args { #(#names),* } = __warren_args;
+                #outcome
+            },
+        )
+    };
     quote! {
         #wire => {
-            #[derive(::warren_rpc::serde::Deserialize)]
-            #[serde(crate = "::warren_rpc::serde")]
-            struct __WarrenArgs { #fields }
+            #derive
+            struct #args { #fields }
             let __warren_service = ::std::sync::Arc::clone(&self.service);
-            ::core::option::Option::Some(::warren_rpc::typed::handle(
-                #wire,
-                request,
-                move |__warren_args: __WarrenArgs, #ctx_pat: ::warren_rpc::Context| async move {
-                    let __WarrenArgs { #(#names),* } = __warren_args;
-                    #outcome
-                },
-            ))
+            ::core::option::Option::Some(#handle)
         }
     }
 }
@@ -269,9 +274,18 @@ fn client_methods(trait_ident: &syn::Ident, queue: &str, m: &Method) -> TokenStr
     });
     let params: Vec<TokenStream> = params.collect();
     let options = options_ident(m);
-    let ok = match &m.output {
-        Output::Plain(ty) => quote!(#ty),
-        Output::Result { ok, .. } => quote!(#ok),
+    let ok = ok_type(m);
+    let args = args_ident(m);
+    let derive = derive(m, quote!(Serialize));
+    // Spanned at the result type: a result that is not serde is reported there.
+    let call = quote_spanned! {ok.span()=>
+        ::warren_rpc::typed::call(
+            &self.client,
+            &self.queue,
+            #wire,
+            &#args { #(#names),* },
+            #options,
+        )
     };
     let call_doc = format!(" Calls `{wire}` on the `{queue}` service (`{trait_ident}::{ident}`).");
     let with_doc = format!(
@@ -293,19 +307,34 @@ fn client_methods(trait_ident: &syn::Ident, queue: &str, m: &Method) -> TokenStr
             #options: ::warren_rpc::CallOptions,
             #(#params),*
         ) -> ::warren_rpc::Result<#ok> {
-            #[derive(::warren_rpc::serde::Serialize)]
-            #[serde(crate = "::warren_rpc::serde")]
-            struct __WarrenArgs { #fields }
-            ::warren_rpc::typed::call(
-                &self.client,
-                &self.queue,
-                #wire,
-                &__WarrenArgs { #(#names),* },
-                #options,
-            )
-            .await
+            #derive
+            struct #args { #fields }
+            #call.await
         }
     }
+}
+
+/// The type a successful call yields: `T` of `Result<T, E>`, else the declared type.
+fn ok_type(m: &Method) -> &syn::Type {
+    match &m.output {
+        Output::Plain(ty) => ty,
+        Output::Result { ok, .. } => ok,
+    }
+}
+
+/// `#[derive(serde::<what>)]` through warren-rpc's serde, spanned at the method's name
+/// (errors serde's derived code reports at its call site point there).
+fn derive(m: &Method, what: TokenStream) -> TokenStream {
+    quote_spanned! {m.ident.span()=>
+        #[derive(::warren_rpc::serde::#what)]
+        #[serde(crate = "::warren_rpc::serde")]
+    }
+}
+
+/// The argument struct's name, spanned at the method's name so that errors in the
+/// derived code point at the method rather than at the attribute.
+fn args_ident(m: &Method) -> syn::Ident {
+    syn::Ident::new("__WarrenArgs", m.ident.span())
 }
 
 /// A name for the options parameter that no argument already has.

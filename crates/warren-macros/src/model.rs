@@ -69,6 +69,11 @@ impl Errors {
         }
     }
 
+    /// An error spanning all of `tokens` (first to last token, also on stable).
+    fn push_spanned(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push_error(syn::Error::new_spanned(tokens, message));
+    }
+
     fn push_error(&mut self, error: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(error),
@@ -99,8 +104,8 @@ pub fn parse_options(attr: TokenStream) -> syn::Result<Option<LitStr>> {
 pub fn parse(queue: Option<LitStr>, mut item: ItemTrait) -> Result<Service, (syn::Error, ItemTrait)> {
     let mut errors = Errors::default();
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
-        errors.push(
-            item.generics.span(),
+        errors.push_spanned(
+            &item.generics,
             "a service trait cannot be generic: its methods' types cross the wire, so they \
              must be concrete",
         );
@@ -156,8 +161,8 @@ fn parse_method(f: &mut syn::TraitItemFn, errors: &mut Errors) -> Option<Method>
         );
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        errors.push(
-            sig.generics.span(),
+        errors.push_spanned(
+            &sig.generics,
             "service methods cannot be generic: their arguments and results cross the \
              wire, so their types must be concrete",
         );
@@ -211,8 +216,8 @@ fn parse_method(f: &mut syn::TraitItemFn, errors: &mut Errors) -> Option<Method>
             if i == 0 {
                 takes_context = true;
             } else {
-                errors.push(
-                    pat_type.ty.span(),
+                errors.push_spanned(
+                    &pat_type.ty,
                     "`&Context` is passed by the server, not sent: make it the first \
                      parameter after `&self`",
                 );
@@ -222,8 +227,8 @@ fn parse_method(f: &mut syn::TraitItemFn, errors: &mut Errors) -> Option<Method>
         let ident = match &*pat_type.pat {
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => p.ident.clone(),
             other => {
-                errors.push(
-                    other.span(),
+                errors.push_spanned(
+                    other,
                     "arguments of service methods are plain names: each is a key of the \
                      request body",
                 );
@@ -231,13 +236,13 @@ fn parse_method(f: &mut syn::TraitItemFn, errors: &mut Errors) -> Option<Method>
             }
         };
         match &*pat_type.ty {
-            Type::Reference(r) => errors.push(
-                r.span(),
+            Type::Reference(r) => errors.push_spanned(
+                r,
                 "arguments cross the wire, so they are owned values: take `String` \
                  instead of `&str`, `Vec<T>` instead of `&[T]`",
             ),
-            Type::ImplTrait(t) => errors.push(
-                t.span(),
+            Type::ImplTrait(t) => errors.push_spanned(
+                t,
                 "arguments cross the wire, so their types are concrete serde types, not \
                  `impl Trait`",
             ),
@@ -359,8 +364,8 @@ fn result_parts(ty: &Type) -> syn::Result<Option<(Type, Type)>> {
         .collect();
     match types.as_slice() {
         [ok, err] => Ok(Some(((*ok).clone(), (*err).clone()))),
-        _ => Err(syn::Error::new(
-            ty.span(),
+        _ => Err(syn::Error::new_spanned(
+            ty,
             "write the result as `Result<T, Status>` (or `Result<T, E>` with \
              `E: Into<Status>`), with both types",
         )),

@@ -32,7 +32,7 @@ pub trait Service: Send + Sync + 'static {
     fn name(&self) -> &str;
 
     /// The queue the service is served on, and how it is declared.
-    fn queue(&self) -> QueueSpec;
+    fn queue_spec(&self) -> QueueSpec;
 
     /// The wire names of its methods.
     fn methods(&self) -> &[&'static str];
@@ -56,7 +56,7 @@ impl RpcServer {
     /// # server.shutdown().await }
     /// ```
     pub fn serve(self, service: impl Service) -> Self {
-        let queue = service.queue();
+        let queue = service.queue_spec();
         self.route(queue, Dispatch(Arc::new(service)))
     }
 }
@@ -261,7 +261,7 @@ mod tests {
         fn name(&self) -> &str {
             "echo"
         }
-        fn queue(&self) -> QueueSpec {
+        fn queue_spec(&self) -> QueueSpec {
             QueueSpec::tutorial("echo")
         }
         fn methods(&self) -> &[&'static str] {
