@@ -91,7 +91,16 @@ async fn serve_calc_answers_call_method(t: Target) {
     let url = t.url.as_str();
 
     let add = warren(
-        &["call", "--url", url, "--queue", &q, "--method", "add", r#"{"a":2,"b":3}"#],
+        &[
+            "call",
+            "--url",
+            url,
+            "--queue",
+            &q,
+            "--method",
+            "add",
+            r#"{"a":2,"b":3}"#,
+        ],
         b"",
     )
     .await;
@@ -107,7 +116,16 @@ async fn serve_calc_answers_call_method(t: Target) {
     assert_eq!(text(&fib.stdout), "\"832040\"\n", "a JSON string");
 
     let missing = warren(
-        &["call", "--url", url, "--queue", &q, "--method", "add", r#"{"a":2}"#],
+        &[
+            "call",
+            "--url",
+            url,
+            "--queue",
+            &q,
+            "--method",
+            "add",
+            r#"{"a":2}"#,
+        ],
         b"",
     )
     .await;
@@ -149,7 +167,15 @@ async fn serve_calc_answers_call_method(t: Target) {
 
     let slow = warren(
         &[
-            "call", "--url", url, "--queue", &q, "--method", "sleep", "--timeout", "200ms",
+            "call",
+            "--url",
+            url,
+            "--queue",
+            &q,
+            "--method",
+            "sleep",
+            "--timeout",
+            "200ms",
             r#"{"ms":2000}"#,
         ],
         b"",
@@ -168,7 +194,16 @@ async fn serve_calc_defaults_to_queue_calc() {
     let t = Target::embedded().await;
     let server = serve_calc(&t.url, None).await;
     let add = warren(
-        &["call", "--url", &t.url, "--queue", "calc", "--method", "add", r#"{"a":40,"b":2}"#],
+        &[
+            "call",
+            "--url",
+            &t.url,
+            "--queue",
+            "calc",
+            "--method",
+            "add",
+            r#"{"a":40,"b":2}"#,
+        ],
         b"",
     )
     .await;
@@ -182,7 +217,10 @@ async fn serve_calc_defaults_to_queue_calc() {
 async fn call_reads_the_body_from_stdin() {
     let t = Target::embedded().await;
     let server = warren_rpc::RpcServer::new()
-        .route(warren_rpc::services::fib::QUEUE, warren_rpc::services::fib::handle)
+        .route(
+            warren_rpc::services::fib::QUEUE,
+            warren_rpc::services::fib::handle,
+        )
         .start(&t.url)
         .await
         .unwrap();

@@ -57,8 +57,10 @@ fn generate(service: &Service) -> TokenStream {
 fn send_trait(item: &ItemTrait) -> ItemTrait {
     let mut item = item.clone();
     item.colon_token.get_or_insert_with(Default::default);
-    item.supertraits.push(syn::parse_quote!(::core::marker::Send));
-    item.supertraits.push(syn::parse_quote!(::core::marker::Sync));
+    item.supertraits
+        .push(syn::parse_quote!(::core::marker::Send));
+    item.supertraits
+        .push(syn::parse_quote!(::core::marker::Sync));
     item.supertraits.push(syn::parse_quote!('static));
     for entry in &mut item.items {
         if let TraitItem::Fn(f) = entry {

@@ -90,9 +90,8 @@ pub fn parse_options(attr: TokenStream) -> syn::Result<Option<LitStr>> {
             queue = Some(meta.value()?.parse::<LitStr>()?);
             Ok(())
         } else {
-            Err(meta.error(
-                "unknown option: `#[warren_rpc::service]` takes only `queue = \"name\"`",
-            ))
+            Err(meta
+                .error("unknown option: `#[warren_rpc::service]` takes only `queue = \"name\"`"))
         }
     });
     syn::parse::Parser::parse2(parser, attr)?;
@@ -101,7 +100,10 @@ pub fn parse_options(attr: TokenStream) -> syn::Result<Option<LitStr>> {
 
 /// Reads the trait. On error, returns the errors together with the trait cleaned of
 /// Warren's helper attributes, so the rest of the crate still sees it.
-pub fn parse(queue: Option<LitStr>, mut item: ItemTrait) -> Result<Service, (syn::Error, ItemTrait)> {
+pub fn parse(
+    queue: Option<LitStr>,
+    mut item: ItemTrait,
+) -> Result<Service, (syn::Error, ItemTrait)> {
     let mut errors = Errors::default();
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.push_spanned(
@@ -315,9 +317,7 @@ fn method_name(attrs: &mut Vec<Attribute>, ident: &syn::Ident, errors: &mut Erro
 /// Removes `#[serde(..)]` from a parameter (a trait declaration cannot keep it) and
 /// returns them for the argument's field.
 fn take_serde_attrs(attrs: &mut Vec<Attribute>) -> Vec<Attribute> {
-    let (serde, rest): (Vec<_>, Vec<_>) = attrs
-        .drain(..)
-        .partition(|a| a.path().is_ident("serde"));
+    let (serde, rest): (Vec<_>, Vec<_>) = attrs.drain(..).partition(|a| a.path().is_ident("serde"));
     *attrs = rest;
     serde
 }
@@ -383,9 +383,7 @@ fn check_names(methods: &[Method], errors: &mut Errors) {
         }
         let rust = m.ident.to_string();
         let clash = RESERVED.contains(&rust.as_str())
-            || methods
-                .iter()
-                .any(|o| format!("{}_with", o.ident) == rust);
+            || methods.iter().any(|o| format!("{}_with", o.ident) == rust);
         if clash {
             errors.push(
                 m.ident.span(),

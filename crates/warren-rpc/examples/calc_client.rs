@@ -66,7 +66,10 @@ async fn run(args: Args) -> Result<String, Result<Error, String>> {
     let c = &args.call;
     let out = match c.first().map(String::as_str) {
         Some("add") => {
-            let (a, b) = (number(c.get(1), "A").map_err(Err)?, number(c.get(2), "B").map_err(Err)?);
+            let (a, b) = (
+                number(c.get(1), "A").map_err(Err)?,
+                number(c.get(2), "B").map_err(Err)?,
+            );
             calc.add_with(options, a, b).await.map(|v| v.to_string())
         }
         Some("fib") => {
@@ -80,7 +83,9 @@ async fn run(args: Args) -> Result<String, Result<Error, String>> {
         Some("fail") => {
             let code = c.get(1).cloned().ok_or(Err("fail needs CODE".to_owned()))?;
             let message = c.get(2).cloned().unwrap_or_default();
-            calc.fail_with(options, code, message).await.map(|()| String::new())
+            calc.fail_with(options, code, message)
+                .await
+                .map(|()| String::new())
         }
         _ => return Err(Err(USAGE.to_owned())),
     };

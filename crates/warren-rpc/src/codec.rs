@@ -35,9 +35,7 @@ pub enum Codec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
     /// The `content_type` names no codec this build knows.
-    #[error(
-        "content_type `{content_type}` is not a codec of typed calls; use one of: {accepted}"
-    )]
+    #[error("content_type `{content_type}` is not a codec of typed calls; use one of: {accepted}")]
     UnknownContentType {
         /// The `content_type` received.
         content_type: String,
@@ -145,7 +143,9 @@ impl Codec {
         match self {
             Codec::Json => serde_json::to_vec(value).map_err(|e| fail(e.to_string())),
             #[cfg(feature = "msgpack")]
-            Codec::MsgPack => rmp_serde::encode::to_vec_named(value).map_err(|e| fail(e.to_string())),
+            Codec::MsgPack => {
+                rmp_serde::encode::to_vec_named(value).map_err(|e| fail(e.to_string()))
+            }
             #[cfg(feature = "cbor")]
             Codec::Cbor => {
                 let mut out = Vec::new();
@@ -295,7 +295,10 @@ mod tests {
         #[derive(Debug, Deserialize, PartialEq)]
         struct NoArgs {}
         for codec in Codec::ALL {
-            assert_eq!(codec.decode::<NoArgs>(codec.empty_map()).unwrap(), NoArgs {});
+            assert_eq!(
+                codec.decode::<NoArgs>(codec.empty_map()).unwrap(),
+                NoArgs {}
+            );
         }
     }
 

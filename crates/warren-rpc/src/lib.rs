@@ -144,11 +144,11 @@ pub use server::{RpcServer, ServerHandle, DEFAULT_CONCURRENCY};
 pub use status::{Code, Status};
 
 pub use codec::{Codec, CodecError};
-/// Makes a trait of `async fn`s a typed service: see the crate docs.
-pub use warren_macros::service;
 /// The serde typed services use; `#[service]`'s generated code derives through it,
 /// so a crate using the macro needs no serde dependency of its own for it.
 pub use serde;
+/// Makes a trait of `async fn`s a typed service: see the crate docs.
+pub use warren_macros::service;
 
 /// Re-exported AMQP types used in Warren's API (header tables and values).
 pub mod types {

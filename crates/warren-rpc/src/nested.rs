@@ -71,8 +71,7 @@ mod tests {
             deadline: Some(deadline),
             ..Context::default()
         };
-        let options = CallOptions::from_context(&ctx)
-            .deadline(deadline + Duration::from_secs(60));
+        let options = CallOptions::from_context(&ctx).deadline(deadline + Duration::from_secs(60));
         assert!(format!("{options:?}").contains(&format!("{:?}", Some(deadline))));
     }
 }

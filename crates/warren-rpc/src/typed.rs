@@ -143,9 +143,9 @@ where
     let method = method.to_owned();
     Box::pin(async move {
         let value = work.await?;
-        let body = codec.encode(&value).map_err(|e| {
-            Status::internal(format!("cannot encode the reply of `{method}`: {e}"))
-        })?;
+        let body = codec
+            .encode(&value)
+            .map_err(|e| Status::internal(format!("cannot encode the reply of `{method}`: {e}")))?;
         Ok(Response {
             body,
             content_type: Some(codec.content_type().to_owned()),
@@ -251,7 +251,11 @@ mod tests {
         for (body, ct, needle) in cases {
             let err = add(request(body, ct)).await.unwrap_err();
             assert_eq!(err.code(), crate::Code::InvalidArgument);
-            assert!(err.message().contains(needle), "{needle}: {}", err.message());
+            assert!(
+                err.message().contains(needle),
+                "{needle}: {}",
+                err.message()
+            );
         }
     }
 
@@ -276,7 +280,10 @@ mod tests {
     async fn unknown_or_missing_method_is_unimplemented() {
         let dispatch = Dispatch(Arc::new(Echo));
         let mut req = request(br#"{"a":1,"b":1}"#, None);
-        assert_eq!(Handler::call(&dispatch, req.clone()).await.unwrap().body, b"2");
+        assert_eq!(
+            Handler::call(&dispatch, req.clone()).await.unwrap().body,
+            b"2"
+        );
         req.method = Some("mul".to_owned());
         let err = Handler::call(&dispatch, req.clone()).await.unwrap_err();
         assert_eq!(err.code(), crate::Code::Unimplemented);

@@ -176,15 +176,16 @@ async fn chain_works_within_one_budget(t: Target) {
     let c = chain(&t).await;
     let budget = Duration::from_secs(5);
     let limit = SystemTime::now() + budget;
-    let got = c
-        .a
-        .run_with(CallOptions::new().timeout(budget), 4, 0, 0)
-        .await
-        .unwrap();
+    let got =
+        c.a.run_with(CallOptions::new().timeout(budget), 4, 0, 0)
+            .await
+            .unwrap();
     assert_eq!(got, 42, "C: 4 * 10, B: + 1, A: + 1");
     let starts = starts(&c.seen);
     assert_eq!(starts.len(), 1);
-    let c_deadline = starts[0].1.expect("C's request carries the inherited x-deadline");
+    let c_deadline = starts[0]
+        .1
+        .expect("C's request carries the inherited x-deadline");
     assert!(
         c_deadline <= limit + Duration::from_millis(5),
         "C's deadline {c_deadline:?} is past A's {limit:?}"
@@ -197,11 +198,10 @@ async fn deadline_expiring_in_b_never_reaches_c(t: Target) {
     let c = chain(&t).await;
     let budget = Duration::from_millis(400);
     let started = Instant::now();
-    let err = c
-        .a
-        .run_with(CallOptions::new().timeout(budget), 1, 1_000, 0)
-        .await
-        .unwrap_err();
+    let err =
+        c.a.run_with(CallOptions::new().timeout(budget), 1, 1_000, 0)
+            .await
+            .unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(
@@ -210,8 +210,15 @@ async fn deadline_expiring_in_b_never_reaches_c(t: Target) {
     );
     // Past the time B would have called C: B was abandoned at the deadline.
     tokio::time::sleep(Duration::from_millis(1_300).saturating_sub(started.elapsed())).await;
-    assert_eq!(c.calls_to_c.load(Ordering::SeqCst), 0, "B went on after the deadline");
-    assert!(starts(&c.seen).is_empty(), "C started work for a caller that gave up");
+    assert_eq!(
+        c.calls_to_c.load(Ordering::SeqCst),
+        0,
+        "B went on after the deadline"
+    );
+    assert!(
+        starts(&c.seen).is_empty(),
+        "C started work for a caller that gave up"
+    );
     c.server.shutdown().await.unwrap();
 }
 
@@ -220,11 +227,10 @@ async fn deadline_expiring_in_c_abandons_c(t: Target) {
     let budget = Duration::from_millis(800);
     let limit = SystemTime::now() + budget;
     let started = Instant::now();
-    let err = c
-        .a
-        .run_with(CallOptions::new().timeout(budget), 1, 300, 2_000)
-        .await
-        .unwrap_err();
+    let err =
+        c.a.run_with(CallOptions::new().timeout(budget), 1, 300, 2_000)
+            .await
+            .unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
     assert!(took < budget + Duration::from_millis(700), "{took:?}");
@@ -232,7 +238,10 @@ async fn deadline_expiring_in_c_abandons_c(t: Target) {
     let starts = starts(&c.seen);
     assert_eq!(starts.len(), 1, "B called C once, with time left");
     let (at, deadline) = starts[0];
-    assert!(at < limit, "C started at {at:?}, after the caller's deadline {limit:?}");
+    assert!(
+        at < limit,
+        "C started at {at:?}, after the caller's deadline {limit:?}"
+    );
     assert!(
         deadline.is_some_and(|d| d <= limit + Duration::from_millis(5)),
         "C's deadline {deadline:?} is past the caller's {limit:?}"

@@ -78,7 +78,10 @@ impl Shop for MyShop {
             return Err(Status::invalid_argument("times is at most 100"));
         }
         Ok((0..u64::from(times))
-            .map(|id| Order { id, ..order.clone() })
+            .map(|id| Order {
+                id,
+                ..order.clone()
+            })
             .collect())
     }
 
@@ -87,8 +90,9 @@ impl Shop for MyShop {
     }
 
     async fn budget_ms(&self, ctx: &Context) -> u64 {
-        ctx.remaining()
-            .map_or(u64::MAX, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        ctx.remaining().map_or(u64::MAX, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+        })
     }
 
     async fn nothing(&self) {}
@@ -143,7 +147,11 @@ async fn round_trip_in_every_codec(t: Target) {
     assert_eq!(calc.add(2, 3).await.unwrap(), 5, "JSON by default");
     for &codec in Codec::ALL {
         let c = format!("{codec:?}");
-        assert_eq!(calc.add_with(in_codec(codec), 2, 3).await.unwrap(), 5, "{c}");
+        assert_eq!(
+            calc.add_with(in_codec(codec), 2, 3).await.unwrap(),
+            5,
+            "{c}"
+        );
         assert_eq!(
             calc.fib_with(in_codec(codec), 30).await.unwrap(),
             "832040",
@@ -165,7 +173,9 @@ async fn round_trip_in_every_codec(t: Target) {
             other => panic!("{c}: expected not_found, got {other:?}"),
         }
         // The server answers in the request's codec.
-        let body = codec.encode(&serde_json::json!({"a": 20, "b": 22})).unwrap();
+        let body = codec
+            .encode(&serde_json::json!({"a": 20, "b": 22}))
+            .unwrap();
         let reply = client
             .call_with(&calc_q, body, in_codec(codec).method("add"))
             .await
@@ -230,7 +240,9 @@ async fn bad_arguments_name_the_field(t: Target) {
     }
     // The same in the binary codecs.
     for &codec in Codec::ALL {
-        let body = codec.encode(&serde_json::json!({"a": 2, "b": "x"})).unwrap();
+        let body = codec
+            .encode(&serde_json::json!({"a": 2, "b": "x"}))
+            .unwrap();
         let s = raw_failure(&client, &calc_q, Some("add"), codec.content_type(), &body).await;
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(s.message().contains("`b`"), "{codec:?}: {}", s.message());
