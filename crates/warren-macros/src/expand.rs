@@ -20,7 +20,7 @@ pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#e #item);
         }
     };
-    let trait_item: ItemTrait = match syn::parse2(item.clone()) {
+    let mut trait_item: ItemTrait = match syn::parse2(item.clone()) {
         Ok(t) => t,
         Err(_) => {
             let e = syn::Error::new(
@@ -31,11 +31,11 @@ pub fn service(attr: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#e #item);
         }
     };
-    match model::parse(queue, trait_item) {
+    match model::parse(queue, &mut trait_item) {
         Ok(service) => generate(&service),
-        Err((e, cleaned)) => {
+        Err(e) => {
             let e = e.to_compile_error();
-            quote!(#e #cleaned)
+            quote!(#e #trait_item)
         }
     }
 }

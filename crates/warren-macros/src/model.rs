@@ -48,9 +48,9 @@ pub struct Arg {
 /// A method's result.
 pub enum Output {
     /// A plain value: the call always succeeds.
-    Plain(Type),
+    Plain(Box<Type>),
     /// `Result<ok, err>` with `err: Into<Status>`.
-    Result { ok: Type, err: Type },
+    Result { ok: Box<Type>, err: Box<Type> },
 }
 
 /// Client stub names the generated code defines itself; a method cannot take them.
@@ -98,12 +98,9 @@ pub fn parse_options(attr: TokenStream) -> syn::Result<Option<LitStr>> {
     Ok(queue)
 }
 
-/// Reads the trait. On error, returns the errors together with the trait cleaned of
-/// Warren's helper attributes, so the rest of the crate still sees it.
-pub fn parse(
-    queue: Option<LitStr>,
-    mut item: ItemTrait,
-) -> Result<Service, (syn::Error, ItemTrait)> {
+/// Reads the trait, removing Warren's helper attributes from it as it goes (so that on
+/// error the caller can still emit it, and the rest of the crate still sees it).
+pub fn parse(queue: Option<LitStr>, item: &mut ItemTrait) -> syn::Result<Service> {
     let mut errors = Errors::default();
     if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
         errors.push_spanned(
@@ -141,9 +138,9 @@ pub fn parse(
     }
     check_names(&methods, &mut errors);
     match errors.0 {
-        Some(e) => Err((e, item)),
+        Some(e) => Err(e),
         None => Ok(Service {
-            item,
+            item: item.clone(),
             queue,
             methods,
         }),
@@ -257,13 +254,16 @@ fn parse_method(f: &mut syn::TraitItemFn, errors: &mut Errors) -> Option<Method>
         });
     }
     let output = match &f.sig.output {
-        ReturnType::Default => Output::Plain(syn::parse_quote!(())),
+        ReturnType::Default => Output::Plain(Box::new(syn::parse_quote!(()))),
         ReturnType::Type(_, ty) => match result_parts(ty) {
-            Ok(Some((ok, err))) => Output::Result { ok, err },
-            Ok(None) => Output::Plain((**ty).clone()),
+            Ok(Some((ok, err))) => Output::Result {
+                ok: Box::new(ok),
+                err: Box::new(err),
+            },
+            Ok(None) => Output::Plain(ty.clone()),
             Err(e) => {
                 errors.push_error(e);
-                Output::Plain((**ty).clone())
+                Output::Plain(ty.clone())
             }
         },
     };
