@@ -207,8 +207,7 @@ impl BrokerBuilder {
             }
             None => (None, None),
         };
-        let memory =
-            memory::Gauge::counting(config.memory_limit.resolve(), config.memory_counting);
+        let memory = memory::Gauge::counting(config.memory_limit.resolve(), config.memory_counting);
         tracing::info!(
             limit = ?memory.limit(),
             setting = %config.memory_limit,

@@ -22,9 +22,11 @@
 //!   sampled by the broker's ticker (every 50 ms): connection buffers, the runtime,
 //!   whatever the footprint misses, and memory the allocator has not given back.
 //!
-//! The alarm is raised as soon as `held + other` crosses the limit (on a publish,
-//! or when a sample finds the process over it) and cleared by the ticker once it is
-//! back under. A broker embedded in a larger process can count its messages only
+//! The alarm is raised as soon as `held + other` crosses the limit less a
+//! [`headroom`] of 1/16 (at most 32 MiB), so that what is in flight when it trips
+//! still fits under the limit (on a publish, or when a sample finds the process
+//! over it), and cleared by the ticker once usage is one more headroom under (so
+//! it does not flap when a sample corrects the footprint's estimate). A broker embedded in a larger process can count its messages only
 //! ([`Counting::Messages`]), leaving the host's memory out.
 //!
 //! # Giving memory back
@@ -78,6 +80,8 @@ pub(crate) struct Gauge {
     other: AtomicUsize,
     /// `None`: no limit, the alarm never goes on.
     limit: Option<usize>,
+    /// Where the alarm goes on: the limit less [`headroom`].
+    trip: Option<usize>,
     /// Reads the process's RSS (`None`: count messages only).
     rss: Option<process::Rss>,
     /// The most held since the last trim.
@@ -125,10 +129,12 @@ impl Gauge {
             }
             Counting::Messages => None,
         };
+        process::tune();
         let gauge = Arc::new(Self {
             held: AtomicUsize::new(0),
             other: AtomicUsize::new(0),
             limit,
+            trip: limit.map(|l| l - headroom(l)),
             rss,
             peak: AtomicUsize::new(0),
             trimmed: Mutex::new(Instant::now()),
@@ -155,9 +161,9 @@ impl Gauge {
     pub(crate) fn charge(self: &Arc<Self>, bytes: usize) -> Charge {
         let held = self.held.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(held, Ordering::Relaxed);
-        if let Some(limit) = self.limit {
-            if held + self.other.load(Ordering::Relaxed) > limit && !self.alarmed() {
-                self.set_alarm(true, limit);
+        if let Some(trip) = self.trip {
+            if held + self.other.load(Ordering::Relaxed) > trip && !self.alarmed() {
+                self.set_alarm(true, trip);
             }
         }
         Charge {
@@ -171,10 +177,12 @@ impl Gauge {
     pub(crate) fn check(&self) {
         self.maybe_trim();
         self.sample();
-        let Some(limit) = self.limit else { return };
-        let over = self.used() > limit;
-        if over != self.alarmed() {
-            self.set_alarm(over, limit);
+        let Some(trip) = self.trip else { return };
+        let used = self.used();
+        if !self.alarmed() && used > trip {
+            self.set_alarm(true, trip);
+        } else if self.alarmed() && used <= self.clear_at() {
+            self.set_alarm(false, self.clear_at());
         }
     }
 
@@ -199,28 +207,47 @@ impl Gauge {
         if last.elapsed() < TRIM_EVERY {
             return;
         }
-        let started = Instant::now();
-        process::trim();
         *last = Instant::now();
-        self.peak.store(self.held(), Ordering::Relaxed);
-        tracing::debug!(
-            freed,
-            took_us = started.elapsed().as_micros() as u64,
-            "gave freed memory back to the system (malloc_trim)"
-        );
+        self.peak.store(held, Ordering::Relaxed);
+        let trim = move || {
+            let started = Instant::now();
+            process::trim();
+            tracing::debug!(
+                freed,
+                took_us = started.elapsed().as_micros() as u64,
+                "gave freed memory back to the system (malloc_trim)"
+            );
+        };
+        // It takes milliseconds after a big free: not on a runtime worker.
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(trim)),
+            Err(_) => trim(),
+        }
     }
 
-    /// Turns the alarm on or off if usage (read again under the watch's lock,
-    /// which serializes the transitions) still calls for it.
-    fn set_alarm(&self, on: bool, limit: usize) {
+    /// Where the alarm clears: one more [`headroom`] under where it goes on, so a
+    /// sample that finds the footprint a little over-estimated does not clear it
+    /// and a publish raise it again at once.
+    fn clear_at(&self) -> usize {
+        match (self.limit, self.trip) {
+            (Some(limit), Some(trip)) => trip - headroom(limit),
+            _ => usize::MAX,
+        }
+    }
+
+    /// Turns the alarm on (usage over `level`) or off (usage at or under it) if
+    /// usage, read again under the watch's lock (which serializes the transitions),
+    /// still calls for it.
+    fn set_alarm(&self, on: bool, level: usize) {
         self.alarm.send_if_modified(|state| {
             let used = self.used();
-            if *state == on || (used > limit) != on {
+            if *state == on || (used > level) != on {
                 return false;
             }
             *state = on;
             self.on.store(on, Ordering::Release);
             let held = self.held();
+            let limit = self.limit.unwrap_or(level);
             if on {
                 tracing::warn!(
                     used,
@@ -265,6 +292,19 @@ impl Gauge {
     /// Follow the alarm (true while on).
     pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
         self.alarm.subscribe()
+    }
+}
+
+/// How far under the limit the alarm goes on: 1/16 of it, at most 32 MiB. What is
+/// already in flight when the alarm trips still lands (the rest of a connection's
+/// read buffer, the message being received, what the process allocated since the
+/// last sample), and it must fit under the limit.
+pub(crate) const fn headroom(limit: usize) -> usize {
+    let h = limit / 16;
+    if h < 32 << 20 {
+        h
+    } else {
+        32 << 20
     }
 }
 
@@ -357,17 +397,23 @@ mod tests {
 
     #[test]
     fn alarm_rises_past_the_limit_and_clears_on_check_once_under_it() {
+        // The alarm goes on past 100 - 100/16 = 94.
+        // It clears at or under 94 - 6 = 88.
         let g = Gauge::new(Some(100));
         let mut rx = g.subscribe();
         let small = g.charge(60);
+        let under = g.charge(34);
         assert!(!g.alarmed());
-        let big = g.charge(60);
+        let big = g.charge(1);
         assert!(g.alarmed());
         assert!(rx.has_changed().unwrap_or(false));
         assert!(*rx.borrow_and_update());
         g.check();
         assert!(g.alarmed(), "still over the limit");
         drop(big);
+        g.check();
+        assert!(g.alarmed(), "94 is not under the clearing level");
+        drop(under);
         assert!(g.alarmed(), "cleared only by check");
         g.check();
         assert!(!g.alarmed());
@@ -400,6 +446,8 @@ mod tests {
         let c = g.charge(4096);
         assert_eq!(g.used(), before + 4096);
         drop(c);
+        assert_eq!(headroom(64 << 20), 4 << 20);
+        assert_eq!(headroom(16 << 30), 32 << 20);
         let roomy = Gauge::counting(Some(usize::MAX / 2), Counting::Process);
         roomy.check();
         assert!(!roomy.alarmed());
@@ -429,6 +477,9 @@ mod tests {
             Bytes::from(vec![0u8; 1 << 20]),
         );
         let over = footprint(&big) - (1 << 20);
-        assert!(over < 1024, "a large message is charged about its payload: +{over}");
+        assert!(
+            over < 1024,
+            "a large message is charged about its payload: +{over}"
+        );
     }
 }

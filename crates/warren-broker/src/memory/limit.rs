@@ -157,7 +157,10 @@ mod tests {
         let total = total_memory(MEMINFO, ["max\n"]);
         assert_eq!(total, 24_683_568 * 1024);
         let limit = MemoryLimit::default().resolve_with(|| total);
-        assert_eq!(limit, Some((24_683_568.0 * 1024.0 * 0.4_f64).round() as usize));
+        assert_eq!(
+            limit,
+            Some((24_683_568.0 * 1024.0 * 0.4_f64).round() as usize)
+        );
     }
 
     #[test]
@@ -182,7 +185,10 @@ mod tests {
     #[test]
     fn absolute_and_unlimited_need_no_machine_memory() {
         let never = || -> u64 { unreachable!("not read") };
-        assert_eq!(MemoryLimit::Absolute(64 << 20).resolve_with(never), Some(64 << 20));
+        assert_eq!(
+            MemoryLimit::Absolute(64 << 20).resolve_with(never),
+            Some(64 << 20)
+        );
         assert_eq!(MemoryLimit::Unlimited.resolve_with(never), None);
     }
 
@@ -190,7 +196,9 @@ mod tests {
     fn cgroup_files_follow_the_process_cgroup() {
         let own = "4:memory:/process_api/abc\n0::/user.slice/u.service\n1:cpu:/\n";
         let files = cgroup_limit_files(own);
-        assert!(files.contains(&"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes".into()));
+        assert!(
+            files.contains(&"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes".into())
+        );
         assert!(files.contains(&"/sys/fs/cgroup/user.slice/u.service/memory.max".into()));
         assert!(files.contains(&"/sys/fs/cgroup/memory.max".into()));
         assert!(!files.iter().any(|f| f.contains("cpu")));
