@@ -129,7 +129,9 @@ pub(crate) fn decode(buf: &mut BytesMut, frame_max: u32) -> Result<Option<InFram
                 class_id: h.class_id,
                 body_size: h.body_size,
                 props: h.properties,
-                raw_props: payload.slice(12..),
+                // A copy: a slice would keep the whole read buffer it came in alive
+                // for as long as the message is held.
+                raw_props: Bytes::copy_from_slice(&payload[12..]),
             })),
             _ => Err(AmqpError::frame_error("cannot decode content header")),
         },

@@ -48,6 +48,7 @@ mod vhost;
 
 pub use error::BrokerError;
 pub use fd_limit::raise_fd_limit;
+pub use memory::{Counting, MemoryLimit};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,8 +70,9 @@ pub(crate) struct Config {
     pub(crate) max_connections: usize,
     pub(crate) max_pending_handshakes: usize,
     pub(crate) handshake_timeout: Duration,
-    pub(crate) memory_limit: Option<usize>,
     pub(crate) disk_free_limit: u64,
+    pub(crate) memory_limit: MemoryLimit,
+    pub(crate) memory_counting: Counting,
 }
 
 /// State shared by all connections.
@@ -88,7 +90,8 @@ pub struct Broker;
 
 impl Broker {
     /// A builder with RabbitMQ-like defaults: `127.0.0.1:5672`, guest/guest,
-    /// vhost `/`, frame_max 131072, channel_max 2047, heartbeat 60 s.
+    /// vhost `/`, frame_max 131072, channel_max 2047, heartbeat 60 s, memory high
+    /// watermark 0.4 of the machine's memory.
     pub fn builder() -> BrokerBuilder {
         BrokerBuilder {
             config: Config {
@@ -103,8 +106,9 @@ impl Broker {
                 max_connections: 1024,
                 max_pending_handshakes: 512,
                 handshake_timeout: Duration::from_secs(5),
-                memory_limit: None,
                 disk_free_limit: disk::DEFAULT_LIMIT,
+                memory_limit: MemoryLimit::default(),
+                memory_counting: Counting::default(),
             },
         }
     }
@@ -160,12 +164,27 @@ impl BrokerBuilder {
         self
     }
 
-    /// Memory high watermark: once the messages the broker holds take more than
-    /// `bytes`, publishers are blocked (`connection.blocked` to clients that
-    /// support it, and no more reads from a connection that publishes) until
-    /// consumers bring it back under. Default: no limit.
+    /// Memory high watermark in bytes: once the broker uses more (see
+    /// [`BrokerBuilder::memory_counting`]), publishers are blocked
+    /// (`connection.blocked` to clients that support it, and no more reads from a
+    /// connection that publishes) until consumers bring it back under. Same as
+    /// `memory_watermark(MemoryLimit::Absolute(bytes))`.
     pub fn memory_limit(mut self, bytes: usize) -> Self {
-        self.config.memory_limit = Some(bytes);
+        self.config.memory_limit = MemoryLimit::Absolute(bytes);
+        self
+    }
+
+    /// Memory high watermark as a size, a fraction of the machine's memory, or
+    /// none. Default: [`MemoryLimit::Relative`]`(0.4)`, RabbitMQ's default.
+    pub fn memory_watermark(mut self, limit: MemoryLimit) -> Self {
+        self.config.memory_limit = limit;
+        self
+    }
+
+    /// What the memory high watermark counts: the whole process (default) or only
+    /// the messages the broker holds (for a broker embedded in a larger process).
+    pub fn memory_counting(mut self, counting: Counting) -> Self {
+        self.config.memory_counting = counting;
         self
     }
 
@@ -220,6 +239,13 @@ impl BrokerBuilder {
         if config.handshake_timeout.is_zero() {
             return Err(BrokerError::Config("handshake_timeout must be > 0".into()));
         }
+        if let MemoryLimit::Relative(x) = config.memory_limit {
+            if !(x > 0.0 && x <= 1.0) {
+                return Err(BrokerError::Config(format!(
+                    "a relative memory limit must be a fraction in (0, 1], not {x}"
+                )));
+            }
+        }
         let (store, recovered) = match &config.data_dir {
             Some(dir) => {
                 let dir = dir.clone();
@@ -231,7 +257,13 @@ impl BrokerBuilder {
             None => (None, None),
         };
         let alarms = alarm::Alarms::new();
-        let memory = memory::Gauge::new(config.memory_limit);
+        let memory = memory::Gauge::counting(config.memory_limit.resolve(), config.memory_counting);
+        tracing::info!(
+            limit = ?memory.limit(),
+            setting = %config.memory_limit,
+            counting = ?config.memory_counting,
+            "memory high watermark"
+        );
         memory.report_to(alarms.clone());
         let disk = match &config.data_dir {
             Some(dir) if config.disk_free_limit > 0 => {
@@ -339,6 +371,12 @@ impl BrokerHandle {
     /// The address the broker listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The memory high watermark in bytes (`None`: no limit), as resolved on this
+    /// machine.
+    pub fn memory_limit(&self) -> Option<usize> {
+        self.shared.vhost.memory.limit()
     }
 
     /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.

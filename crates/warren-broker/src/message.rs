@@ -47,9 +47,9 @@ impl Message {
         }
     }
 
-    /// Charge this message's bytes to `gauge` (replacing any earlier charge).
+    /// Charge this message's footprint to `gauge` (replacing any earlier charge).
     pub(crate) fn charged_to(mut self, gauge: &Arc<Gauge>) -> Self {
-        self.charge = gauge.charge(self.raw_props.len() + self.body.len());
+        self.charge = gauge.charge(crate::memory::footprint(&self));
         self
     }
 

@@ -10,15 +10,18 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, BasicPublishOptions, Conf
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use std::time::Duration;
-use warren_broker::{Broker, BrokerHandle};
+use warren_broker::{Broker, BrokerHandle, Counting, MemoryLimit};
 
 const LIMIT_BYTES: usize = 64 * 1024;
 const BODY: usize = 16 * 1024;
 
+/// A broker whose limit counts only the messages it holds (this test process's RSS,
+/// clients included, is well over 64 KiB).
 async fn start_limited() -> BrokerHandle {
     Broker::builder()
         .listen("127.0.0.1:0".parse().unwrap())
         .memory_limit(LIMIT_BYTES)
+        .memory_counting(Counting::Messages)
         .start()
         .await
         .unwrap()
@@ -68,8 +71,8 @@ async fn publishers_are_blocked_past_the_watermark_and_unblocked_when_consumers_
             .unwrap();
         let (_consumer, cch) = channel(&b).await;
 
-        // Four 16 KiB messages (with their properties) exceed 64 KiB: the fourth
-        // raises the alarm.
+        // Four 16 KiB messages (with their per-message overhead, about 600 bytes)
+        // exceed 64 KiB: the fourth raises the alarm.
         for _ in 0..4 {
             publish_confirmed(&pch, "held", &[7u8; BODY]).await;
         }
@@ -258,6 +261,77 @@ async fn the_broker_stops_reading_a_publisher_that_ignores_the_alarm() {
         assert_eq!(drained.iter().filter(|&&n| n == BODY).count(), 5);
         assert_eq!(next_ack(&mut raw, Duration::from_secs(3)).await, Some(6));
         b.shutdown().await;
+    })
+    .await;
+}
+
+/// `/proc/meminfo`'s MemTotal, capped by the cgroup memory limits that apply: the
+/// roots of both hierarchies (a container's own) and this process's cgroup.
+fn machine_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
+    let total: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .map(|kb: u64| kb * 1024)
+        .expect("MemTotal in kB");
+    let mut files = vec![
+        "/sys/fs/cgroup/memory.max".to_owned(),
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes".to_owned(),
+    ];
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for line in own.lines() {
+        if let Some(path) = line.strip_prefix("0::") {
+            files.push(format!("/sys/fs/cgroup{path}/memory.max"));
+        } else if let Some((_, path)) = line.split_once(":memory:") {
+            files.push(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
+        }
+    }
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse::<u64>().ok())
+        .filter(|&n| n > 0 && n < 1 << 62)
+        .fold(total, u64::min)
+}
+
+/// With no memory option, the bound is RabbitMQ's default: 0.4 of the machine's
+/// memory; a fraction scales it, `Unlimited` removes it, a fraction above 1 is refused.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_default_bound_is_four_tenths_of_the_machine() {
+    let builder = || Broker::builder().listen("127.0.0.1:0".parse().unwrap());
+    bounded(async {
+        let total = machine_memory();
+        let b = start().await;
+        let limit = b.memory_limit().expect("a limit by default");
+        println!("default memory limit: {limit} bytes = 0.4 x {total}");
+        assert_eq!(limit, (total as f64 * 0.4).round() as usize);
+        b.shutdown().await;
+
+        let half = builder()
+            .memory_watermark(MemoryLimit::Relative(0.5))
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(
+            half.memory_limit(),
+            Some((total as f64 * 0.5).round() as usize)
+        );
+        half.shutdown().await;
+
+        let off = builder()
+            .memory_watermark(MemoryLimit::Unlimited)
+            .start()
+            .await
+            .unwrap();
+        assert_eq!(off.memory_limit(), None);
+        off.shutdown().await;
+
+        let bad = builder()
+            .memory_watermark(MemoryLimit::Relative(1.5))
+            .start()
+            .await;
+        assert!(bad.is_err(), "a fraction above 1 is refused");
     })
     .await;
 }

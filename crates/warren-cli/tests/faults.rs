@@ -451,8 +451,11 @@ async fn embedded_memory_alarm_blocks_publishers() {
     use lapin::types::FieldTable;
     use lapin::{BasicProperties, Connection, ConnectionProperties};
     common::bounded(60, async {
+        // Messages only: the RSS of this test process (client, server and broker
+        // together) is not the broker's.
         let broker = loopback_broker()
             .memory_limit(1 << 20)
+            .memory_counting(warren_broker::Counting::Messages)
             .start()
             .await
             .unwrap();

@@ -9,7 +9,7 @@ use crate::queue::Queue;
 use crate::reply_to::{REPLY_TO, REPLY_TO_PREFIX};
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::protocol::{basic, AMQPClass};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 
 impl Channel {
@@ -74,6 +74,16 @@ impl Channel {
             return Err(AmqpError::frame_error(
                 "content body exceeds announced size",
             ));
+        }
+        if p.body.capacity() - p.body.len() < data.len() {
+            // Grow by doubling, but never past the announced size: BytesMut's own
+            // growth would leave up to half of a large body's buffer unused for as
+            // long as the message is held.
+            let len = p.body.len();
+            let room = (size as usize - len).min(len.max(1 << 20));
+            let mut grown = BytesMut::with_capacity(len + room.max(data.len()));
+            grown.extend_from_slice(&p.body);
+            p.body = grown;
         }
         p.body.extend_from_slice(&data);
         if p.body.len() as u64 == size {

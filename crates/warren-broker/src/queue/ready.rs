@@ -4,6 +4,19 @@
 use crate::message::QueuedMessage;
 use std::collections::VecDeque;
 
+/// Lanes at most this large keep their storage when they empty.
+const KEEP_SLOTS: usize = 1024;
+
+/// Gives back a lane's storage once it is three-quarters empty (halving it, so a
+/// queue that drains gives its memory back and one that oscillates does not
+/// reallocate on every message).
+fn shrink(lane: &mut VecDeque<QueuedMessage>) {
+    let cap = lane.capacity();
+    if cap > KEEP_SLOTS && lane.len() < cap / 4 {
+        lane.shrink_to((lane.len() * 2).max(KEEP_SLOTS));
+    }
+}
+
 /// Ready (not yet delivered) messages.
 #[derive(Debug)]
 pub(crate) struct Ready {
@@ -63,7 +76,9 @@ impl Ready {
 
     /// Take the next message to deliver.
     pub(crate) fn pop_front(&mut self) -> Option<QueuedMessage> {
-        let m = self.lanes.iter_mut().rev().find_map(|l| l.pop_front())?;
+        let lane = self.lanes.iter_mut().rev().find(|l| !l.is_empty())?;
+        let m = lane.pop_front()?;
+        shrink(lane);
         self.len -= 1;
         self.bytes = self.bytes.saturating_sub(m.msg.body.len());
         if m.expires_at.is_some() {
@@ -77,10 +92,11 @@ impl Ready {
         self.len = 0;
         self.bytes = 0;
         self.expiring = 0;
+        // Taken whole, so the emptied lanes hold no storage.
         self.lanes
             .iter_mut()
             .rev()
-            .flat_map(|l| l.drain(..))
+            .flat_map(std::mem::take)
             .collect()
     }
 

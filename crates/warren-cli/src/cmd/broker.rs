@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use warren_broker::Broker;
+use warren_broker::{Broker, MemoryLimit};
 
 /// Arguments of `warren broker`.
 #[derive(Debug, clap::Args)]
@@ -21,11 +21,12 @@ pub struct Args {
     /// Password clients authenticate with.
     #[arg(long, default_value = "guest", env = "WARREN_BROKER_PASSWORD")]
     password: String,
-    /// Memory high watermark for held messages, e.g. `512MiB` or `2GB`: past it,
-    /// publishers are blocked (`connection.blocked`) until consumers catch up.
-    /// No limit without it.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory_limit: Option<usize>,
+    /// Memory high watermark for the broker process: a size (`512MiB`, `2GB`), a
+    /// fraction of the machine's memory (`0.4` or `40%`, capped by a cgroup limit),
+    /// or `off`. Past it, publishers are blocked (`connection.blocked`) until
+    /// consumers catch up. Default: 0.4, as RabbitMQ's `vm_memory_high_watermark`.
+    #[arg(long, value_name = "SIZE|FRACTION|off", value_parser = parse_memory_limit)]
+    memory_limit: Option<MemoryLimit>,
     /// Free-disk limit for the data directory's disk, e.g. `50MB` (the default, as
     /// RabbitMQ's) or `1GiB`: below it, publishers are blocked (`connection.blocked`)
     /// until space is freed. `0` turns the disk alarm off.
@@ -51,6 +52,26 @@ fn parse_limit(text: &str) -> Result<u64, String> {
         return Ok(0);
     }
     parse_size(text).map(|n| n as u64)
+}
+
+/// Parses `--memory-limit`: `off`/`none`, a fraction (`0.4`, `40%`) or a size.
+fn parse_memory_limit(text: &str) -> Result<MemoryLimit, String> {
+    let text = text.trim();
+    if ["off", "none", "unlimited"].contains(&text.to_ascii_lowercase().as_str()) {
+        return Ok(MemoryLimit::Unlimited);
+    }
+    let fraction = match text.strip_suffix('%') {
+        Some(percent) => Some(percent.trim().parse::<f64>().map(|p| p / 100.0)),
+        None if text.contains('.') => Some(text.parse::<f64>()),
+        None => None,
+    };
+    match fraction {
+        Some(Ok(x)) if x > 0.0 && x <= 1.0 => Ok(MemoryLimit::Relative(x)),
+        Some(_) => Err(format!(
+            "`{text}` is not a fraction of memory in (0, 1]; try 0.4 or 40%"
+        )),
+        None => parse_size(text).map(MemoryLimit::Absolute),
+    }
 }
 
 /// Parses a byte count with an optional unit: `B`, `KB`/`MB`/`GB` (powers of 1000)
@@ -112,15 +133,22 @@ pub async fn run(args: Args) -> Result<(), String> {
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }
-    if let Some(bytes) = args.memory_limit {
-        builder = builder.memory_limit(bytes);
+    if let Some(limit) = args.memory_limit {
+        builder = builder.memory_watermark(limit);
     }
     builder = builder.disk_free_limit(args.disk_free_limit);
     let broker = builder
         .start()
         .await
         .map_err(|e| format!("cannot start the broker on {}: {e}", args.listen))?;
-    println!(" [*] Warren broker listening on {}", broker.local_addr());
+    let memory = match broker.memory_limit() {
+        Some(bytes) => format!("memory limit {:.1} MiB", bytes as f64 / f64::from(1 << 20)),
+        None => "no memory limit".to_owned(),
+    };
+    println!(
+        " [*] Warren broker listening on {} ({memory})",
+        broker.local_addr()
+    );
     warren_rpc::shutdown::signal().await;
     eprintln!(" [*] Shutting down: closing connections");
     broker.shutdown().await;
@@ -129,7 +157,8 @@ pub async fn run(args: Args) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_limit, parse_size};
+    use super::{parse_limit, parse_memory_limit, parse_size};
+    use warren_broker::MemoryLimit;
 
     #[test]
     fn sizes_in_bytes_and_units() {
@@ -138,6 +167,26 @@ mod tests {
         assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
         assert_eq!(parse_size("64 kib"), Ok(64 << 10));
         assert_eq!(parse_size("10B"), Ok(10));
+    }
+
+    #[test]
+    fn memory_limits_are_sizes_fractions_or_off() {
+        assert_eq!(
+            parse_memory_limit("64MiB"),
+            Ok(MemoryLimit::Absolute(64 << 20))
+        );
+        assert_eq!(parse_memory_limit("0.4"), Ok(MemoryLimit::Relative(0.4)));
+        assert_eq!(parse_memory_limit("25%"), Ok(MemoryLimit::Relative(0.25)));
+        assert_eq!(parse_memory_limit("1.0"), Ok(MemoryLimit::Relative(1.0)));
+        assert_eq!(parse_memory_limit("off"), Ok(MemoryLimit::Unlimited));
+        assert_eq!(parse_memory_limit("None"), Ok(MemoryLimit::Unlimited));
+        for bad in ["0.0", "1.5", "150%", "abc%", "0", "x.y"] {
+            let err = parse_memory_limit(bad).expect_err(bad);
+            assert!(!err.is_empty());
+        }
+        assert!(parse_memory_limit("2.5")
+            .unwrap_err()
+            .contains("0.4 or 40%"));
     }
 
     #[test]
