@@ -10,6 +10,8 @@ export WARREN_FAULT_REPORT="${WARREN_FAULT_REPORT:-$PWD/target/fault-report.md}"
 mkdir -p target && rm -f "$WARREN_FAULT_REPORT"
 
 cargo build --release --workspace
+# The typed Warren client the pika suite runs against a pika server (test_typed_interop.py).
+cargo build --release -p warren-rpc --example calc_client
 cargo test --release --workspace -- --skip disruptive_
 # Fault tests that disconnect or restart the shared RabbitMQ run alone, one at a time.
 cargo test --release -p warren-cli --test faults -- disruptive_ --test-threads=1

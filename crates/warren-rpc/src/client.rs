@@ -16,7 +16,7 @@ mod session;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use lapin::options::BasicPublishOptions;
 use lapin::types::{FieldTable, ShortString};
@@ -86,10 +86,14 @@ impl Reply {
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
     timeout: Option<Duration>,
-    content_type: Option<String>,
+    pub(crate) content_type: Option<String>,
     persistent: bool,
     idempotent: bool,
     headers: Option<FieldTable>,
+    /// An absolute deadline the call may not outlive (nested calls inherit it).
+    deadline: Option<SystemTime>,
+    /// The AMQP `type` property: the method of a typed service (SPEC v2).
+    method: Option<String>,
 }
 
 impl CallOptions {
@@ -126,6 +130,23 @@ impl CallOptions {
     /// Extra request headers.
     pub fn headers(mut self, headers: FieldTable) -> Self {
         self.headers = Some(headers);
+        self
+    }
+
+    /// An absolute deadline: the call's timeout is cut to the time left before it,
+    /// and a call whose deadline has passed fails with [`Error::Timeout`] unsent.
+    /// [`CallOptions::from_context`] sets it from the request being served.
+    pub fn deadline(mut self, deadline: SystemTime) -> Self {
+        self.deadline = Some(match self.deadline {
+            Some(earlier) => earlier.min(deadline),
+            None => deadline,
+        });
+        self
+    }
+
+    /// The method to call on a typed service, sent as the AMQP `type` property.
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
         self
     }
 }
@@ -356,7 +377,25 @@ impl RpcClient {
                 "queue name is longer than 255 bytes: {queue:.40}..."
             ))
         })?;
-        let timeout = options.timeout.unwrap_or(self.inner.default_timeout);
+        if options.method.as_ref().is_some_and(|m| m.len() > 255) {
+            return Err(Error::InvalidArgument(
+                "method name is longer than 255 bytes".to_owned(),
+            ));
+        }
+        let mut timeout = options.timeout.unwrap_or(self.inner.default_timeout);
+        if let Some(limit) = options.deadline {
+            let left = limit
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            if left.is_zero() {
+                // The request being served has given up already: send nothing.
+                return Err(Error::Timeout {
+                    queue: queue.to_owned(),
+                    timeout: Duration::ZERO,
+                });
+            }
+            timeout = timeout.min(left);
+        }
         let deadline = Instant::now() + timeout;
         // Whether the broker confirmed the (last) request: if not by the deadline, the
         // broker itself is stuck, which is worth saying.
@@ -479,6 +518,10 @@ impl RpcClient {
             remaining,
             options.headers.as_ref(),
         );
+        let props = match &options.method {
+            Some(method) => props.with_type(method.as_str().into()),
+            None => props,
+        };
         let publish = BasicPublishOptions {
             mandatory: true,
             ..Default::default()

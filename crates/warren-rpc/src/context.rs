@@ -44,6 +44,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// `content_type` of the body, if the caller set one.
     pub content_type: Option<String>,
+    /// The AMQP `type` property: the method a typed call names (SPEC v2), if any.
+    pub method: Option<String>,
 }
 
 /// A successful reply.

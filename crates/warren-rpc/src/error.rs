@@ -93,6 +93,22 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// The reply of a typed call did not decode into the method's return type: the
+    /// server and the client disagree on the method's signature.
+    #[error(
+        "the reply of `{queue}.{method}` does not decode into the method's return type: \
+         {source}. Are the client and the server built from the same service definition?"
+    )]
+    Decode {
+        /// The queue (service) that was called.
+        queue: String,
+        /// The method that was called.
+        method: String,
+        /// What the decoder said, with the field path.
+        #[source]
+        source: crate::codec::CodecError,
+    },
+
     /// Any other AMQP-level failure (a channel closed by the broker, a protocol error).
     #[error("AMQP error: {0}")]
     Amqp(#[from] lapin::Error),
@@ -111,6 +127,7 @@ impl Error {
             Error::Remote(status) => status.code(),
             Error::ResourceExhausted { .. } => Code::ResourceExhausted,
             Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::Decode { .. } => Code::Internal,
         }
     }
 

@@ -458,6 +458,7 @@ fn request_of(delivery: &mut Delivery) -> Request {
         },
         body: std::mem::take(&mut delivery.data),
         content_type: props.content_type().as_ref().map(|s| s.to_string()),
+        method: props.kind().as_ref().map(|s| s.to_string()),
     }
 }
 

@@ -1,4 +1,5 @@
 //! Ready-made procedures.
 
+pub mod calc;
 pub mod fib;
 pub mod sleep;

@@ -1,5 +1,6 @@
 //! `warren serve`: serve a built-in procedure until SIGINT/SIGTERM.
 
+use warren_rpc::services::calc::{CalcClient, CalcServer, Calculator};
 use warren_rpc::services::{fib, sleep};
 use warren_rpc::{QueueSpec, RpcServer};
 
@@ -12,6 +13,19 @@ pub enum Procedure {
     Fib,
     /// Sleep: sleeps the milliseconds in the body, then echoes it (for tests and benchmarks).
     Sleep,
+    /// The typed example service (queue `calc`): methods add(a, b), fib(n), sleep(ms),
+    /// fail(code, message); call with `warren call --queue calc --method add '{"a":2,"b":3}'`.
+    Calc,
+}
+
+impl Procedure {
+    /// The queue served when `--queue` is not given.
+    fn default_queue(self) -> &'static str {
+        match self {
+            Procedure::Fib | Procedure::Sleep => fib::QUEUE,
+            Procedure::Calc => CalcClient::QUEUE,
+        }
+    }
 }
 
 /// Arguments of `warren serve`.
@@ -19,9 +33,9 @@ pub enum Procedure {
 pub struct Args {
     /// The procedure to serve.
     procedure: Procedure,
-    /// The request queue (declared as the tutorial does).
-    #[arg(long, default_value = fib::QUEUE)]
-    queue: String,
+    /// The request queue, declared as the tutorial does [default: rpc_queue; calc for calc].
+    #[arg(long)]
+    queue: Option<String>,
     /// Requests worked on at once (the consumer's prefetch); 1 is the tutorial's.
     #[arg(long, default_value_t = warren_rpc::DEFAULT_CONCURRENCY)]
     concurrency: u16,
@@ -35,14 +49,19 @@ pub struct Args {
 
 /// Runs `warren serve`.
 pub async fn run(args: Args) -> warren_rpc::Result<()> {
+    let name = args
+        .queue
+        .as_deref()
+        .unwrap_or(args.procedure.default_queue());
     let queue = if args.quorum {
-        QueueSpec::quorum(args.queue.as_str())
+        QueueSpec::quorum(name)
     } else {
-        QueueSpec::tutorial(args.queue.as_str())
+        QueueSpec::tutorial(name)
     };
     let server = match args.procedure {
         Procedure::Fib => RpcServer::new().route(queue, fib::handle),
         Procedure::Sleep => RpcServer::new().route(queue, sleep::handle),
+        Procedure::Calc => RpcServer::new().serve(CalcServer::new(Calculator).queue(queue)),
     };
     let mut server = server.concurrency(args.concurrency);
     for url in args.broker.fallbacks() {

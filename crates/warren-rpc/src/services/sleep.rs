@@ -34,6 +34,7 @@ mod tests {
             context: Default::default(),
             body: body.as_bytes().to_vec(),
             content_type: None,
+            method: None,
         }
     }
 

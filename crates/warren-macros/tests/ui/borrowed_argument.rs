@@ -1,0 +1,6 @@
+#[warren_rpc::service]
+trait Greeter {
+    async fn greet(&self, name: &str) -> String;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[warren_rpc::service]
+trait Echo<T> {
+    async fn echo(&self, value: T) -> T;
+}
+
+fn main() {}
