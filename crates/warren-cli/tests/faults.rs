@@ -94,6 +94,7 @@ fn kind(e: &Error) -> &'static str {
         Error::Remote(_) => "remote",
         Error::ResourceExhausted { .. } => "resource_exhausted",
         Error::InvalidArgument(_) => "invalid_argument",
+        Error::Decode { .. } => "decode",
     }
 }
 
