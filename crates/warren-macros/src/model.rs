@@ -46,6 +46,8 @@ pub struct Arg {
 }
 
 /// A method's result.
+// Built once per method at compile time: boxing the larger variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Output {
     /// A plain value: the call always succeeds.
     Plain(Type),
@@ -100,6 +102,8 @@ pub fn parse_options(attr: TokenStream) -> syn::Result<Option<LitStr>> {
 
 /// Reads the trait. On error, returns the errors together with the trait cleaned of
 /// Warren's helper attributes, so the rest of the crate still sees it.
+// The error hands the trait back whole, once per macro call: no point boxing it.
+#[allow(clippy::result_large_err)]
 pub fn parse(
     queue: Option<LitStr>,
     mut item: ItemTrait,
