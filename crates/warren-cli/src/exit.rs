@@ -14,6 +14,8 @@ pub const NO_ROUTE: u8 = 5;
 /// No broker at the address, no connection within the deadline (nothing was sent),
 /// or the connection was lost.
 pub const UNAVAILABLE: u8 = 6;
+/// The broker refused the credentials (user name, password or virtual host).
+pub const ACCESS_REFUSED: u8 = 7;
 
 /// The help text listing the codes of `warren call`.
 pub const CALL_EXIT_CODES: &str = "\
@@ -27,7 +29,8 @@ Exit codes:
   5  no route: no queue by that name (is a server running?)
   6  broker unavailable: connection refused, not connected within the timeout
      (TCP connect, AMQP handshake or channel setup stalled; nothing was sent),
-     or the connection was lost";
+     or the connection was lost
+  7  the broker refused the credentials (user, password or vhost in the URL)";
 
 /// The exit code for `error`.
 pub fn code_of(error: &Error) -> u8 {
@@ -35,6 +38,7 @@ pub fn code_of(error: &Error) -> u8 {
         Error::Remote(_) => REMOTE,
         Error::Timeout { .. } => TIMEOUT,
         Error::NoRoute { .. } => NO_ROUTE,
+        Error::AccessRefused { .. } => ACCESS_REFUSED,
         Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Unavailable { .. } => {
             UNAVAILABLE
         }

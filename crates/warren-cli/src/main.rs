@@ -2,14 +2,16 @@
 
 mod cmd;
 mod exit;
+mod parse;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 /// RPC over AMQP 0-9-1 (RabbitMQ or the embedded Warren broker).
 #[derive(Debug, Parser)]
-#[command(name = "warren", version, about)]
+#[command(name = "warren", version, about, after_help = LOGGING_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +32,29 @@ enum Command {
     Broker(cmd::broker::Args),
 }
 
+/// The help text on logging.
+const LOGGING_HELP: &str = "\
+Logging (to stderr):
+  RUST_LOG=<filter>    tracing filter, e.g. RUST_LOG=debug or RUST_LOG=warren_rpc=trace
+                       [default: warn, with lapin off]
+  WARREN_LOG=<filter>  the same; used when RUST_LOG is not set
+Colour is used only when stderr is a terminal.";
+
+/// The log filter: `RUST_LOG`, else `WARREN_LOG`, else warnings with lapin off.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    for var in ["RUST_LOG", "WARREN_LOG"] {
+        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            if let Ok(filter) = EnvFilter::try_from_env(var) {
+                return filter;
+            }
+        }
+    }
+    // lapin logs as errors what Warren reports itself, typed (a lost connection, a
+    // refused login) or does on purpose (shutting a stalled connection's socket down).
+    EnvFilter::new("warn,lapin=off")
+}
+
 /// Why a command failed.
 enum Failure {
     /// An RPC error, with its own exit code.
@@ -40,12 +65,8 @@ enum Failure {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            // lapin logs as errors what Warren reports itself, typed (a lost connection)
-            // or does on purpose (shutting a stalled connection's socket down).
-            tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lapin=off")),
-        )
+        .with_env_filter(log_filter())
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

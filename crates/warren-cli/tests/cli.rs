@@ -260,3 +260,62 @@ broker_tests!(
     serve_answers_and_stops_on_sigterm,
     bench_leaves_no_queue_behind
 );
+
+#[tokio::test]
+async fn wrong_password_exits_7_with_one_plain_line() {
+    let broker = warren_broker::Broker::builder()
+        .listen(([127, 0, 0, 1], 0).into())
+        .credentials("alice", "right")
+        .start()
+        .await
+        .unwrap();
+    let addr = broker.local_addr();
+    let url = format!("amqp://alice:wrong@{addr}/%2f");
+    let out = warren(&["call", "--url", &url, "--timeout", "3s", "1"]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(
+        err.contains("refused the credentials for user alice") && err.contains("ACCESS_REFUSED"),
+        "{err}"
+    );
+    assert!(!err.contains("is the broker running"), "{err}");
+    assert!(
+        !err.contains("wrong"),
+        "password must not be printed: {err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no ANSI colour off a terminal: {err}"
+    );
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_arguments_are_usage_errors() {
+    for args in [
+        &["call", "--url", "http://127.0.0.1:15672", "1"][..],
+        &["call", "--timeout", "0", "1"],
+        &["serve", "fib", "--concurrency", "0"],
+    ] {
+        let out = warren(args).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("unsupported URL scheme \"http\"")
+                || err.contains("greater than zero")
+                || err.contains("not in 1.."),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn help_documents_rust_log() {
+    let out = warren(&["--help"]).await;
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("RUST_LOG") && help.contains("WARREN_LOG"),
+        "{help}"
+    );
+}

@@ -100,6 +100,7 @@ fn kind(e: &Error) -> &'static str {
         Error::ResourceExhausted { .. } => "resource_exhausted",
         Error::InvalidArgument(_) => "invalid_argument",
         Error::Decode { .. } => "decode",
+        Error::AccessRefused { .. } => "access_refused",
     }
 }
 

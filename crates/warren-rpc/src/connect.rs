@@ -120,6 +120,7 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
         url: shown.clone(),
         source: io::Error::new(io::ErrorKind::InvalidInput, format!("not an AMQP URL: {e}")).into(),
     })?;
+    let user = uri.authority.userinfo.username.clone();
     if uri.query.heartbeat.is_none() {
         uri.query.heartbeat = Some(dial.heartbeat_secs());
     }
@@ -151,6 +152,12 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
             let timed_out = matches!(source.kind(), lapin::ErrorKind::IOError(e) if e.kind() == io::ErrorKind::TimedOut);
             if timed_out && !tcp_up.load(Ordering::SeqCst) {
                 Err(stalled(ConnectStep::TcpConnect))
+            } else if let Some(reply_text) = access_refused(&source) {
+                Err(Error::AccessRefused {
+                    url: shown.clone(),
+                    user: user.clone(),
+                    reply_text,
+                })
             } else {
                 Err(Error::Connect {
                     url: shown.clone(),
@@ -166,6 +173,17 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
                 ConnectStep::TcpConnect
             }))
         }
+    }
+}
+
+/// The broker's text when `error` is its refusal of the login (403 ACCESS_REFUSED).
+fn access_refused(error: &lapin::Error) -> Option<String> {
+    const ACCESS_REFUSED: u16 = 403;
+    match error.kind() {
+        lapin::ErrorKind::ProtocolError(e) if e.get_id() == ACCESS_REFUSED => {
+            Some(e.get_message().to_string())
+        }
+        _ => None,
     }
 }
 

@@ -23,6 +23,18 @@ pub enum Error {
         source: lapin::Error,
     },
 
+    /// The broker refused the login: wrong user name or password, or the user may not
+    /// use the virtual host. Retrying with the same credentials fails again.
+    #[error("the broker at {url} refused the credentials for user {user} ({reply_text})")]
+    AccessRefused {
+        /// The address tried (credentials removed).
+        url: String,
+        /// The user name that was refused.
+        user: String,
+        /// The broker's reply text (e.g. `ACCESS_REFUSED - Login was refused ...`).
+        reply_text: String,
+    },
+
     /// Connecting did not finish in time: the broker, or whatever listens at its
     /// address, accepted the attempt and then stalled (or the network dropped it).
     /// Nothing was sent, so no call ran; retrying later is safe.
@@ -123,6 +135,7 @@ impl Error {
             | Error::Unavailable { .. }
             | Error::Amqp(_) => Code::Unavailable,
             Error::NoRoute { .. } => Code::NotFound,
+            Error::AccessRefused { .. } => Code::Unauthenticated,
             Error::Timeout { .. } => Code::DeadlineExceeded,
             Error::Remote(status) => status.code(),
             Error::ResourceExhausted { .. } => Code::ResourceExhausted,

@@ -25,6 +25,8 @@ pub enum Code {
     Unimplemented,
     /// A limit was hit (calls in flight, memory, quota).
     ResourceExhausted,
+    /// The caller's credentials were refused (gRPC's `unauthenticated`).
+    Unauthenticated,
     /// A status this version of Warren does not know.
     Unknown,
 }
@@ -41,6 +43,7 @@ impl Code {
             Code::Internal => "internal",
             Code::Unimplemented => "unimplemented",
             Code::ResourceExhausted => "resource_exhausted",
+            Code::Unauthenticated => "unauthenticated",
             Code::Unknown => "unknown",
         }
     }
@@ -56,6 +59,7 @@ impl Code {
             "internal" => Code::Internal,
             "unimplemented" => Code::Unimplemented,
             "resource_exhausted" => Code::ResourceExhausted,
+            "unauthenticated" => Code::Unauthenticated,
             _ => Code::Unknown,
         }
     }
@@ -145,6 +149,7 @@ mod tests {
             Code::Internal,
             Code::Unimplemented,
             Code::ResourceExhausted,
+            Code::Unauthenticated,
             Code::Unknown,
         ] {
             assert_eq!(Code::from_wire(code.as_str()), code);

@@ -17,8 +17,9 @@ const MAX_RUN: Duration = Duration::from_secs(600);
 /// Arguments of `warren bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Broker to measure; without it, an embedded broker is started in-process.
-    #[arg(long)]
+    /// Broker to measure (default: `$AMQP_URL`); without either, an embedded broker is
+    /// started in-process.
+    #[arg(long, env = "AMQP_URL", value_parser = crate::parse::amqp_url)]
     url: Option<String>,
     /// Queue to call (default: a fresh queue served by the bench's own workers).
     #[arg(long)]
@@ -39,7 +40,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     workers: usize,
     /// Prefetch (concurrency) of each worker.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
     worker_concurrency: u16,
     /// Request body size in bytes.
     #[arg(long, default_value_t = 16)]

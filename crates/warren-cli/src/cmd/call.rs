@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, default_value = fib::QUEUE)]
     queue: String,
     /// Deadline of the call (e.g. 500ms, 5s, 1m).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5s", value_parser = crate::parse::positive_duration)]
     timeout: Duration,
     /// The method of a typed service (sent as the AMQP `type` property), e.g. `add`.
     #[arg(long)]

@@ -9,7 +9,7 @@ use warren_rpc::{services::fib, CallOptions, RpcClient, RpcServer};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Run against this broker instead of an embedded one.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::parse::amqp_url)]
     url: Option<String>,
     /// The n to ask for.
     #[arg(long, default_value_t = 30)]

@@ -12,7 +12,7 @@ pub mod serve;
 #[derive(Debug, Clone, clap::Args)]
 pub struct BrokerArgs {
     /// AMQP URL of the broker; repeat (or separate with commas) for fallbacks.
-    #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL, value_delimiter = ',')]
+    #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL, value_delimiter = ',', value_parser = crate::parse::amqp_url)]
     pub url: Vec<String>,
 }
 

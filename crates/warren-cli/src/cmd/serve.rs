@@ -37,7 +37,8 @@ pub struct Args {
     #[arg(long)]
     queue: Option<String>,
     /// Requests worked on at once (the consumer's prefetch); 1 is the tutorial's.
-    #[arg(long, default_value_t = warren_rpc::DEFAULT_CONCURRENCY)]
+    #[arg(long, default_value_t = warren_rpc::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Declare the queue as a durable quorum queue (RabbitMQ clusters: requests survive
     /// the loss of a node) instead of the tutorial's plain queue.

@@ -63,7 +63,7 @@ impl Calc for Calculator {
             Code::Ok | Code::Unknown => Err(Status::invalid_argument(format!(
                 "code `{code}` is not an error status; send one of: invalid_argument, \
                  not_found, deadline_exceeded, unavailable, internal, unimplemented, \
-                 resource_exhausted"
+                 resource_exhausted, unauthenticated"
             ))),
             known => Err(Status::new(known, message)),
         }
