@@ -2,8 +2,8 @@
 //! timeouts, heartbeats, reading and batching frames, dispatching them to
 //! channels, and handling events from queues (deliveries, cancels, confirms).
 
-use crate::alarm::{Active, Alarms};
 use crate::admission::Ticket;
+use crate::alarm::{Active, Alarms};
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::frame::{decode, InFrame, Out};

@@ -28,8 +28,8 @@
 
 #![warn(missing_docs)]
 
-mod alarm;
 mod admission;
+mod alarm;
 mod channel;
 mod connection;
 mod disk;
