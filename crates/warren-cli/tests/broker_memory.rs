@@ -143,7 +143,7 @@ async fn flood(
             Ok(Err(e)) => panic!("publish failed: {e}"),
             Err(_) => continue, // held by the client while blocked
         }
-        if published % 512 == 0 && broker.rss() > 2 * LIMIT {
+        if published.is_multiple_of(512) && broker.rss() > 2 * LIMIT {
             break;
         }
     }
