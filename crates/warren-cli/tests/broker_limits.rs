@@ -36,10 +36,8 @@ fn start(flags: &[&str]) -> (Broker, String) {
     }
     let broker = Broker(child);
     let addr = line
-        .rsplit(' ')
-        .next()
-        .map(str::trim)
-        .filter(|a| a.starts_with("127.0.0.1:"))
+        .split_whitespace()
+        .find(|a| a.starts_with("127.0.0.1:"))
         .unwrap_or_else(|| panic!("broker ready line: {line:?}"))
         .to_owned();
     (broker, addr)
