@@ -118,9 +118,8 @@ impl BrokerProcess {
             let _ = BufReader::new(out).read_line(&mut line);
         }
         let addr = line
-            .rsplit(' ')
-            .next()
-            .and_then(|a| a.trim().parse().ok())
+            .split_whitespace()
+            .find_map(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("broker ready line: {line:?}"));
         BrokerProcess {
             child,

@@ -154,10 +154,9 @@ impl Broker {
             let _ = BufReader::new(out).read_line(&mut line);
         }
         let Some(port) = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse::<u16>().ok())
+            .split_whitespace()
+            .find_map(|a| a.parse::<std::net::SocketAddr>().ok())
+            .map(|a| a.port())
             .filter(|_| line.contains("listening"))
         else {
             let _ = child.kill();
