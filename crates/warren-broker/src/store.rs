@@ -132,7 +132,9 @@ pub(crate) enum Record {
 
 enum Cmd {
     Append(Record),
-    Sync(Waiter),
+    /// A publish's records, with the publisher waiting for its confirm if any: one
+    /// command, so that the records and the waiter are always in the same batch.
+    Publish(Vec<Record>, Option<ConfirmTo>),
     /// Write and fsync what is buffered, answer, then stop (releasing the lock).
     Close(mpsc::SyncSender<()>),
 }
@@ -143,16 +145,17 @@ impl std::fmt::Debug for Cmd {
     }
 }
 
-/// A publisher waiting for its records to be fsynced.
-struct Waiter {
-    tx: UnboundedSender<ConnEvent>,
-    channel: u16,
-    seq: u64,
-    /// When its records were sent to the writer (see [`Ticket`]).
-    ticket: Ticket,
+/// Where a publish's confirm goes: the connection, channel and delivery tag.
+pub(crate) struct ConfirmTo {
+    /// The publisher's connection.
+    pub(crate) tx: UnboundedSender<ConnEvent>,
+    /// Its channel.
+    pub(crate) channel: u16,
+    /// The publish's sequence number (the confirm's delivery tag).
+    pub(crate) seq: u64,
 }
 
-impl Waiter {
+impl ConfirmTo {
     /// Send the confirm: basic.ack if `ack`, else basic.nack.
     fn answer(self, ack: bool) {
         let _ = self.tx.send(ConnEvent::Confirm {
@@ -163,11 +166,15 @@ impl Waiter {
     }
 }
 
-/// The store's failure count when a publish's records were sent to the writer: the
-/// writer confirms the publish only if no write or fsync failed since (a failure may
-/// have dropped them), so a confirm never covers a record that is not in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ticket(u64);
+/// A publisher waiting for its records to be fsynced.
+struct Waiter {
+    confirm: ConfirmTo,
+    /// The store's failure count when the writer took the publish's records into a
+    /// batch: the publish is confirmed only if no write or fsync failed since (a
+    /// failure drops everything not yet fsynced), so a confirm never covers a record
+    /// that is not in the log, and a nack never covers one that is.
+    failures: u64,
+}
 
 /// What the writer thread tells the broker about the store's health.
 #[derive(Debug)]
@@ -268,41 +275,34 @@ impl Store {
         self.health.writable.load(Ordering::Acquire)
     }
 
-    /// Take before logging a publish's records; give to [`Store::sync_then`].
-    pub(crate) fn ticket(&self) -> Ticket {
-        Ticket(self.health.failures.load(Ordering::SeqCst))
+    /// Log a persistent message for a queue; returns its id (tests: the broker logs a
+    /// publish's records with [`Store::log_publish`]).
+    #[cfg(test)]
+    pub(crate) fn publish(&self, queue: &str, msg: &Message) -> u64 {
+        let (id, rec) = self.publish_record(queue, msg);
+        self.append(rec);
+        id
     }
 
-    /// Log a persistent message for a queue; returns its id.
-    pub(crate) fn publish(&self, queue: &str, msg: &Message) -> u64 {
+    /// The record of a persistent message enqueued on `queue`, with a new id; give it
+    /// to [`Store::log_publish`].
+    pub(crate) fn publish_record(&self, queue: &str, msg: &Message) -> (u64, Record) {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        self.append(Record::Publish {
+        let rec = Record::Publish {
             queue: queue.to_owned(),
             id,
             exchange: msg.exchange.clone(),
             routing_key: msg.routing_key.clone(),
             raw_props: msg.raw_props.clone(),
             body: msg.body.clone(),
-        });
-        id
+        };
+        (id, rec)
     }
 
-    /// Confirm publish `seq` on `channel` through `tx` once everything appended so far
-    /// is fsynced (basic.ack), or once a write or fsync since `ticket` failed
-    /// (basic.nack).
-    pub(crate) fn sync_then(
-        &self,
-        tx: UnboundedSender<ConnEvent>,
-        channel: u16,
-        seq: u64,
-        ticket: Ticket,
-    ) {
-        self.send(Cmd::Sync(Waiter {
-            tx,
-            channel,
-            seq,
-            ticket,
-        }));
+    /// Log one publish's records; with `confirm`, answer it once they are fsynced
+    /// (basic.ack), or once a write or fsync failed before that (basic.nack).
+    pub(crate) fn log_publish(&self, records: Vec<Record>, confirm: Option<ConfirmTo>) {
+        self.send(Cmd::Publish(records, confirm));
     }
 
     /// Write and fsync everything sent so far, then stop the writer thread,

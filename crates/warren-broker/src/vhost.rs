@@ -8,7 +8,7 @@ use crate::memory::Gauge;
 use crate::message::{value_as_str, Message};
 use crate::queue::{Queue, QueueArgs};
 use crate::reply_to::ReplyRegistry;
-use crate::store::{Record, Store, Ticket};
+use crate::store::{ConfirmTo, Record, Store};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
@@ -676,9 +676,9 @@ impl VHost {
     }
 
     /// Enqueue a routed message on each queue, persisting it on durable
-    /// queues when it is persistent. Returns (if anything was written to the
-    /// store, the ticket a confirm waits for fsync with; some queue refused the
-    /// message).
+    /// queues when it is persistent, and say how its publisher's `confirm` (if any)
+    /// is answered. With [`Confirm::Store`] the store answers it once the records are
+    /// fsynced.
     ///
     /// While the store cannot write, a durable queue refuses a persistent message
     /// whose publisher waits for a `confirm` (it is nacked at once); without a confirm
@@ -687,11 +687,9 @@ impl VHost {
         &self,
         queues: &[Arc<Queue>],
         msg: Arc<Message>,
-        confirm: bool,
-    ) -> (Option<Ticket>, bool) {
-        // Taken before the first record is sent (see `Ticket`).
-        let ticket = self.store.as_ref().map(|s| s.ticket());
-        let mut persisted = false;
+        confirm: Option<ConfirmTo>,
+    ) -> Confirm {
+        let mut records = Vec::new();
         let mut refused = false;
         for q in queues {
             if q.refuses_new() {
@@ -700,18 +698,31 @@ impl VHost {
             }
             let store_id = match &self.store {
                 Some(store) if q.durable && q.owner.is_none() && msg.is_persistent() => {
-                    if confirm && !store.writable() {
+                    if confirm.is_some() && !store.writable() {
                         refused = true;
                         continue;
                     }
-                    persisted = true;
-                    Some(store.publish(&q.name, &msg))
+                    let (id, rec) = store.publish_record(&q.name, &msg);
+                    records.push(rec);
+                    Some(id)
                 }
                 _ => None,
             };
             q.enqueue(msg.clone(), store_id);
         }
-        (ticket.filter(|_| persisted), refused)
+        match &self.store {
+            Some(store) if !records.is_empty() => {
+                if refused {
+                    store.log_publish(records, None);
+                    Confirm::Nack
+                } else {
+                    store.log_publish(records, confirm);
+                    Confirm::Store
+                }
+            }
+            _ if refused => Confirm::Nack,
+            _ => Confirm::Ack,
+        }
     }
 
     /// Periodic work: message TTL expiry and queue expiry.
@@ -725,6 +736,17 @@ impl VHost {
             }
         }
     }
+}
+
+/// How a publish's `confirm` is answered, as [`VHost::enqueue`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Confirm {
+    /// basic.ack now: nothing was written to the store.
+    Ack,
+    /// basic.nack now: a queue refused the message.
+    Nack,
+    /// The store answers once the message's records are fsynced (or fail).
+    Store,
 }
 
 /// Check a redeclaration against the existing queue (406 on mismatch).

@@ -7,6 +7,8 @@ use crate::error::{AmqpError, ReplyCode};
 use crate::message::{short, Message};
 use crate::queue::Queue;
 use crate::reply_to::{REPLY_TO, REPLY_TO_PREFIX};
+use crate::store::ConfirmTo;
+use crate::vhost::Confirm;
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::protocol::{basic, AMQPClass};
 use bytes::{Bytes, BytesMut};
@@ -185,18 +187,15 @@ impl Channel {
             }
             return;
         }
-        let (persisted, refused) = ctx.vhost.enqueue(&queues, msg, seq.is_some());
-        if let Some(seq) = seq {
-            if refused {
-                self.nack_publish(ctx, seq);
-                return;
-            }
-            match (&ctx.vhost.store, persisted) {
-                (Some(store), Some(ticket)) => {
-                    store.sync_then(ctx.tx.clone(), self.id, seq, ticket)
-                }
-                _ => self.ack_publish(ctx, seq),
-            }
+        let confirm = seq.map(|seq| ConfirmTo {
+            tx: ctx.tx.clone(),
+            channel: self.id,
+            seq,
+        });
+        match (ctx.vhost.enqueue(&queues, msg, confirm), seq) {
+            (Confirm::Ack, Some(seq)) => self.ack_publish(ctx, seq),
+            (Confirm::Nack, Some(seq)) => self.nack_publish(ctx, seq),
+            _ => {}
         }
     }
 

@@ -5,7 +5,7 @@
 //! On a failed write or fsync it undoes everything since the last good fsync: the
 //! log is cut back to that length (`set_len`), so no torn record stays in front of
 //! later ones; the publishes in the cut are dropped from the live state and every
-//! publish waiting is nacked (see [`Ticket`](super::Ticket)); the other records
+//! publish waiting is nacked (see [`Waiter`](super::Waiter)); the other records
 //! (declares, bindings, removals) are kept and written again before anything else.
 //! The store then reports itself not writable until a write and fsync succeed again:
 //! the next batch, or a probe file written every [`PROBE_EVERY`] while idle.
@@ -129,19 +129,16 @@ impl Writer {
             let mut next = first.ok();
             while let Some(cmd) = next.take() {
                 match cmd {
-                    Cmd::Append(rec) => {
-                        let before = buf.len();
-                        encode_record(&rec, &mut buf);
-                        self.account(&rec, (buf.len() - before) as u64);
-                        batch.push(match &rec {
-                            Record::Publish { queue, id, .. } => {
-                                Unsynced::Publish(queue.clone(), *id)
-                            }
-                            other => Unsynced::Other(other.clone()),
-                        });
-                        apply(&mut self.state, rec, &mut max_id);
+                    Cmd::Append(rec) => self.take(rec, &mut buf, &mut batch, &mut max_id),
+                    Cmd::Publish(records, confirm) => {
+                        for rec in records {
+                            self.take(rec, &mut buf, &mut batch, &mut max_id);
+                        }
+                        if let Some(confirm) = confirm {
+                            let failures = self.health.failures.load(Ordering::SeqCst);
+                            waiters.push(Waiter { confirm, failures });
+                        }
                     }
-                    Cmd::Sync(w) => waiters.push(w),
                     Cmd::Close(tx) => closers.push(tx),
                 }
                 if buf.len() < BATCH_MAX {
@@ -165,8 +162,7 @@ impl Writer {
             }
             let failures = self.health.failures.load(Ordering::SeqCst);
             for w in waiters.drain(..) {
-                let ack = w.ticket.0 == failures;
-                w.answer(ack);
+                w.confirm.answer(w.failures == failures);
             }
             // Compact once the log is big, at least half of it is garbage, and all of
             // it is on disk.
@@ -196,6 +192,25 @@ impl Writer {
         for c in closers {
             let _ = c.send(());
         }
+    }
+
+    /// Take a record into the batch being built: encode it, account for it and apply
+    /// it to the live state.
+    fn take(
+        &mut self,
+        rec: Record,
+        buf: &mut Vec<u8>,
+        batch: &mut Vec<Unsynced>,
+        max_id: &mut u64,
+    ) {
+        let before = buf.len();
+        encode_record(&rec, buf);
+        self.account(&rec, (buf.len() - before) as u64);
+        batch.push(match &rec {
+            Record::Publish { queue, id, .. } => Unsynced::Publish(queue.clone(), *id),
+            other => Unsynced::Other(other.clone()),
+        });
+        apply(&mut self.state, rec, max_id);
     }
 
     /// Write the records to retry, then `buf` (encoding `batch`). Returns false if

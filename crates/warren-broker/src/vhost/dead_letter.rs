@@ -38,7 +38,7 @@ impl VHost {
             .into_iter()
             .filter(|q| !is_cycle(dead.props.headers().as_ref(), &q.name))
             .collect();
-        let _ = self.enqueue(&queues, dead, false);
+        let _ = self.enqueue(&queues, dead, None);
     }
 }
 
