@@ -65,10 +65,13 @@ def test_port_in_use_fails_cleanly(own_broker, procs):
     assert any(str(port) in line for line in second.err_lines), second.describe()
 
 
+BALLAST = 24 * 1024 * 1024
+
+
 def test_memory_limit_blocks_a_pika_publisher_until_consumers_drain(procs):
     """`warren broker --memory-limit`: pika's blocked/unblocked callbacks fire as on RabbitMQ."""
     port = helpers.free_port()
-    p = procs.start([helpers.warren_bin(), "broker", "--listen", f"127.0.0.1:{port}", "--memory-limit", "64KiB"],
+    p = procs.start([helpers.warren_bin(), "broker", "--listen", f"127.0.0.1:{port}", "--memory-limit", "16MiB"],
                     env=ENV, name="warren broker")
     assert helpers.wait_port("127.0.0.1", port, 10, proc=p.p), p.describe()
     url = f"amqp://guest:guest@127.0.0.1:{port}/%2f"
@@ -79,7 +82,9 @@ def test_memory_limit_blocks_a_pika_publisher_until_consumers_drain(procs):
     ch = pub.channel()
     ch.queue_declare(queue="ballast")
     ch.confirm_delivery()
-    ch.basic_publish(exchange="", routing_key="ballast", body=b"x" * (80 * 1024))
+    # The limit bounds the whole process (about 7 MiB at start): one 24 MiB message
+    # takes it over.
+    ch.basic_publish(exchange="", routing_key="ballast", body=b"x" * BALLAST)
 
     def wait_for(name):
         deadline = time.monotonic() + 10
@@ -91,7 +96,7 @@ def test_memory_limit_blocks_a_pika_publisher_until_consumers_drain(procs):
     # A connection that only consumes is not blocked.
     consumer = connect(url)
     method, _props, body = consumer.channel().basic_get(queue="ballast", auto_ack=True)
-    assert method is not None and len(body) == 80 * 1024
+    assert method is not None and len(body) == BALLAST
     wait_for("Connection.Unblocked")
     assert events == ["Connection.Blocked", "Connection.Unblocked"]
     ch.basic_publish(exchange="", routing_key="ballast", body=b"after")  # confirmed: it is queued

@@ -111,6 +111,12 @@ impl Channel {
         }
     }
 
+    /// Whether a message's content is partly read: a basic.publish came, and its
+    /// header or the rest of its body has not.
+    pub(crate) fn receiving_content(&self) -> bool {
+        self.pending.is_some()
+    }
+
     fn tag(&mut self) -> u64 {
         self.next_tag += 1;
         self.next_tag

@@ -124,9 +124,13 @@ struct Conn {
 
 /// A connection's side of the resource alarms (memory, disk), as RabbitMQ applies
 /// them: while any alarm is on, a connection that publishes is told
-/// `connection.blocked` (if it announced the capability) and, once it sends message
-/// content, is no longer read from (after that frame) until every alarm clears; then
+/// `connection.blocked` (if it announced the capability) and, once it has sent the
+/// last frame of a message, is no longer read from until every alarm clears; then
 /// it is told `connection.unblocked`. Connections that only consume go on.
+///
+/// Reads pause only between messages, as RabbitMQ's reader does: a message cut off
+/// mid-body would hold its memory without ever reaching a queue, so consumers
+/// could never drain what raised the alarm (a 24 MiB body publish hung pika).
 struct Block {
     /// The alarms (their current state) and a receiver for their changes; the
     /// alarms own the sender, so the receiver never sees it closed.
@@ -177,10 +181,11 @@ impl Block {
         }
     }
 
-    /// A frame of message content (a body frame, or the header of an empty
-    /// body) was read: stop reading while the alarm is on.
-    fn content_read(&mut self) {
-        if self.alarms.any() {
+    /// A frame of message content (a body frame, or the header of an empty body)
+    /// was handled; `pause` if it was the message's last and an alarm was on when it
+    /// arrived. Stop reading if an alarm is (still) on.
+    fn content_read(&mut self, pause: bool) {
+        if pause && self.alarms.any() {
             self.reads_paused = true;
         }
     }
@@ -582,17 +587,21 @@ impl Conn {
                 props,
                 raw_props,
             } => {
-                if body_size == 0 {
-                    self.block.content_read();
-                }
+                let alarmed = self.block.alarms.any();
                 let r = self.with_channel(channel, |chan, ctx| {
                     chan.handle_header(ctx, class_id, body_size, props, raw_props)
                 });
+                self.block.content_read(alarmed && body_size == 0);
                 self.scoped(channel, r)
             }
             InFrame::Body(channel, data) => {
-                self.block.content_read();
+                let alarmed = self.block.alarms.any();
                 let r = self.with_channel(channel, |chan, ctx| chan.handle_body(ctx, data));
+                let complete = self
+                    .channels
+                    .get(&channel)
+                    .is_none_or(|c| !c.receiving_content());
+                self.block.content_read(alarmed && complete);
                 self.scoped(channel, r)
             }
         }

@@ -47,7 +47,10 @@ impl Channel {
             ))
             .with_method(60, 40));
         }
-        p.body.reserve((body_size as usize).min(1 << 20));
+        // All of it at once (`max_body` bounds it): growing by doubling would copy a
+        // large body several times and leave the process up to twice its size
+        // (pages are only committed as the body arrives).
+        p.body.reserve(body_size as usize);
         p.header = Some((props, raw_props, body_size));
         if body_size == 0 {
             return self.finish_publish(ctx);
