@@ -33,9 +33,11 @@ fi
 export WARREN_FAULT_REPORT="${WARREN_FAULT_REPORT:-$PWD/target/fault-report.md}"
 mkdir -p target && rm -f "$WARREN_FAULT_REPORT"
 
-cargo build --release --workspace
-# The typed Warren client the pika suite runs against a pika server (test_typed_interop.py).
-cargo build --release -p warren-rpc --example calc_client
+# Binaries, examples (the typed Warren client the pika suite runs against a pika server,
+# test_typed_interop.py) and test binaries in one build: with the tests in it, the
+# dev-dependencies' features are on, as under `cargo test`, so the test runs below reuse
+# this build instead of compiling the workspace's crates again.
+cargo build --release --workspace --bins --examples --tests
 echo "--- tests on the embedded broker (tests that need a service are listed as ignored)"
 cargo test --release --workspace
 # Each group of ignored tests, selected by name. A new group needs a line here and one
