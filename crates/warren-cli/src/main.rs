@@ -7,7 +7,7 @@ mod parse;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// RPC over AMQP 0-9-1 (RabbitMQ or the embedded Warren broker).
 #[derive(Debug, Parser)]
@@ -30,6 +30,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Run the embedded AMQP 0-9-1 broker until SIGINT/SIGTERM.
     Broker(cmd::broker::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::Args),
 }
 
 /// The help text on logging.
@@ -70,6 +72,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Completions(args) = cli.command {
+        // No runtime, no logging of its own: the script is all it prints.
+        return match cmd::completions::run(args, Cli::command()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("warren: {e}");
+                ExitCode::from(exit::INTERNAL)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -84,6 +96,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => cmd::demo::run(args).await.map_err(Failure::Other),
             Command::Bench(args) => cmd::bench::run(args).await.map_err(Failure::Other),
             Command::Broker(args) => cmd::broker::run(args).await.map_err(Failure::Other),
+            Command::Completions(_) => Ok(()), // handled above, before the runtime
         }
     });
     // Do not wait on stray blocking work (a name lookup that hangs): the command's

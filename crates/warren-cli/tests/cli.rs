@@ -319,3 +319,30 @@ async fn help_documents_rust_log() {
         "{help}"
     );
 }
+
+#[tokio::test]
+async fn completions_cover_every_subcommand_in_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = warren(&["completions", shell]).await;
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["serve", "call", "bench", "broker", "completions", "quorum"] {
+            assert!(script.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    // bash loads its script and registers a completion for `warren`.
+    let out = warren(&["completions", "bash"]).await;
+    let loaded = Command::new("bash")
+        .args(["--norc", "-c", "eval \"$1\" && complete -p warren", "bash"])
+        .arg(String::from_utf8_lossy(&out.stdout).as_ref())
+        .output()
+        .expect("bash runs");
+    assert_eq!(loaded.status.code(), Some(0), "{}", stderr(&loaded));
+    assert!(
+        String::from_utf8_lossy(&loaded.stdout).contains("_warren"),
+        "{}",
+        String::from_utf8_lossy(&loaded.stdout)
+    );
+    let bad = warren(&["completions", "tcsh"]).await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
