@@ -1,6 +1,7 @@
 //! `warren`: serve, call and demo RPC over AMQP 0-9-1.
 
 mod cmd;
+mod declare;
 mod exit;
 mod parse;
 
@@ -8,6 +9,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
+use exit::Failure;
 
 /// RPC over AMQP 0-9-1 (RabbitMQ or the embedded Warren broker).
 #[derive(Debug, Parser)]
@@ -22,6 +24,7 @@ enum Command {
     /// RabbitMQ's RPC tutorial end to end on an embedded broker: prints fib(30).
     Demo(cmd::demo::Args),
     /// Serve a procedure on a queue until SIGINT/SIGTERM.
+    #[command(after_help = exit::SERVE_EXIT_CODES)]
     Serve(cmd::serve::Args),
     /// Call a procedure once and print its reply.
     #[command(after_help = exit::CALL_EXIT_CODES)]
@@ -57,14 +60,6 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
     EnvFilter::new("warn,lapin=off")
 }
 
-/// Why a command failed.
-enum Failure {
-    /// An RPC error, with its own exit code.
-    Rpc(warren_rpc::Error),
-    /// Anything else, described for a person.
-    Other(String),
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(log_filter())
@@ -91,7 +86,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => cmd::serve::run(args).await.map_err(Failure::Rpc),
+            Command::Serve(args) => cmd::serve::run(args).await,
             Command::Call(args) => cmd::call::run(args).await.map_err(Failure::Rpc),
             Command::Demo(args) => cmd::demo::run(args).await.map_err(Failure::Other),
             Command::Bench(args) => cmd::bench::run(args).await.map_err(Failure::Other),
@@ -104,13 +99,9 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Rpc(e)) => {
-            eprintln!("warren: {e}");
-            ExitCode::from(exit::code_of(&e))
-        }
-        Err(Failure::Other(e)) => {
-            eprintln!("warren: {e}");
-            ExitCode::from(exit::INTERNAL)
+        Err(failure) => {
+            eprintln!("warren: {failure}");
+            ExitCode::from(failure.code())
         }
     }
 }
