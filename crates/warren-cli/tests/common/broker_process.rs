@@ -183,7 +183,7 @@ pub fn parse_ready_line(line: &str) -> Option<SocketAddr> {
 }
 
 /// The first line `out` gives within [`READY_WITHIN`].
-fn read_first_line(out: std::process::ChildStdout) -> Result<String, String> {
+pub fn read_first_line(out: std::process::ChildStdout) -> Result<String, String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
