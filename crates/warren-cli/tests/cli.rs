@@ -2,32 +2,16 @@
 
 #[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
+#[path = "common/run_warren.rs"]
+mod run_warren;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{unique, Target};
+use run_warren::{stderr, warren, WARREN};
 use warren_rpc::{services::fib, Request, Response, RpcClient, RpcServer};
-
-const WARREN: &str = env!("CARGO_BIN_EXE_warren");
-
-async fn warren(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(WARREN)
-            .args(&args)
-            .env_remove("AMQP_URL")
-            .output()
-            .expect("warren runs")
-    })
-    .await
-    .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 async fn call_prints_reply_and_exit_codes(t: Target) {
     let q = t.queue("fib");

@@ -4,36 +4,19 @@
 
 #[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
+#[path = "common/run_warren.rs"]
+mod run_warren;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::Target;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
-
-const WARREN: &str = env!("CARGO_BIN_EXE_warren");
+use run_warren::{stderr, warren, WARREN};
 
 /// `warren serve`'s exit code when the queue cannot be declared as asked.
 const QUEUE_DECLARATION: i32 = 8;
-
-/// Runs `warren args..` to its end (the cases here exit on their own).
-async fn warren(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(WARREN)
-            .args(&args)
-            .env_remove("AMQP_URL")
-            .output()
-            .expect("warren runs")
-    })
-    .await
-    .expect("the blocking task ends")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Declares `queue` as `durable`, with `arguments`, as another program would have.
 async fn declare(url: &str, queue: &str, durable: bool, arguments: FieldTable) {
