@@ -71,34 +71,48 @@ async fn probe_on(connection: &Connection) -> Option<QuorumSupport> {
         auto_delete: true,
         ..QueueDeclareOptions::default()
     };
-    match channel
+    let declared = channel
         .queue_declare(name.as_str().into(), options, arguments)
-        .await
-    {
+        .await;
+    let refusal = match &declared {
         Ok(_) => {
             // Exclusive: it goes with the connection anyway; delete it now all the same.
             let _ = channel
                 .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
                 .await;
-            Some(QuorumSupport::Unsupported(
-                "it accepted an exclusive quorum queue, so it would serve --quorum as a \
-                 classic queue"
-                    .to_owned(),
-            ))
+            None
         }
         Err(e) => match e.kind() {
-            lapin::ErrorKind::ProtocolError(refusal) if refusal.get_id() == PRECONDITION_FAILED => {
-                let text = refusal.get_message().to_string();
-                if text.contains("exclusive") || text.contains("auto-delete") {
-                    Some(QuorumSupport::Supported)
-                } else {
-                    Some(QuorumSupport::Unsupported(format!(
-                        "it refused one: {text}"
-                    )))
-                }
+            lapin::ErrorKind::ProtocolError(refusal) => {
+                Some((refusal.get_id(), refusal.get_message().to_string()))
             }
-            _ => None,
+            _ => return None,
         },
+    };
+    verdict(refusal)
+}
+
+/// What the broker's answer to the exclusive quorum queue says: `None` if it accepted
+/// it, else its reply code and text. `None` back: the answer says nothing about it.
+fn verdict(refusal: Option<(u16, String)>) -> Option<QuorumSupport> {
+    match refusal {
+        None => Some(QuorumSupport::Unsupported(
+            "it accepted an exclusive quorum queue, so it would serve --quorum as a classic \
+             queue"
+                .to_owned(),
+        )),
+        // RabbitMQ names the first property a quorum queue cannot have.
+        Some((PRECONDITION_FAILED, text))
+            if ["exclusive", "auto-delete", "non-durable"]
+                .iter()
+                .any(|property| text.contains(property)) =>
+        {
+            Some(QuorumSupport::Supported)
+        }
+        Some((PRECONDITION_FAILED, text)) => Some(QuorumSupport::Unsupported(format!(
+            "it refused one: {text}"
+        ))),
+        Some(_) => None,
     }
 }
 
@@ -175,6 +189,25 @@ fn bare_value(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_answer_decides() {
+        let rabbitmq = "PRECONDITION_FAILED - invalid property 'exclusive-owner' for queue \
+                        'warren.quorum-check.1.2' in vhost '/'";
+        assert_eq!(
+            verdict(Some((406, rabbitmq.into()))),
+            Some(QuorumSupport::Supported)
+        );
+        assert!(
+            matches!(verdict(None), Some(QuorumSupport::Unsupported(why)) if why.contains("classic"))
+        );
+        let no_type = "PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue";
+        assert!(matches!(
+            verdict(Some((406, no_type.into()))),
+            Some(QuorumSupport::Unsupported(why)) if why.contains("x-queue-type")
+        ));
+        assert_eq!(verdict(Some((403, "ACCESS_REFUSED".into()))), None);
+    }
 
     #[test]
     fn rabbitmq_clashes_parse() {
