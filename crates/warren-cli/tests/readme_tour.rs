@@ -366,3 +366,13 @@ fn comments_parse_into_expectations() {
     );
     assert_eq!(l.not_run.as_deref(), Some("needs a cluster"));
 }
+
+#[test]
+fn broker_ready_lines_parse() {
+    let line = " [*] Warren broker listening on 127.0.0.1:40123 (memory limit 64.0 MiB)\n";
+    assert_eq!(
+        parse_ready_line(line),
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], 40123)))
+    );
+    assert_eq!(parse_ready_line("error: address in use"), None);
+}

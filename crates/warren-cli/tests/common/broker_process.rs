@@ -196,13 +196,3 @@ pub fn read_first_line(out: std::process::ChildStdout) -> Result<String, String>
         Err(_) => Err(format!("no line within {READY_WITHIN:?}")),
     }
 }
-
-#[test]
-fn ready_lines_parse() {
-    let line = " [*] Warren broker listening on 127.0.0.1:40123 (memory limit 64.0 MiB)\n";
-    assert_eq!(
-        parse_ready_line(line),
-        Some(SocketAddr::from(([127, 0, 0, 1], 40123)))
-    );
-    assert_eq!(parse_ready_line("error: address in use"), None);
-}
