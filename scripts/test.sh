@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: Rust (unit, integration, CLI, faults) and the Python pika suite.
+# The whole test suite: Rust (unit, integration, CLI, faults), `cargo publish --dry-run`
+# of each crate (scripts/publish-check.sh) and the Python pika suite.
 # Every broker test runs on the embedded broker. The tests that need an external service
 # are #[ignore = "needs VAR ..."]; each group runs here when its variable is set, and with
 # CI set every variable must be (nothing may be skipped in CI):
@@ -66,6 +67,8 @@ if in_ci; then
     exit 1
   fi
 fi
+echo "--- every crate packaged and built as crates.io would get it (scripts/publish-check.sh)"
+bash scripts/publish-check.sh
 echo "--- fault table ($WARREN_FAULT_REPORT)"
 cat "$WARREN_FAULT_REPORT"
 WARREN_BIN="$PWD/target/release/warren" bash tests/pika/run.sh

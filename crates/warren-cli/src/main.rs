@@ -1,13 +1,15 @@
 //! `warren`: serve, call and demo RPC over AMQP 0-9-1.
 
 mod cmd;
+mod declare;
 mod exit;
 mod parse;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use exit::Failure;
 
 /// RPC over AMQP 0-9-1 (RabbitMQ or the embedded Warren broker).
 #[derive(Debug, Parser)]
@@ -22,6 +24,7 @@ enum Command {
     /// RabbitMQ's RPC tutorial end to end on an embedded broker: prints fib(30).
     Demo(cmd::demo::Args),
     /// Serve a procedure on a queue until SIGINT/SIGTERM.
+    #[command(after_help = exit::SERVE_EXIT_CODES)]
     Serve(cmd::serve::Args),
     /// Call a procedure once and print its reply.
     #[command(after_help = exit::CALL_EXIT_CODES)]
@@ -30,6 +33,8 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Run the embedded AMQP 0-9-1 broker until SIGINT/SIGTERM.
     Broker(cmd::broker::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::Args),
 }
 
 /// The help text on logging.
@@ -55,14 +60,6 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
     EnvFilter::new("warn,lapin=off")
 }
 
-/// Why a command failed.
-enum Failure {
-    /// An RPC error, with its own exit code.
-    Rpc(warren_rpc::Error),
-    /// Anything else, described for a person.
-    Other(String),
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(log_filter())
@@ -70,6 +67,16 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Completions(args) = cli.command {
+        // No runtime, no logging of its own: the script is all it prints.
+        return match cmd::completions::run(args, Cli::command()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("warren: {e}");
+                ExitCode::from(exit::INTERNAL)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -79,11 +86,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => cmd::serve::run(args).await.map_err(Failure::Rpc),
+            Command::Serve(args) => cmd::serve::run(args).await,
             Command::Call(args) => cmd::call::run(args).await.map_err(Failure::Rpc),
             Command::Demo(args) => cmd::demo::run(args).await.map_err(Failure::Other),
             Command::Bench(args) => cmd::bench::run(args).await.map_err(Failure::Other),
             Command::Broker(args) => cmd::broker::run(args).await.map_err(Failure::Other),
+            Command::Completions(_) => Ok(()), // handled above, before the runtime
         }
     });
     // Do not wait on stray blocking work (a name lookup that hangs): the command's
@@ -91,13 +99,9 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Rpc(e)) => {
-            eprintln!("warren: {e}");
-            ExitCode::from(exit::code_of(&e))
-        }
-        Err(Failure::Other(e)) => {
-            eprintln!("warren: {e}");
-            ExitCode::from(exit::INTERNAL)
+        Err(failure) => {
+            eprintln!("warren: {failure}");
+            ExitCode::from(failure.code())
         }
     }
 }

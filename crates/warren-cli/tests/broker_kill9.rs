@@ -3,52 +3,35 @@
 //! confirms run; after a restart every confirmed persistent message is there, and
 //! messages acked before the kill do not come back.
 
+#[path = "common/broker_process.rs"]
+mod broker_process;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use broker_process::{BrokerProcess, WARREN};
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Connection};
 
-const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 const QUEUE: &str = "durable-kill9";
 
-fn start_broker(port: u16, dir: &Path) -> Child {
-    let mut child = Command::new(WARREN)
-        .args(["broker", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("warren broker starts");
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
-    }
-    assert!(line.contains("listening"), "broker ready: {line:?}");
-    child
-}
-
-fn kill9(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-}
-
-async fn connect(port: u16) -> Connection {
-    let url = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
-    Connection::connect(&url, ConnectionProperties::default())
-        .await
-        .expect("connects to the broker")
+/// `warren broker` on `port` (0: a free one) with its data in `dir`.
+fn start_broker(port: u16, dir: &Path) -> BrokerProcess {
+    let listen = format!("127.0.0.1:{port}");
+    BrokerProcess::start([
+        OsStr::new("--listen"),
+        OsStr::new(&listen),
+        OsStr::new("--data-dir"),
+        dir.as_os_str(),
+    ])
 }
 
 fn durable() -> QueueDeclareOptions {
@@ -84,8 +67,8 @@ async fn barrier(conn: &Connection) {
 }
 
 /// Drains the queue with basic.get; returns the bodies and acks the first `ack_first`.
-async fn drain(port: u16, ack_first: usize) -> Vec<String> {
-    let conn = connect(port).await;
+async fn drain(broker: &BrokerProcess, ack_first: usize) -> Vec<String> {
+    let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
     ch.queue_declare(QUEUE.into(), durable(), FieldTable::default())
         .await
@@ -126,7 +109,7 @@ async fn confirmed_messages_survive_kill_9() {
     let mut publishers = Vec::new();
     for p in 0..3 {
         let confirmed = Arc::clone(&confirmed);
-        let conn = connect(port).await;
+        let conn = broker.connect().await;
         publishers.push(tokio::spawn(async move {
             let ch = conn.create_channel().await.unwrap();
             ch.confirm_select(ConfirmSelectOptions::default())
@@ -160,7 +143,7 @@ async fn confirmed_messages_survive_kill_9() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    kill9(&mut broker);
+    broker.kill9();
     for p in publishers {
         let _ = tokio::time::timeout(Duration::from_secs(10), p).await;
     }
@@ -172,7 +155,7 @@ async fn confirmed_messages_survive_kill_9() {
 
     let mut broker = start_broker(port, &dir);
     let ack_first = confirmed.len() / 2;
-    let recovered = drain(port, ack_first).await;
+    let recovered = drain(&broker, ack_first).await;
     let unique: BTreeSet<_> = recovered.iter().cloned().collect();
     assert_eq!(unique.len(), recovered.len(), "no message recovered twice");
     let lost: Vec<_> = confirmed.difference(&unique).take(5).collect();
@@ -189,9 +172,9 @@ async fn confirmed_messages_survive_kill_9() {
 
     // Acked (and covered by a confirmed publish) before a second kill -9: must not
     // come back.
-    kill9(&mut broker);
+    broker.kill9();
     let mut broker = start_broker(port, &dir);
-    let after = drain(port, 0).await;
+    let after = drain(&broker, 0).await;
     let acked: BTreeSet<_> = recovered[..ack_first].iter().cloned().collect();
     let back: Vec<_> = after
         .iter()
@@ -204,7 +187,7 @@ async fn confirmed_messages_survive_kill_9() {
         recovered.len() - ack_first,
         "the unacked ones are all still there"
     );
-    kill9(&mut broker);
+    broker.kill9();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -220,7 +203,7 @@ fn second_broker_on_the_same_data_dir_is_refused() {
         .arg(&dir)
         .output()
         .expect("warren broker runs");
-    kill9(&mut first);
+    first.kill9();
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "second broker must not start");
     assert!(
@@ -229,6 +212,6 @@ fn second_broker_on_the_same_data_dir_is_refused() {
     );
     // The kernel dropped the lock with the killed process: the directory is usable again.
     let mut again = start_broker(0, &dir);
-    kill9(&mut again);
+    again.kill9();
     let _ = std::fs::remove_dir_all(&dir);
 }

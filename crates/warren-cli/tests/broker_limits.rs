@@ -2,50 +2,18 @@
 //! reach the broker: a silent socket is closed after the handshake timeout, and an
 //! authenticated client past the connection limit is refused with 530.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "common/broker_process.rs"]
+mod broker_process;
+
 use std::time::{Duration, Instant};
 
+use broker_process::BrokerProcess;
 use lapin::{Connection, ConnectionProperties};
 use tokio::io::AsyncReadExt;
 
-const WARREN: &str = env!("CARGO_BIN_EXE_warren");
-
-/// Kills the broker when the test ends, however it ends.
-struct Broker(Child);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `warren broker` on a free port with `flags`; returns it and its address.
-fn start(flags: &[&str]) -> (Broker, String) {
-    let mut child = Command::new(WARREN)
-        .args(["broker", "--listen", "127.0.0.1:0"])
-        .args(flags)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("warren broker starts");
-    let mut line = String::new();
-    if let Some(out) = child.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
-    }
-    let broker = Broker(child);
-    let addr = line
-        .split_whitespace()
-        .find(|a| a.starts_with("127.0.0.1:"))
-        .unwrap_or_else(|| panic!("broker ready line: {line:?}"))
-        .to_owned();
-    (broker, addr)
-}
-
 #[tokio::test]
 async fn limits_and_handshake_timeout_from_the_command_line() {
-    let (_broker, addr) = start(&[
+    let broker = BrokerProcess::start([
         "--max-connections",
         "1",
         "--max-pending-handshakes",
@@ -53,6 +21,7 @@ async fn limits_and_handshake_timeout_from_the_command_line() {
         "--handshake-timeout",
         "300ms",
     ]);
+    let addr = broker.addr();
     // A socket that never sends the protocol header is closed at the timeout.
     let t0 = Instant::now();
     let mut idle = tokio::net::TcpStream::connect(&addr)
@@ -70,7 +39,7 @@ async fn limits_and_handshake_timeout_from_the_command_line() {
         t0.elapsed()
     );
 
-    let url = format!("amqp://guest:guest@{addr}/%2f");
+    let url = broker.url();
     let first = Connection::connect(&url, ConnectionProperties::default())
         .await
         .expect("first client");

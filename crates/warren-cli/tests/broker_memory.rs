@@ -7,86 +7,42 @@
 //! Figures are printed (`cargo test --release -p warren-cli --test broker_memory --
 //! --nocapture --test-threads=1`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "common/broker_process.rs"]
+mod broker_process;
+
 use std::time::{Duration, Instant};
+
+use broker_process::BrokerProcess;
 
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Connection};
 
-const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 const MIB: u64 = 1 << 20;
 /// The limit given to the broker under test.
 const LIMIT: u64 = 64 * MIB;
 /// How far above its baseline the broker may stay once the queue is deleted.
 const GIVEN_BACK_WITHIN: u64 = 8 * MIB;
 
-/// A `warren broker` child process, killed on drop.
-struct BrokerProcess {
-    child: Child,
-    port: u16,
-    /// The line the broker printed when it was ready.
-    banner: String,
+/// A field of the broker's `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(broker: &BrokerProcess, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{}/status", broker.pid()))
+        .expect("the broker process is running");
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
 }
 
-impl BrokerProcess {
-    fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(WARREN)
-            .args(["broker", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("warren broker starts");
-        let mut banner = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut banner);
-        }
-        let port = banner
-            .split_whitespace()
-            .find_map(|w| w.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
-            .unwrap_or_else(|| panic!("no port in the broker's banner {banner:?}"));
-        Self {
-            child,
-            port,
-            banner,
-        }
-    }
-
-    /// A field of `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`).
-    fn status_bytes(&self, field: &str) -> u64 {
-        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the broker process is running");
-        text.lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-            .unwrap_or_else(|| panic!("no {field} in /proc/PID/status"))
-    }
-
-    fn rss(&self) -> u64 {
-        self.status_bytes("VmRSS")
-    }
-
-    /// Peak RSS since the process started.
-    fn peak_rss(&self) -> u64 {
-        self.status_bytes("VmHWM")
-    }
-
-    async fn connect(&self) -> Connection {
-        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port);
-        Connection::connect(&url, ConnectionProperties::default())
-            .await
-            .expect("connects to the broker")
-    }
+/// The broker's resident memory.
+fn rss(broker: &BrokerProcess) -> u64 {
+    status_bytes(broker, "VmRSS")
 }
 
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The broker's peak resident memory since it started.
+fn peak_rss(broker: &BrokerProcess) -> u64 {
+    status_bytes(broker, "VmHWM")
 }
 
 fn mib(bytes: u64) -> String {
@@ -143,7 +99,7 @@ async fn flood(
             Ok(Err(e)) => panic!("publish failed: {e}"),
             Err(_) => continue, // held by the client while blocked
         }
-        if published.is_multiple_of(512) && broker.rss() > 2 * LIMIT {
+        if published.is_multiple_of(512) && rss(broker) > 2 * LIMIT {
             break;
         }
     }
@@ -177,31 +133,31 @@ async fn flood(
 /// RSS read then.
 async fn rss_after_release(broker: &BrokerProcess, baseline: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while broker.rss() > baseline + GIVEN_BACK_WITHIN && Instant::now() < deadline {
+    while rss(broker) > baseline + GIVEN_BACK_WITHIN && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    broker.rss()
+    rss(broker)
 }
 
 /// Floods a 64 MiB broker with `body_len`-byte messages, checks it blocked before its
 /// RSS reached the limit, deletes the queue and checks the memory came back.
 async fn blocked_before_the_limit_and_given_back(body_len: usize, max: u64) {
-    let broker = BrokerProcess::start(&["--memory-limit", "64MiB"]);
+    let broker = BrokerProcess::start(["--memory-limit", "64MiB"]);
     let publisher = broker.connect().await;
     let admin = broker.connect().await;
     let admin_ch = admin.create_channel().await.expect("channel");
     let queue = format!("flood-{body_len}");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let baseline = broker.rss();
+    let baseline = rss(&broker);
 
     assert!(
-        broker.banner.contains("memory limit 64.0 MiB"),
+        broker.ready_line().contains("memory limit 64.0 MiB"),
         "the broker reports its limit: {:?}",
-        broker.banner
+        broker.ready_line()
     );
     let f = flood(&broker, &publisher, &admin_ch, &queue, body_len, max).await;
-    let peak = broker.peak_rss();
+    let peak = peak_rss(&broker);
     let payload = f.held as u64 * body_len as u64;
     admin_ch
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())

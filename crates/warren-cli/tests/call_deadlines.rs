@@ -7,22 +7,22 @@
 //! Each case prints its exit code and wall time (`-- --nocapture`), e.g.
 //! `black hole: exit 6 after 2.04 s`.
 
+#[path = "common/broker_process.rs"]
+mod broker_process;
 #[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
 #[path = "../../warren-rpc/tests/common/hostile.rs"]
 mod hostile;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use broker_process::{BrokerProcess, WARREN};
 use common::unique;
-use hostile::{url_of, BlackHole, FullBacklog, ScriptedPeer, SilentAfter};
+use hostile::{BlackHole, FullBacklog, ScriptedPeer, SilentAfter};
 use tokio::sync::mpsc;
 use warren_rpc::{Request, Response, RpcServer, ServerHandle, Status};
 
-const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 /// The `--timeout` of every call.
 const TIMEOUT: &str = "2s";
 /// Every call must have ended by then.
@@ -97,74 +97,6 @@ fn check(case: &str, ran: &Ran, code: i32, says: Option<&str>) {
     }
 }
 
-/// A `warren broker` process on a free loopback port. Dropping it continues it (if
-/// stopped) and kills it, so a failed assertion never leaves a stopped process.
-struct BrokerProcess {
-    child: Child,
-    addr: SocketAddr,
-    killed: bool,
-}
-
-impl BrokerProcess {
-    fn start() -> BrokerProcess {
-        let mut child = Command::new(WARREN)
-            .args(["broker", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("warren broker starts");
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        let addr = line
-            .split_whitespace()
-            .find_map(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("broker ready line: {line:?}"));
-        BrokerProcess {
-            child,
-            addr,
-            killed: false,
-        }
-    }
-
-    fn url(&self) -> String {
-        url_of(self.addr)
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    /// SIGSTOP: the process keeps its sockets but stops reading and writing them.
-    fn stop(&self) {
-        self.signal("-STOP");
-    }
-
-    /// SIGKILL, and wait for it: the kernel closes its sockets.
-    fn kill(&mut self) {
-        self.signal("-KILL");
-        let _ = self.child.wait();
-        self.killed = true;
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        if self.killed {
-            return;
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-CONT", &pid]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A server for `queue` that reports each request's body on `seen` as it starts, then
 /// sleeps that many milliseconds and echoes it.
 async fn announcing_sleep_server(
@@ -228,8 +160,8 @@ async fn peer_silent_after_the_handshake_exits_unavailable_by_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopped_broker_exits_unavailable_by_the_timeout() {
-    let broker = BrokerProcess::start();
-    broker.stop();
+    let broker = BrokerProcess::start_default();
+    broker.pause();
     let ran = call(&broker.url(), "q", "1").await;
     check(
         "broker SIGSTOPped before the call",
@@ -241,7 +173,7 @@ async fn stopped_broker_exits_unavailable_by_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_stopped_mid_call_exits_timeout_by_the_timeout() {
-    let broker = BrokerProcess::start();
+    let broker = BrokerProcess::start_default();
     let q = unique("stopped");
     let (seen, mut started) = mpsc::unbounded_channel();
     let server = announcing_sleep_server(&broker.url(), &q, seen).await;
@@ -256,7 +188,7 @@ async fn broker_stopped_mid_call_exits_timeout_by_the_timeout() {
         Some("1500"),
         "the request arrived"
     );
-    broker.stop();
+    broker.pause();
     let ran = running.await.expect("the call task ends");
     check(
         "broker SIGSTOPped mid-call",
@@ -274,7 +206,7 @@ async fn broker_stopped_mid_call_exits_timeout_by_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_killed_mid_call_exits_unavailable_at_once() {
-    let mut broker = BrokerProcess::start();
+    let mut broker = BrokerProcess::start_default();
     let q = unique("killed");
     let (seen, mut started) = mpsc::unbounded_channel();
     let server = announcing_sleep_server(&broker.url(), &q, seen).await;
@@ -289,7 +221,7 @@ async fn broker_killed_mid_call_exits_unavailable_at_once() {
         Some("1500"),
         "the request arrived"
     );
-    broker.kill();
+    broker.kill9();
     let ran = running.await.expect("the call task ends");
     check(
         "broker killed mid-call",
@@ -306,9 +238,9 @@ async fn broker_killed_mid_call_exits_unavailable_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_broker_exits_unavailable_at_once() {
-    let mut broker = BrokerProcess::start();
+    let mut broker = BrokerProcess::start_default();
     let url = broker.url();
-    broker.kill();
+    broker.kill9();
     let ran = call(&url, "q", "1").await;
     check(
         "no broker (connection refused)",

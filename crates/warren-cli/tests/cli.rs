@@ -2,32 +2,16 @@
 
 #[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
+#[path = "common/run_warren.rs"]
+mod run_warren;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{unique, Target};
+use run_warren::{stderr, warren, WARREN};
 use warren_rpc::{services::fib, Request, Response, RpcClient, RpcServer};
-
-const WARREN: &str = env!("CARGO_BIN_EXE_warren");
-
-async fn warren(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(WARREN)
-            .args(&args)
-            .env_remove("AMQP_URL")
-            .output()
-            .expect("warren runs")
-    })
-    .await
-    .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 async fn call_prints_reply_and_exit_codes(t: Target) {
     let q = t.queue("fib");
@@ -318,4 +302,31 @@ async fn help_documents_rust_log() {
         help.contains("RUST_LOG") && help.contains("WARREN_LOG"),
         "{help}"
     );
+}
+
+#[tokio::test]
+async fn completions_cover_every_subcommand_in_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = warren(&["completions", shell]).await;
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        for word in ["serve", "call", "bench", "broker", "completions", "quorum"] {
+            assert!(script.contains(word), "{shell} script lacks {word}");
+        }
+    }
+    // bash loads its script and registers a completion for `warren`.
+    let out = warren(&["completions", "bash"]).await;
+    let loaded = Command::new("bash")
+        .args(["--norc", "-c", "eval \"$1\" && complete -p warren", "bash"])
+        .arg(String::from_utf8_lossy(&out.stdout).as_ref())
+        .output()
+        .expect("bash runs");
+    assert_eq!(loaded.status.code(), Some(0), "{}", stderr(&loaded));
+    assert!(
+        String::from_utf8_lossy(&loaded.stdout).contains("_warren"),
+        "{}",
+        String::from_utf8_lossy(&loaded.stdout)
+    );
+    let bad = warren(&["completions", "tcsh"]).await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }

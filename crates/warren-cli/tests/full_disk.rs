@@ -9,204 +9,54 @@
 //! Mounting needs root (or CAP_SYS_ADMIN); without it these tests fail with a message
 //! saying so.
 
+#[path = "common/broker_process.rs"]
+mod broker_process;
+#[path = "common/tmpfs.rs"]
+mod tmpfs;
+
 use std::collections::{BTreeSet, VecDeque};
+use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use broker_process::BrokerProcess;
 use lapin::options::{
     BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
     QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::PublisherConfirm;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel};
+use tmpfs::Tmpfs;
 
-const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 const QUEUE: &str = "full-disk";
 const BODY: usize = 4096;
-const TMPFS_SIZE: &str = "8m";
 
-/// An 8 MiB tmpfs mounted for one test, unmounted (and its mount point removed) on drop.
-struct Tmpfs {
-    dir: PathBuf,
+/// `warren broker` with its data in `dir`, `--disk-free-limit` `limit`, and its
+/// warnings appended to `log` (shown when it does not come up).
+fn try_start(dir: &Path, limit: &str, log: &Path) -> Result<BrokerProcess, String> {
+    let stderr = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| e.to_string())?;
+    let mut command = BrokerProcess::command([
+        OsStr::new("--data-dir"),
+        dir.as_os_str(),
+        OsStr::new("--disk-free-limit"),
+        OsStr::new(limit),
+    ]);
+    command.env("WARREN_LOG", "warn").stderr(stderr);
+    BrokerProcess::spawn(command).map_err(|e| {
+        let log = std::fs::read_to_string(log).unwrap_or_default();
+        format!("{e}; stderr:\n{log}")
+    })
 }
 
-impl Tmpfs {
-    fn mount(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("warren-{name}-{}", std::process::id()));
-        // A mount left by an earlier, aborted run of this test.
-        let _ = Command::new("umount")
-            .arg(&dir)
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create the mount point");
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={TMPFS_SIZE}"), "tmpfs"])
-            .arg(&dir)
-            .output();
-        let ok = matches!(&out, Ok(o) if o.status.success());
-        if !ok {
-            let _ = std::fs::remove_dir(&dir);
-            let why = match out {
-                Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-                Err(e) => e.to_string(),
-            };
-            // Fails with or without CI: a full-disk test that cannot fill a disk proves
-            // nothing and must not pass.
-            panic!(
-                "this test mounts an 8 MiB tmpfs and needs root (or CAP_SYS_ADMIN); \
-                 `mount -t tmpfs` failed: {why}"
-            );
-        }
-        Tmpfs { dir }
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    fn ballast(&self) -> PathBuf {
-        self.dir.join("ballast")
-    }
-
-    /// Writes a ballast file of `bytes` (or until the disk is full if `None`); returns
-    /// how many bytes it took.
-    fn fill(&self, bytes: Option<usize>) -> usize {
-        let mut f = File::create(self.ballast()).expect("create the ballast file");
-        let chunk = vec![0xBAu8; 64 * 1024];
-        let mut written = 0;
-        // Bounded: at most 16 MiB on an 8 MiB disk.
-        while written < bytes.unwrap_or(16 << 20) {
-            let n = chunk.len().min(bytes.unwrap_or(usize::MAX) - written);
-            match f.write(&chunk[..n]) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => written += n,
-            }
-        }
-        let _ = f.sync_all();
-        written
-    }
-
-    fn free_ballast(&self) {
-        std::fs::remove_file(self.ballast()).expect("delete the ballast file");
-    }
-
-    fn available(&self) -> u64 {
-        let out = Command::new("df")
-            .args(["-B1", "--output=avail"])
-            .arg(&self.dir)
-            .output()
-            .expect("df runs");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .and_then(|l| l.trim().parse().ok())
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
-/// A `warren broker` process, killed on drop if still running.
-struct Broker {
-    child: Child,
-    port: u16,
-}
-
-impl Broker {
-    fn start(dir: &Path, disk_free_limit: &str, log: &Path) -> Self {
-        Self::try_start(dir, disk_free_limit, log).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn try_start(dir: &Path, disk_free_limit: &str, log: &Path) -> Result<Self, String> {
-        let stderr = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| e.to_string())?;
-        let mut child = Command::new(WARREN)
-            .args(["broker", "--listen", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["--disk-free-limit", disk_free_limit])
-            .env("WARREN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| format!("warren broker does not start: {e}"))?;
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        let Some(port) = line
-            .split_whitespace()
-            .find_map(|a| a.parse::<std::net::SocketAddr>().ok())
-            .map(|a| a.port())
-            .filter(|_| line.contains("listening"))
-        else {
-            let _ = child.kill();
-            let status = child.wait().ok();
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(format!(
-                "the broker did not come up (exit {status:?}), stdout {line:?}, stderr:\n{log}"
-            ));
-        };
-        Ok(Broker { child, port })
-    }
-
-    async fn connect(&self) -> Connection {
-        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port);
-        Connection::connect(&url, ConnectionProperties::default())
-            .await
-            .expect("connects to the broker")
-    }
-
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "clean stop exits 0, got {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the broker did not stop within 20 s of SIGTERM");
-    }
-
-    fn kill9(mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// [`try_start`], or a panic saying why not.
+fn start(dir: &Path, limit: &str, log: &Path) -> BrokerProcess {
+    try_start(dir, limit, log).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn durable() -> QueueDeclareOptions {
@@ -291,7 +141,7 @@ async fn publish_until(
 
 /// Takes every message of `queue` with basic.get (left unacked; requeued when the
 /// connection closes) and returns their ids.
-async fn drain(b: &Broker, queue: &str) -> Vec<u32> {
+async fn drain(b: &BrokerProcess, queue: &str) -> Vec<u32> {
     let conn = b.connect().await;
     let ch = conn.create_channel().await.unwrap();
     ch.queue_declare(queue.into(), durable(), FieldTable::default())
@@ -340,7 +190,7 @@ async fn fill_free_restart(stop: Stop) {
     // 1 MiB of ballast to free later; a limit of 0 keeps the disk alarm off, so the
     // store's own write-failure path is what is tested here.
     fs.fill(Some(1 << 20));
-    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let mut broker = start(&fs.data_dir(), "0", &log);
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
     ch.confirm_select(ConfirmSelectOptions::default())
@@ -395,7 +245,7 @@ async fn fill_free_restart(stop: Stop) {
     let nacked: BTreeSet<u32> = fill.nacked.union(&after.nacked).copied().collect();
     let expected: BTreeSet<u32> = confirmed.difference(&acked).copied().collect();
 
-    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let mut broker = start(&fs.data_dir(), "0", &log);
     let back = drain(&broker, QUEUE).await;
     let recovered: BTreeSet<u32> = back.iter().copied().collect();
     let lost = expected.difference(&recovered).count();
@@ -429,7 +279,7 @@ async fn fill_free_restart(stop: Stop) {
     // Once more, after a clean stop: the restart on this (nearly full) disk destroyed
     // nothing.
     broker.stop();
-    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let mut broker = start(&fs.data_dir(), "0", &log);
     let again: BTreeSet<u32> = drain(&broker, QUEUE).await.into_iter().collect();
     assert_eq!(
         again, expected,
@@ -474,7 +324,7 @@ async fn a_restart_on_a_full_disk_comes_up_serves_and_raises_the_disk_alarm() {
     let fs = Tmpfs::mount(name);
     let log = std::env::temp_dir().join(format!("warren-{name}-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&log);
-    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let mut broker = start(&fs.data_dir(), "0", &log);
     let conn = broker.connect().await;
     let ch = conn.create_channel().await.unwrap();
     ch.confirm_select(ConfirmSelectOptions::default())
@@ -493,7 +343,7 @@ async fn a_restart_on_a_full_disk_comes_up_serves_and_raises_the_disk_alarm() {
     // Fill the disk to the last byte, and restart with a 512 KiB free-disk limit.
     fs.fill(None);
     assert_eq!(fs.available(), 0, "the disk is full");
-    let broker = Broker::try_start(&fs.data_dir(), "512KiB", &log)
+    let mut broker = try_start(&fs.data_dir(), "512KiB", &log)
         .unwrap_or_else(|e| panic!("a restart on a full disk must come up: {e}"));
 
     // It serves: a transient publish is confirmed and another connection gets it.
@@ -554,7 +404,7 @@ async fn a_restart_on_a_full_disk_comes_up_serves_and_raises_the_disk_alarm() {
 
     // With space again, a restart still finds all 100.
     fs.free_ballast();
-    let broker = Broker::start(&fs.data_dir(), "0", &log);
+    let mut broker = start(&fs.data_dir(), "0", &log);
     let again: BTreeSet<u32> = drain(&broker, QUEUE).await.into_iter().collect();
     assert_eq!(again, kept.confirmed);
     println!(
@@ -575,7 +425,7 @@ async fn the_disk_alarm_blocks_publishers_until_space_is_freed() {
     let _ = std::fs::remove_file(&log);
     // About 1 MiB free, under a 2 MiB limit: the alarm is on from the start.
     fs.fill(Some(7 << 20));
-    let broker = Broker::start(&fs.data_dir(), "2MiB", &log);
+    let mut broker = start(&fs.data_dir(), "2MiB", &log);
     let publisher = broker.connect().await;
     let ch = publisher.create_channel().await.unwrap();
     ch.confirm_select(ConfirmSelectOptions::default())

@@ -4,6 +4,7 @@ pub mod bench;
 mod bench_raw;
 pub mod broker;
 pub mod call;
+pub mod completions;
 pub mod demo;
 pub mod serve;
 

@@ -5,6 +5,8 @@ use warren_rpc::services::{fib, sleep};
 use warren_rpc::{QueueSpec, RpcServer};
 
 use super::BrokerArgs;
+use crate::declare::{quorum_support, Clash, QuorumSupport};
+use crate::exit::Failure;
 
 /// Procedures `warren serve` knows.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -41,7 +43,8 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
     /// Declare the queue as a durable quorum queue (RabbitMQ clusters: requests survive
-    /// the loss of a node) instead of the tutorial's plain queue.
+    /// the loss of a node) instead of the tutorial's plain queue. Refused (exit 8) by a
+    /// broker without quorum queues, such as the embedded one.
     #[arg(long)]
     quorum: bool,
     #[command(flatten)]
@@ -49,11 +52,20 @@ pub struct Args {
 }
 
 /// Runs `warren serve`.
-pub async fn run(args: Args) -> warren_rpc::Result<()> {
+pub async fn run(args: Args) -> Result<(), Failure> {
     let name = args
         .queue
         .as_deref()
         .unwrap_or(args.procedure.default_queue());
+    if args.quorum {
+        if let QuorumSupport::Unsupported(why) = quorum_support(&args.broker.url).await {
+            return Err(Failure::QueueDeclaration(format!(
+                "--quorum: the broker at {} has no quorum queues ({why}); use RabbitMQ 3.8 \
+                 or later for quorum queues, or drop --quorum",
+                redact(args.broker.primary())
+            )));
+        }
+    }
     let queue = if args.quorum {
         QueueSpec::quorum(name)
     } else {
@@ -68,9 +80,28 @@ pub async fn run(args: Args) -> warren_rpc::Result<()> {
     for url in args.broker.fallbacks() {
         server = server.fallback_url(url.clone());
     }
-    let handle = server.start(args.broker.primary()).await?;
+    let handle = server.start(args.broker.primary()).await.map_err(|e| {
+        match Clash::parse(&e.to_string()) {
+            Some(clash) => Failure::QueueDeclaration(clash.advice(args.quorum)),
+            None => Failure::Rpc(e),
+        }
+    })?;
     println!(" [x] Awaiting RPC requests");
     warren_rpc::shutdown::signal().await;
     eprintln!(" [x] Shutting down: finishing calls in flight");
-    handle.shutdown().await
+    handle.shutdown().await.map_err(Failure::Rpc)
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        rest.split_once('@')
+            .map(|(userinfo, host)| (scheme, userinfo, host))
+    }) {
+        Some((scheme, userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
 }
