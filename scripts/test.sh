@@ -32,7 +32,9 @@ fi
 
 # The fault tests append their rows (issued / ok / failed / hung / wrong) here.
 export WARREN_FAULT_REPORT="${WARREN_FAULT_REPORT:-$PWD/target/fault-report.md}"
-mkdir -p target && rm -f "$WARREN_FAULT_REPORT"
+# The figures the reliability tests measure (full disk, stalled brokers, memory, floods).
+export WARREN_FIGURES="${WARREN_FIGURES:-$PWD/target/figures.md}"
+mkdir -p target && rm -f "$WARREN_FAULT_REPORT" "$WARREN_FIGURES"
 
 # Binaries, examples (the typed Warren client the pika suite runs against a pika server,
 # test_typed_interop.py) and test binaries in one build: with the tests in it, the
@@ -71,4 +73,6 @@ echo "--- every crate packaged and built as crates.io would get it (scripts/publ
 bash scripts/publish-check.sh
 echo "--- fault table ($WARREN_FAULT_REPORT)"
 cat "$WARREN_FAULT_REPORT"
+echo "--- figures ($WARREN_FIGURES)"
+cat "$WARREN_FIGURES"
 WARREN_BIN="$PWD/target/release/warren" bash tests/pika/run.sh

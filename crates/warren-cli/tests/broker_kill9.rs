@@ -5,6 +5,8 @@
 
 #[path = "common/broker_process.rs"]
 mod broker_process;
+#[path = "common/figures.rs"]
+mod figures;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -164,11 +166,11 @@ async fn confirmed_messages_survive_kill_9() {
         "{} confirmed messages lost, e.g. {lost:?}",
         confirmed.len() - confirmed.intersection(&unique).count()
     );
-    println!(
+    figures::report(&format!(
         "kill -9: {} confirmed, {} recovered",
         confirmed.len(),
         recovered.len()
-    );
+    ));
 
     // Acked (and covered by a confirmed publish) before a second kill -9: must not
     // come back.

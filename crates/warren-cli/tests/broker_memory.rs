@@ -9,6 +9,8 @@
 
 #[path = "common/broker_process.rs"]
 mod broker_process;
+#[path = "common/figures.rs"]
+mod figures;
 
 use std::time::{Duration, Instant};
 
@@ -164,7 +166,7 @@ async fn blocked_before_the_limit_and_given_back(body_len: usize, max: u64) {
         .await
         .expect("queue deleted");
     let after = rss_after_release(&broker, baseline).await;
-    println!(
+    figures::report(&format!(
         "{body_len} B messages, limit {}: blocked {}, {} published, {} held (payload {}), \
          baseline RSS {}, peak RSS {}, after delete {}",
         mib(LIMIT),
@@ -175,7 +177,7 @@ async fn blocked_before_the_limit_and_given_back(body_len: usize, max: u64) {
         mib(baseline),
         mib(peak),
         mib(after)
-    );
+    ));
     assert!(
         f.blocked,
         "the publisher was never blocked ({} published)",

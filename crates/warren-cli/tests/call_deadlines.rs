@@ -11,6 +11,8 @@
 mod broker_process;
 #[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "../../warren-rpc/tests/common/hostile.rs"]
 mod hostile;
 
@@ -79,12 +81,12 @@ async fn call(url: &str, queue: &str, body: &str) -> Ran {
 
 /// Checks the exit code, the bound and (when given) a phrase of the message.
 fn check(case: &str, ran: &Ran, code: i32, says: Option<&str>) {
-    println!(
+    figures::report(&format!(
         "{case}: exit {} after {:.2} s",
         ran.code
             .map_or("none (killed)".to_owned(), |c| c.to_string()),
         ran.took.as_secs_f64()
-    );
+    ));
     assert_eq!(ran.code, Some(code), "{case}: {}", ran.stderr);
     assert!(
         ran.took < BOUND,

@@ -11,6 +11,8 @@
 
 #[path = "common/broker_process.rs"]
 mod broker_process;
+#[path = "common/figures.rs"]
+mod figures;
 #[path = "common/tmpfs.rs"]
 mod tmpfs;
 
@@ -203,12 +205,12 @@ async fn fill_free_restart(stop: Stop) {
     // Phase 1: publish until the disk is full and 100 publishes were nacked (at most
     // 3,000 publishes: 12 MiB, more than the disk holds).
     let (fill, next) = publish_until(&ch, 0, 3000, |o| o.nacked.len() >= 100).await;
-    println!(
+    figures::report(&format!(
         "{name}: filling: confirmed {}, nacked {}, free {} bytes",
         fill.confirmed.len(),
         fill.nacked.len(),
         fs.available()
-    );
+    ));
 
     // Free space while the broker runs; ack the 50 oldest confirmed messages on the
     // same connection, before the next confirmed publishes (which cover the acks).
@@ -228,11 +230,11 @@ async fn fill_free_restart(stop: Stop) {
     // Phase 2: publish until 150 are confirmed (the store takes persistent messages
     // again once a write succeeds), at most 1,000 publishes.
     let (after, _) = publish_until(&ch, next, 1000, |o| o.confirmed.len() >= 150).await;
-    println!(
+    figures::report(&format!(
         "{name}: after freeing: confirmed {}, nacked {}",
         after.confirmed.len(),
         after.nacked.len()
-    );
+    ));
     match stop {
         Stop::Clean => {
             let _ = conn.close(200, "done".into()).await;
@@ -251,14 +253,14 @@ async fn fill_free_restart(stop: Stop) {
     let lost = expected.difference(&recovered).count();
     let acked_back = acked.intersection(&recovered).count();
     let nacked_back = nacked.intersection(&recovered).count();
-    println!(
+    figures::report(&format!(
         "{name}: confirmed {}, nacked {}, acked {}, recovered {}, lost {lost}, \
          acked redelivered {acked_back}, nacked recovered {nacked_back}",
         confirmed.len(),
         nacked.len(),
         acked.len(),
         recovered.len(),
-    );
+    ));
     assert_eq!(recovered.len(), back.len(), "no message recovered twice");
     assert_eq!(lost, 0, "confirmed messages lost (broker log: {log:?})");
     assert_eq!(acked_back, 0, "acked messages came back");
@@ -407,12 +409,12 @@ async fn a_restart_on_a_full_disk_comes_up_serves_and_raises_the_disk_alarm() {
     let mut broker = start(&fs.data_dir(), "0", &log);
     let again: BTreeSet<u32> = drain(&broker, QUEUE).await.into_iter().collect();
     assert_eq!(again, kept.confirmed);
-    println!(
+    figures::report(&format!(
         "{name}: {} confirmed before, {} served on the full disk, {} after freeing space",
         kept.confirmed.len(),
         back.len(),
         again.len()
-    );
+    ));
     broker.stop();
     let _ = std::fs::remove_file(&log);
 }
@@ -476,10 +478,10 @@ async fn the_disk_alarm_blocks_publishers_until_space_is_freed() {
         .unwrap()
         .unwrap();
     assert!(confirm.is_ack(), "the held publish is acked");
-    println!(
+    figures::report(&format!(
         "{name}: unblocked and confirmed {} ms after freeing space",
         started.elapsed().as_millis()
-    );
+    ));
     let ids = drain(&broker, QUEUE).await;
     assert_eq!(ids, vec![0, 1]);
     let _ = publisher.close(200, "done".into()).await;
