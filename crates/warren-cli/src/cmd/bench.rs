@@ -73,6 +73,10 @@ pub struct Args {
     /// `beam.smp`, or a `warren broker`); an embedded broker is measured without it.
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// Worker threads of each of the client's, the workers' and the embedded broker's
+    /// runtimes (default: one per core, as a separate process would have).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
 /// Latency and errors of one run (or one task's share of it).
@@ -114,9 +118,13 @@ struct Runtimes {
 }
 
 impl Runtimes {
-    fn new() -> Result<Self, String> {
+    fn new(threads: Option<u16>) -> Result<Self, String> {
         let rt = |name: &str| {
-            tokio::runtime::Builder::new_multi_thread()
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = threads {
+                builder.worker_threads(usize::from(n));
+            }
+            builder
                 .thread_name(name)
                 .enable_all()
                 .build()
@@ -155,7 +163,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         return Err("with --workers 0, name the queue of a running server with --queue".to_owned());
     }
     let mut roles = cpu::Roles::new();
-    let rts = Runtimes::new()?;
+    let rts = Runtimes::new(args.threads)?;
     let given = args.url.clone();
     let (broker, url) = on(&rts.broker, async move {
         super::broker_or(given.as_deref()).await
