@@ -12,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use amqprs::callbacks::ChannelCallback;
-use amqprs::error::Error as AmqpError;
 use amqprs::channel::{
     BasicAckArguments, BasicConsumeArguments, BasicPublishArguments, BasicQosArguments, Channel,
     ConfirmSelectArguments, QueueDeclareArguments,
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::error::Error as AmqpError;
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, Nack, Return};
 use tokio::sync::oneshot;
 
@@ -68,10 +68,18 @@ impl ChannelCallback for Confirms {
 
 fn cpu_by_thread_prefix() -> HashMap<String, u64> {
     let mut out = HashMap::new();
-    for e in std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten() {
+    for e in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let path = e.path().join("stat");
-        let Ok(s) = std::fs::read_to_string(path) else { continue };
-        let (Some(o), Some(c)) = (s.find('('), s.rfind(')')) else { continue };
+        let Ok(s) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let (Some(o), Some(c)) = (s.find('('), s.rfind(')')) else {
+            continue;
+        };
         let name = s[o + 1..c].split('-').take(2).collect::<Vec<_>>().join("-");
         let f: Vec<&str> = s[c + 1..].split_whitespace().collect();
         let t = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
@@ -83,7 +91,12 @@ fn cpu_by_thread_prefix() -> HashMap<String, u64> {
 
 fn proc_ticks(pid: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let f: Vec<&str> = s
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
         + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
@@ -101,9 +114,15 @@ async fn worker(host: String, port: u16, queue: String) -> (Connection, Channel)
     ch.queue_declare(QueueDeclareArguments::transient_autodelete(&queue))
         .await
         .expect("declare");
-    ch.basic_qos(BasicQosArguments::new(0, 64, false)).await.expect("qos");
+    ch.basic_qos(BasicQosArguments::new(0, 64, false))
+        .await
+        .expect("qos");
     let (_tag, mut rx) = ch
-        .basic_consume_rx(BasicConsumeArguments::new(&queue, "").manual_ack(true).finish())
+        .basic_consume_rx(
+            BasicConsumeArguments::new(&queue, "")
+                .manual_ack(true)
+                .finish(),
+        )
         .await
         .expect("consume");
     let chan = ch.clone();
@@ -124,7 +143,9 @@ async fn worker(host: String, port: u16, queue: String) -> (Connection, Channel)
                         .basic_publish(props.finish(), body, BasicPublishArguments::new("", r))
                         .await;
                 }
-                let _ = chan.basic_ack(BasicAckArguments::new(d.delivery_tag(), false)).await;
+                let _ = chan
+                    .basic_ack(BasicAckArguments::new(d.delivery_tag(), false))
+                    .await;
             });
         }
     });
@@ -143,10 +164,18 @@ async fn client(host: String, port: u16) -> (Connection, Arc<Client>) {
     let conn = open(&host, port).await;
     let ch = conn.open_channel(None).await.expect("channel");
     let confirms: Waiters = Arc::default();
-    ch.register_callback(Confirms(Arc::clone(&confirms))).await.expect("callback");
-    ch.confirm_select(ConfirmSelectArguments::default()).await.expect("confirm");
+    ch.register_callback(Confirms(Arc::clone(&confirms)))
+        .await
+        .expect("callback");
+    ch.confirm_select(ConfirmSelectArguments::default())
+        .await
+        .expect("confirm");
     let (_tag, mut rx) = ch
-        .basic_consume_rx(BasicConsumeArguments::new(REPLY_TO, "").auto_ack(true).finish())
+        .basic_consume_rx(
+            BasicConsumeArguments::new(REPLY_TO, "")
+                .auto_ack(true)
+                .finish(),
+        )
         .await
         .expect("reply consumer");
     let c = Arc::new(Client {
@@ -164,7 +193,12 @@ async fn client(host: String, port: u16) -> (Connection, Arc<Client>) {
                 .as_ref()
                 .and_then(|p| p.correlation_id())
                 .and_then(|c| c.parse::<u64>().ok());
-            let tx = id.and_then(|id| replies.lock().unwrap_or_else(|p| p.into_inner()).remove(&id));
+            let tx = id.and_then(|id| {
+                replies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id)
+            });
             if let (Some(tx), Some(body)) = (tx, m.content) {
                 let _ = tx.send(body);
             }
@@ -177,7 +211,10 @@ impl Client {
     async fn call(&self, queue: &str, body: &[u8]) -> bool {
         let id = self.seq.fetch_add(1, Ordering::Relaxed);
         let (rtx, rrx) = oneshot::channel();
-        self.replies.lock().unwrap_or_else(|p| p.into_inner()).insert(id, rtx);
+        self.replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, rtx);
         let (ctx, crx) = oneshot::channel();
         let mut props = BasicProperties::default();
         props
@@ -191,8 +228,16 @@ impl Client {
             // in the same order.
             let mut tag = self.publish.lock().await;
             *tag += 1;
-            self.confirms.lock().unwrap_or_else(|p| p.into_inner()).insert(*tag, ctx);
-            if self.ch.basic_publish(props.finish(), body.to_vec(), args).await.is_err() {
+            self.confirms
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(*tag, ctx);
+            if self
+                .ch
+                .basic_publish(props.finish(), body.to_vec(), args)
+                .await
+                .is_err()
+            {
                 return false;
             }
         }
@@ -229,7 +274,12 @@ fn main() {
     let lat = Arc::new(Mutex::new(Vec::<u32>::new()));
     let tasks: Vec<_> = (0..in_flight)
         .map(|_| {
-            let (c, q, issued, lat) = (Arc::clone(&c), queue.clone(), Arc::clone(&issued), Arc::clone(&lat));
+            let (c, q, issued, lat) = (
+                Arc::clone(&c),
+                queue.clone(),
+                Arc::clone(&issued),
+                Arc::clone(&lat),
+            );
             crt.spawn(async move {
                 let body = [b'x'; 16];
                 let mut mine = Vec::new();
@@ -255,12 +305,23 @@ fn main() {
     lat.sort_unstable();
     let n = lat.len().max(1) as f64;
     let per = |ticks: u64| ticks as f64 * 1e6 / hz as f64 / n;
-    let role = |name: &str| per(after.get(name).copied().unwrap_or(0).saturating_sub(before.get(name).copied().unwrap_or(0)));
+    let role = |name: &str| {
+        per(after
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(before.get(name).copied().unwrap_or(0)))
+    };
     let broker = match (b0, b1) {
         (Some(x), Some(y)) => format!("{:.2}", per(y.saturating_sub(x))),
         _ => "null".into(),
     };
-    let q = |f: f64| lat.get(((lat.len() as f64 * f) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    let q = |f: f64| {
+        lat.get(((lat.len() as f64 * f) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
     println!(
         "{{\"mode\":\"amqprs-spike\",\"in_flight\":{in_flight},\"calls_ok\":{},\"calls_per_sec\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"cpu_us_per_call\":{{\"client\":{:.2},\"worker\":{:.2},\"broker\":{broker}}}}}",
         lat.len(),
