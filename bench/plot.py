@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def rows(path):
     for line in open(path):
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 7 and cells[2].isdigit():
+        if len(cells) >= 7 and cells[2].isdigit():
             yield cells[0], cells[1], int(cells[2]), float(cells[3]), float(cells[4]), float(cells[5])
 
 

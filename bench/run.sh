@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark report: the tutorial's pika client and server (one call at a time) vs
-# Warren with 1, 8, 64, 256 calls in flight, on the embedded broker and on RabbitMQ
-# (when WARREN_RABBITMQ_URL is set). Writes bench/results.md. Bounded: 5 s per row.
+# Warren with 1, 8, 64, 256 calls in flight (raw bytes echo calls, and typed JSON
+# calc.add calls at 1 and 64 next to them), on the embedded broker and on RabbitMQ
+# (when WARREN_RABBITMQ_URL is set), with CPU time per call for client, worker and
+# broker. Writes bench/results.md. Bounded: BENCH_SECONDS (5) per row.
+# RabbitMQ's CPU is read from the process RABBITMQ_PID names (default: the OS PID that
+# `rabbitmqctl status` reports for the default node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p warren-cli >/dev/null
@@ -18,35 +22,47 @@ broker_pid=$!
 trap 'kill $broker_pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
-targets=("embedded amqp://guest:guest@127.0.0.1:$port/%2f")
-[ -n "${WARREN_RABBITMQ_URL:-}" ] && targets+=("rabbitmq $WARREN_RABBITMQ_URL")
+targets=("embedded $broker_pid amqp://guest:guest@127.0.0.1:$port/%2f")
+if [ -n "${WARREN_RABBITMQ_URL:-}" ]; then
+  rmq_pid="${RABBITMQ_PID:-$(rabbitmqctl status 2>/dev/null | awk '/^OS PID:/ {print $3}')}"
+  targets+=("rabbitmq ${rmq_pid:-0} $WARREN_RABBITMQ_URL")
+fi
+
+# row BROKER CLIENT IN_FLIGHT < JSON: one table row (bench/row.py).
+row() { "$PY" bench/row.py "$@"; }
 
 {
   echo "# Benchmark results"
   echo
   echo "Machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d). Each row runs ${SECS} s; client, workers and broker share the machine."
+  echo "CPU columns: CPU time (user + system) per call, from /proc, over the same ${SECS} s; Warren's client and worker run on runtimes of their own in one process, the broker in another."
   echo "Reproduce: \`WARREN_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/%2f bash bench/run.sh\`"
   echo
-  echo "| broker | client | in flight | calls/s | p50 ms | p99 ms | max ms |"
-  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "| broker | client | in flight | calls/s | p50 ms | p99 ms | max ms | client µs/call | worker µs/call | broker µs/call |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 } > "$out"
 
 for t in "${targets[@]}"; do
-  name=${t%% *}; url=${t#* }
+  read -r name bpid url <<<"$t"
+  pidarg=(); [ "$bpid" != 0 ] && pidarg=(--broker-pid "$bpid")
   q="bench_pika_$$"
   AMQP_URL="$url" "$PY" tests/pika/tutorials/rpc_server.py --queue "$q" >/dev/null 2>&1 &
   srv=$!
   sleep 1.5
-  j=$(AMQP_URL="$url" "$PY" bench/pika_baseline.py --queue "$q" --seconds "$SECS")
+  AMQP_URL="$url" "$PY" bench/pika_baseline.py --queue "$q" --seconds "$SECS" --server-pid "$srv" --broker-pid "$bpid" \
+    | row "$name" "tutorial pika client + server" 1 >> "$out"
   kill $srv 2>/dev/null || true; wait $srv 2>/dev/null || true
-  echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | tutorial pika client + server | 1 | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
-  j=$("$W" bench --raw --url "$url" --in-flight 256 --duration "${SECS}s" --json)
-  echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | raw publish+consume, one queue (messages/s) | 256 | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
-  j=$("$W" bench --url "$url" --in-flight 64 --exclusive-reply-queue --duration "${SECS}s" --json)
-  echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | warren, exclusive reply queue | 64 | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
+  "$W" bench --raw --url "$url" --in-flight 256 --duration "${SECS}s" --json "${pidarg[@]}" \
+    | row "$name" "raw publish+consume, one queue (messages/s)" 256 >> "$out"
+  "$W" bench --url "$url" --in-flight 64 --exclusive-reply-queue --duration "${SECS}s" --json "${pidarg[@]}" \
+    | row "$name" "warren, exclusive reply queue" 64 >> "$out"
   for k in 1 8 64 256; do
-    j=$("$W" bench --url "$url" --in-flight "$k" --duration "${SECS}s" --json)
-    echo "$j" | "$PY" -c "import json,sys; d=json.load(sys.stdin); print(f\"| $name | warren | $k | {d['calls_per_sec']:.0f} | {d['p50_ms']:.3f} | {d['p99_ms']:.3f} | {d['max_ms']:.3f} |\")" >> "$out"
+    "$W" bench --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
+      | row "$name" "warren" "$k" >> "$out"
+    if [ "$k" = 1 ] || [ "$k" = 64 ]; then
+      "$W" bench --typed --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
+        | row "$name" "warren, typed JSON calc.add" "$k" >> "$out"
+    fi
   done
 done
 "$PY" bench/plot.py "$out" bench/results.png

@@ -144,10 +144,44 @@ async fn bench_counts_every_call_and_reports_json() {
     let json = String::from_utf8_lossy(&out.stdout);
     assert!(json.contains("\"calls_ok\":300,"), "{json}");
     assert!(json.contains("\"calls_failed\":0,"), "{json}");
-    for key in ["calls_per_sec", "p50_ms", "p99_ms", "p999_ms", "max_ms"] {
+    for key in [
+        "calls_per_sec",
+        "p50_ms",
+        "p99_ms",
+        "p999_ms",
+        "max_ms",
+        "cpu_us_per_call",
+    ] {
         assert!(
             json.contains(&format!("\"{key}\":")),
             "missing {key}: {json}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bench_typed_checks_every_calc_add_and_splits_cpu_by_role() {
+    let out = warren(&[
+        "bench",
+        "--typed",
+        "--calls",
+        "200",
+        "--in-flight",
+        "4",
+        "--json",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(json.contains("\"mode\":\"typed\""), "{json}");
+    assert!(json.contains("\"calls_ok\":200,"), "{json}");
+    assert!(json.contains("\"calls_failed\":0,"), "{json}");
+    // The embedded broker runs in-process on its own threads: its share is measured.
+    assert!(!json.contains("\"broker\":null"), "{json}");
+    for role in ["client", "worker", "broker", "other", "process"] {
+        assert!(
+            json.contains(&format!("\"{role}\":")),
+            "missing {role}: {json}"
         );
     }
 }

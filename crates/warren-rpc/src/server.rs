@@ -517,10 +517,15 @@ async fn process(
             let props = wire::reply_properties(&delivery.properties, content_type.as_deref(), code);
             // Honour connection.blocked: hold the reply until the broker unblocks us.
             let _ = blocked.wait_for(|b| !*b).await;
-            let published = channel
-                .basic_publish("".into(), reply_to.into(), Default::default(), &body, props)
-                .await;
-            if let Err(e) = published {
+            // Queue the reply's frames and go on to the ack without waiting for lapin's
+            // I/O thread to say they were written: that wait cost the worker a wake-up
+            // per call (about 16% of its CPU per call, bench/PROFILE.md). The ack is
+            // queued behind the reply on the same channel, so a reply that cannot be
+            // written leaves its request unacked too, and a channel that is already
+            // closed fails here, on the first poll.
+            let publish =
+                channel.basic_publish("".into(), reply_to.into(), Default::default(), &body, props);
+            if let Some(Err(e)) = publish.now_or_never() {
                 // Leave the request unacked: the broker redelivers it once this channel closes.
                 warn!(error = %e, "could not publish a reply; the request will be redelivered");
                 return;

@@ -1,6 +1,8 @@
-//! `warren bench`: drives calls through a broker and prints throughput and latency
-//! percentiles (HdrHistogram), with errors by kind. Every run is bounded in count
-//! and in time.
+//! `warren bench`: drives calls through a broker and prints throughput, latency
+//! percentiles (HdrHistogram), errors by kind and CPU time per call for the client,
+//! the workers and the broker. Client, workers and an embedded broker each run on a
+//! tokio runtime of their own so that their CPU can be told apart (see `bench_cpu`).
+//! Every run is bounded in count and in time.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +11,12 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::runtime::Runtime;
+use warren_rpc::services::calc::{CalcClient, CalcServer, Calculator};
 use warren_rpc::{CallOptions, QueueSpec, ReplyMode, Request, Response, RpcClient, RpcServer};
+
+use super::bench_cpu as cpu;
+use super::bench_report::Summary;
 
 /// Longest run allowed, whatever the arguments say.
 const MAX_RUN: Duration = Duration::from_secs(600);
@@ -58,11 +65,93 @@ pub struct Args {
     /// (messages/s; --in-flight bounds messages published ahead of the consumer).
     #[arg(long)]
     raw: bool,
+    /// Make typed JSON `calc.add(a, b)` calls (the bench's workers serve the typed
+    /// `Calc` service) instead of raw bytes echo calls.
+    #[arg(long, conflicts_with_all = ["raw", "body"])]
+    typed: bool,
+    /// Also report the CPU per call of the broker process with this id (e.g. RabbitMQ's
+    /// `beam.smp`, or a `warren broker`); an embedded broker is measured without it.
+    #[arg(long)]
+    broker_pid: Option<u32>,
+    /// Worker threads of each of the client's, the workers' and the embedded broker's
+    /// runtimes (default: one per core, as a separate process would have).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
+/// Latency and errors of one run (or one task's share of it).
 struct Outcome {
     latency: Histogram<u64>,
     errors: BTreeMap<String, u64>,
+}
+
+impl Outcome {
+    fn new() -> Self {
+        Outcome {
+            latency: new_histogram(),
+            errors: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, other: Outcome) {
+        let _ = self.latency.add(&other.latency);
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+}
+
+/// What each call sends.
+#[derive(Clone)]
+enum Job {
+    /// Raw bytes to the echo worker.
+    Echo(Arc<[u8]>),
+    /// Typed JSON `calc.add(a, b)`, its answer checked.
+    Add,
+}
+
+/// The runtimes the bench's roles run on, so that their CPU can be told apart.
+struct Runtimes {
+    broker: Runtime,
+    worker: Runtime,
+    client: Runtime,
+}
+
+impl Runtimes {
+    fn new(threads: Option<u16>) -> Result<Self, String> {
+        let rt = |name: &str| {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = threads {
+                builder.worker_threads(usize::from(n));
+            }
+            builder
+                .thread_name(name)
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the {name} runtime: {e}"))
+        };
+        Ok(Runtimes {
+            broker: rt(cpu::BROKER)?,
+            worker: rt(cpu::WORKER)?,
+            client: rt(cpu::CLIENT)?,
+        })
+    }
+
+    fn shutdown(self) {
+        self.client.shutdown_background();
+        self.worker.shutdown_background();
+        self.broker.shutdown_background();
+    }
+}
+
+/// Runs `f` to completion on `rt`.
+async fn on<T: Send + 'static>(
+    rt: &Runtime,
+    f: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, String> {
+    rt.spawn(f)
+        .await
+        .map_err(|e| format!("a bench task failed: {e}"))
 }
 
 /// Runs `warren bench`.
@@ -73,34 +162,99 @@ pub async fn run(args: Args) -> Result<(), String> {
     if args.workers == 0 && args.queue.is_none() {
         return Err("with --workers 0, name the queue of a running server with --queue".to_owned());
     }
-    let (broker, url) = super::broker_or(args.url.as_deref()).await?;
-    if args.raw {
-        let (budget, run_for, bar) = bounds(&args);
-        let tick = bar.clone();
-        let started = Instant::now();
-        let out = super::bench_raw::run(
+    let mut roles = cpu::Roles::new();
+    let rts = Runtimes::new(args.threads)?;
+    let given = args.url.clone();
+    let (broker, url) = on(&rts.broker, async move {
+        super::broker_or(given.as_deref()).await
+    })
+    .await??;
+    roles.claim_new(cpu::BROKER);
+    let measured = if args.raw {
+        raw(&args, &url, &roles, &rts).await
+    } else {
+        rpc(&args, &url, &mut roles, &rts).await
+    };
+    if let Some(b) = broker {
+        let _ = on(&rts.broker, async move { b.shutdown().await }).await;
+    }
+    rts.shutdown();
+    let summary = measured?;
+    if args.json {
+        println!("{}", summary.json());
+    } else {
+        print!("{}", summary.human());
+    }
+    Ok(())
+}
+
+fn summary(args: &Args, total: Outcome, elapsed: Duration, spent: &cpu::Spent) -> Summary {
+    let calls = total.latency.len();
+    Summary {
+        mode: match (args.raw, args.typed) {
+            (true, _) => "raw",
+            (false, true) => "typed",
+            (false, false) => "rpc",
+        },
+        broker: if args.url.is_some() {
+            "url"
+        } else {
+            "embedded"
+        },
+        in_flight: args.in_flight,
+        clients: args.clients,
+        workers: args.workers,
+        payload: args.payload,
+        latency: total.latency,
+        errors: total.errors,
+        elapsed,
+        cpu: cpu::PerCall::new(spent, calls, elapsed),
+    }
+}
+
+/// `--raw`: the broker's one-queue ceiling, publisher and consumer on the client runtime.
+async fn raw(
+    args: &Args,
+    url: &str,
+    roles: &cpu::Roles,
+    rts: &Runtimes,
+) -> Result<Summary, String> {
+    let (budget, run_for, bar) = bounds(args);
+    let tick = bar.clone();
+    let meter = cpu::Meter::start(roles, args.broker_pid);
+    let started = Instant::now();
+    let (url, in_flight, payload) = (url.to_owned(), args.in_flight, args.payload);
+    let out = on(&rts.client, async move {
+        super::bench_raw::run(
             &url,
-            args.in_flight,
-            args.payload,
+            in_flight,
+            payload,
             budget,
             run_for,
             new_histogram(),
             move || tick.inc(1),
         )
-        .await;
-        let elapsed = started.elapsed();
-        bar.finish_and_clear();
-        if let Some(b) = broker {
-            b.shutdown().await;
-        }
-        let out = out?;
-        let total = Outcome {
-            latency: out.latency,
-            errors: BTreeMap::new(),
-        };
-        report(&args, &total, elapsed);
-        return Ok(());
-    }
+        .await
+    })
+    .await?;
+    let elapsed = started.elapsed();
+    let spent = meter.stop(roles);
+    bar.finish_and_clear();
+    let total = Outcome {
+        latency: out?.latency,
+        errors: BTreeMap::new(),
+    };
+    Ok(summary(args, total, elapsed, &spent))
+}
+
+/// RPC calls: echo (raw bytes) or typed `calc.add`, through the bench's own workers
+/// unless `--workers 0`.
+async fn rpc(
+    args: &Args,
+    url: &str,
+    roles: &mut cpu::Roles,
+    rts: &Runtimes,
+) -> Result<Summary, String> {
     // A queue of our own goes away with our workers (auto-delete); one the user
     // named is declared as the tutorial does and left in place.
     let spec = match &args.queue {
@@ -113,17 +267,29 @@ pub async fn run(args: Args) -> Result<(), String> {
     let queue = spec.name.clone();
     let mut workers = Vec::new();
     for _ in 0..args.workers {
-        let server = RpcServer::new()
-            .concurrency(args.worker_concurrency)
-            .route(spec.clone(), |req: Request| async move {
-                Ok(Response {
-                    body: req.body,
-                    content_type: req.content_type,
+        let (spec, url, concurrency, typed) = (
+            spec.clone(),
+            url.to_owned(),
+            args.worker_concurrency,
+            args.typed,
+        );
+        let server = on(&rts.worker, async move {
+            let server = RpcServer::new().concurrency(concurrency);
+            let server = if typed {
+                server.serve(CalcServer::new(Calculator).queue(spec))
+            } else {
+                server.route(spec, |req: Request| async move {
+                    Ok(Response {
+                        body: req.body,
+                        content_type: req.content_type,
+                    })
                 })
-            })
-            .start(&url)
-            .await
-            .map_err(|e| e.to_string())?;
+            };
+            server.start(&url).await
+        })
+        .await?
+        .map_err(|e| e.to_string())?;
+        roles.claim_new(cpu::WORKER);
         workers.push(server);
     }
     let mut clients = Vec::new();
@@ -133,73 +299,93 @@ pub async fn run(args: Args) -> Result<(), String> {
         } else {
             ReplyMode::DirectReplyTo
         };
-        let client = RpcClient::builder(url.as_str())
-            .reply_mode(mode)
-            .connect()
-            .await;
+        let url = url.to_owned();
+        let client = on(&rts.client, async move {
+            RpcClient::builder(url.as_str())
+                .reply_mode(mode)
+                .connect()
+                .await
+        })
+        .await?;
+        roles.claim_new(cpu::CLIENT);
         clients.push(client.map_err(|e| e.to_string())?);
     }
-    let body: Arc<[u8]> = match &args.body {
-        Some(b) => b.as_bytes().into(),
-        None => vec![b'x'; args.payload].into(),
+    let job = if args.typed {
+        Job::Add
+    } else {
+        Job::Echo(match &args.body {
+            Some(b) => b.as_bytes().into(),
+            None => vec![b'x'; args.payload].into(),
+        })
     };
-    let (budget, run_for, bar) = bounds(&args);
+    let (budget, run_for, bar) = bounds(args);
     let issued = Arc::new(AtomicU64::new(0));
+    let meter = cpu::Meter::start(roles, args.broker_pid);
     let started = Instant::now();
     let stop_at = started + run_for;
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Vec::new();
     for slot in 0..args.in_flight {
         let client = clients[slot % clients.len()].clone();
-        let (queue, body, issued, bar) = (
-            queue.clone(),
-            Arc::clone(&body),
-            Arc::clone(&issued),
-            bar.clone(),
-        );
-        tasks.spawn(async move {
-            let mut out = Outcome {
-                latency: new_histogram(),
-                errors: BTreeMap::new(),
-            };
-            while Instant::now() < stop_at && issued.fetch_add(1, Ordering::Relaxed) < budget {
+        let calc = CalcClient::with_queue(&client, queue.as_str());
+        let (queue, job, issued, bar) =
+            (queue.clone(), job.clone(), Arc::clone(&issued), bar.clone());
+        tasks.push(rts.client.spawn(async move {
+            let mut out = Outcome::new();
+            loop {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if Instant::now() >= stop_at || n >= budget {
+                    break;
+                }
                 let t0 = Instant::now();
                 let opts = CallOptions::new().timeout(Duration::from_secs(10));
-                match client.call_with(&queue, &body[..], opts).await {
-                    Ok(_) => {
+                let done = match &job {
+                    Job::Echo(body) => client
+                        .call_with(&queue, &body[..], opts)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.code().to_string()),
+                    Job::Add => add(&calc, opts, n).await,
+                };
+                match done {
+                    Ok(()) => {
                         let micros = u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX);
                         let _ = out.latency.record(micros.max(1));
                     }
-                    Err(e) => *out.errors.entry(e.code().to_string()).or_default() += 1,
+                    Err(kind) => *out.errors.entry(kind).or_default() += 1,
                 }
                 bar.inc(1);
             }
             out
-        });
+        }));
     }
-    let mut total = Outcome {
-        latency: new_histogram(),
-        errors: BTreeMap::new(),
-    };
-    while let Some(res) = tasks.join_next().await {
-        let out = res.map_err(|e| format!("a bench task failed: {e}"))?;
-        let _ = total.latency.add(&out.latency);
-        for (k, v) in out.errors {
-            *total.errors.entry(k).or_default() += v;
-        }
+    let mut total = Outcome::new();
+    for task in tasks {
+        total.add(
+            task.await
+                .map_err(|e| format!("a bench task failed: {e}"))?,
+        );
     }
     let elapsed = started.elapsed();
+    let spent = meter.stop(roles);
     bar.finish_and_clear();
-    for c in &clients {
-        let _ = c.close().await;
+    for c in clients {
+        let _ = on(&rts.client, async move { c.close().await }).await;
     }
     for w in workers {
-        let _ = w.shutdown().await;
+        let _ = on(&rts.worker, async move { w.shutdown().await }).await;
     }
-    if let Some(b) = broker {
-        b.shutdown().await;
+    Ok(summary(args, total, elapsed, &spent))
+}
+
+/// One typed `calc.add` call, its answer checked (`wrong_answer` if it is not the sum).
+async fn add(calc: &CalcClient, opts: CallOptions, n: u64) -> Result<(), String> {
+    let a = i64::try_from(n % 1_000_000).unwrap_or(0);
+    let b = 7;
+    match calc.add_with(opts, a, b).await {
+        Ok(sum) if sum == a + b => Ok(()),
+        Ok(_) => Err("wrong_answer".to_owned()),
+        Err(e) => Err(e.code().to_string()),
     }
-    report(&args, &total, elapsed);
-    Ok(())
 }
 
 /// The run's bounds: at most `--calls` calls, for at most `--duration` (without
@@ -237,52 +423,4 @@ fn progress(calls: Option<u64>, run_for: Duration, hidden: bool) -> ProgressBar 
     bar.enable_steady_tick(Duration::from_millis(200));
     bar.set_message(format!("up to {run_for:?}"));
     bar
-}
-
-fn report(args: &Args, total: &Outcome, elapsed: Duration) {
-    let h = &total.latency;
-    let ok = h.len();
-    let failed: u64 = total.errors.values().sum();
-    let rate = ok as f64 / elapsed.as_secs_f64().max(1e-9);
-    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let broker = if args.url.is_some() {
-        "url"
-    } else {
-        "embedded"
-    };
-    let mode = if args.raw { "raw" } else { "rpc" };
-    let unit = if args.raw { "messages" } else { "calls" };
-    if args.json {
-        let errors: Vec<String> = total
-            .errors
-            .iter()
-            .map(|(k, v)| format!("\"{k}\":{v}"))
-            .collect();
-        println!(
-            "{{\"mode\":\"{mode}\",\"broker\":\"{broker}\",\"in_flight\":{},\"clients\":{},\"workers\":{},\"payload\":{},\"calls_ok\":{ok},\"calls_failed\":{failed},\"seconds\":{:.3},\"calls_per_sec\":{rate:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\"errors\":{{{}}}}}",
-            args.in_flight, args.clients, args.workers, args.payload, elapsed.as_secs_f64(),
-            ms(0.5), ms(0.9), ms(0.99), ms(0.999), h.max() as f64 / 1000.0, errors.join(",")
-        );
-        return;
-    }
-    println!(
-        "broker {broker}, {} in flight over {} client(s), {} worker(s), {} B payload",
-        args.in_flight, args.clients, args.workers, args.payload
-    );
-    println!(
-        "{unit:<10} {ok} ok, {failed} failed in {:.2} s",
-        elapsed.as_secs_f64()
-    );
-    println!("throughput {rate:.0} {unit}/s");
-    println!(
-        "latency    p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        ms(0.999),
-        h.max() as f64 / 1000.0
-    );
-    for (kind, n) in &total.errors {
-        println!("errors     {kind}: {n}");
-    }
 }

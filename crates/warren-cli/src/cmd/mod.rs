@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
 pub mod bench;
+mod bench_cpu;
 mod bench_raw;
+mod bench_report;
 pub mod broker;
 pub mod call;
 pub mod completions;
