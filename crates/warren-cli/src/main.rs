@@ -3,6 +3,7 @@
 mod cmd;
 mod exit;
 mod parse;
+mod signal;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

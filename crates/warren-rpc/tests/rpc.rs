@@ -238,9 +238,9 @@ async fn shutdown_drains_started_calls(t: Target) {
 async fn exclusive_reply_queue_mode(t: Target) {
     let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
-    let client = RpcClient::builder(&t.url)
+    let client = RpcClient::builder()
         .reply_mode(ReplyMode::ExclusiveQueue)
-        .connect()
+        .connect(&t.url)
         .await
         .unwrap();
     assert!(
@@ -259,10 +259,7 @@ async fn content_type_is_honoured(t: Target) {
     let q = t.queue("echo");
     let server = RpcServer::new()
         .route(q.as_str(), |req: Request| async move {
-            Ok(Response {
-                body: req.body,
-                content_type: req.content_type,
-            })
+            Ok(Response::new(req.body, req.content_type))
         })
         .start(&t.url)
         .await
@@ -451,9 +448,9 @@ async fn out_of_order_completions_are_all_acked(t: Target) {
 async fn unknown_correlation_ids_are_dropped(t: Target) {
     let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
-    let client = RpcClient::builder(&t.url)
+    let client = RpcClient::builder()
         .reply_mode(ReplyMode::ExclusiveQueue)
-        .connect()
+        .connect(&t.url)
         .await
         .unwrap();
     for cid in [Some("someone-else.1"), Some("garbage"), None] {
@@ -478,9 +475,9 @@ async fn in_flight_bound_fails_fast_when_asked(t: Target) {
         .start(&t.url)
         .await
         .unwrap();
-    let client = RpcClient::builder(&t.url)
+    let client = RpcClient::builder()
         .max_in_flight(2, warren_rpc::WhenFull::FailFast)
-        .connect()
+        .connect(&t.url)
         .await
         .unwrap();
     let slow = || client.call(&q, "300");

@@ -105,10 +105,9 @@ pub async fn run(args: Args) -> Result<(), String> {
     // named is declared as the tutorial does and left in place.
     let spec = match &args.queue {
         Some(name) => QueueSpec::tutorial(name.as_str()),
-        None => QueueSpec {
-            auto_delete: true,
-            ..QueueSpec::tutorial(format!("warren-bench-{}", std::process::id()))
-        },
+        None => {
+            QueueSpec::tutorial(format!("warren-bench-{}", std::process::id())).auto_delete(true)
+        }
     };
     let queue = spec.name.clone();
     let mut workers = Vec::new();
@@ -116,10 +115,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         let server = RpcServer::new()
             .concurrency(args.worker_concurrency)
             .route(spec.clone(), |req: Request| async move {
-                Ok(Response {
-                    body: req.body,
-                    content_type: req.content_type,
-                })
+                Ok(Response::new(req.body, req.content_type))
             })
             .start(&url)
             .await
@@ -133,9 +129,9 @@ pub async fn run(args: Args) -> Result<(), String> {
         } else {
             ReplyMode::DirectReplyTo
         };
-        let client = RpcClient::builder(url.as_str())
+        let client = RpcClient::builder()
             .reply_mode(mode)
-            .connect()
+            .connect(url.as_str())
             .await;
         clients.push(client.map_err(|e| e.to_string())?);
     }
@@ -190,7 +186,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     let elapsed = started.elapsed();
     bar.finish_and_clear();
     for c in &clients {
-        let _ = c.close().await;
+        let _ = c.shutdown().await;
     }
     for w in workers {
         let _ = w.shutdown().await;

@@ -34,7 +34,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             CallOptions::new().timeout(Duration::from_secs(10)),
         )
         .await;
-    let _ = client.close().await;
+    let _ = client.shutdown().await;
     let _ = server.shutdown().await;
     if let Some(b) = broker {
         b.shutdown().await;

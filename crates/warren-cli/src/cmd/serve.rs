@@ -70,7 +70,7 @@ pub async fn run(args: Args) -> warren_rpc::Result<()> {
     }
     let handle = server.start(args.broker.primary()).await?;
     println!(" [x] Awaiting RPC requests");
-    warren_rpc::shutdown::signal().await;
+    crate::signal::shutdown().await;
     eprintln!(" [x] Shutting down: finishing calls in flight");
     handle.shutdown().await
 }
