@@ -1,4 +1,6 @@
-//! Exit codes: one per kind of failure, so scripts can tell them apart.
+//! Exit codes (one per kind of failure, so scripts can tell them apart) and the hints
+//! the CLI adds to the library's error messages, in the CLI's own terms (flags,
+//! environment, subcommands).
 
 use warren_rpc::{Code, Error};
 
@@ -44,5 +46,61 @@ pub fn code_of(error: &Error) -> u8 {
         }
         other if other.code() == Code::Unavailable => UNAVAILABLE,
         _ => INTERNAL,
+    }
+}
+
+/// What a user of the `warren` command can do about `error`, in the command's terms;
+/// `None` when the library's message says enough.
+pub fn hint(error: &Error) -> Option<String> {
+    match error {
+        Error::Connect { .. } | Error::ConnectTimeout { .. } => {
+            Some("Pass --url or set AMQP_URL (amqp://USER:PASSWORD@HOST:PORT/VHOST)".to_owned())
+        }
+        Error::AccessRefused { .. } => {
+            Some("Check the user, password and vhost in --url or AMQP_URL".to_owned())
+        }
+        Error::NoRoute { queue, .. } => Some(format!(
+            "Start one with `warren serve fib --queue {queue}` (or `warren serve calc`)"
+        )),
+        _ => None,
+    }
+}
+
+/// The line the CLI prints for `error` (after `warren: `): the library's message, then
+/// the CLI's hint.
+pub fn describe(error: &Error) -> String {
+    let message = error.to_string();
+    match hint(error) {
+        Some(hint) => {
+            let end = if message.ends_with(['.', '?', '!']) {
+                ""
+            } else {
+                "."
+            };
+            format!("{message}{end} {hint}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_follow_the_library_message_on_one_line() {
+        let e = Error::NoRoute {
+            queue: "jobs".into(),
+            reply_code: 312,
+            reply_text: "NO_ROUTE".into(),
+        };
+        let line = describe(&e);
+        assert!(line.starts_with(&e.to_string()), "{line}");
+        assert!(line.contains("warren serve fib --queue jobs"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(
+            describe(&Error::InvalidArgument("x".into())),
+            "invalid argument: x"
+        );
     }
 }

@@ -93,7 +93,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Rpc(e)) => {
-            eprintln!("warren: {e}");
+            eprintln!("warren: {}", exit::describe(&e));
             ExitCode::from(exit::code_of(&e))
         }
         Err(Failure::Other(e)) => {

@@ -26,6 +26,7 @@ pub(crate) use self::cut::SocketCut;
 use crate::error::{redact_url, AmqpError, ConnectStep, Error, Result};
 /// Capped exponential backoff with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Backoff {
     /// Delay before the first retry.
     pub initial: Duration,
@@ -43,6 +44,11 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// A backoff starting at `initial` and doubling up to `max` (jittered).
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff { initial, max }
+    }
+
     /// The delay before retry number `attempt` (0-based): uniformly random in
     /// `[d/2, d]` where `d = min(max, initial * 2^attempt)`.
     pub fn delay(&self, attempt: u32) -> Duration {

@@ -52,7 +52,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! On the wire (SPEC v2) this is a call to the queue `calc` (the trait's name in
+//! On the wire ([SPEC v2][spec]) this is a call to the queue `calc` (the trait's name in
 //! snake case) whose AMQP `type` is the method (`add`) and whose body is the arguments
 //! as one map, `{"a":2,"b":3}`; the reply body is `5`. `content_type` picks the codec
 //! ([`Codec`]): `application/json` (the default), `application/msgpack`,

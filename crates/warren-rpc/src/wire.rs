@@ -1,9 +1,10 @@
-//! The wire contract's names in one place (see the [`spec`](crate::spec)): header
-//! names, the direct reply-to pseudo-queue, delivery modes. How call metadata maps onto
-//! AMQP properties is in the private `props` module.
+//! The wire contract's names in one place (the contract itself is
+//! [`docs/SPEC.md`](https://github.com/warren-rpc/warren/blob/main/docs/SPEC.md)):
+//! header names, the direct reply-to pseudo-queue, delivery modes.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// How call metadata maps onto AMQP properties (crate-private: it speaks lapin's types).
 pub(crate) mod props;
 
 pub(crate) use props::{deadline_of, reply_properties, reply_status, request_properties};

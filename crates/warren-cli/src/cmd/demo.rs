@@ -24,8 +24,10 @@ pub async fn run(args: Args) -> Result<(), String> {
         .route(queue, fib::handle)
         .start(&url)
         .await
-        .map_err(|e| e.to_string())?;
-    let client = RpcClient::connect(&url).await.map_err(|e| e.to_string())?;
+        .map_err(|e| crate::exit::describe(&e))?;
+    let client = RpcClient::connect(&url)
+        .await
+        .map_err(|e| crate::exit::describe(&e))?;
     println!(" [x] Requesting fib({})", args.n);
     let reply = client
         .call_with(
@@ -39,7 +41,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     if let Some(b) = broker {
         b.shutdown().await;
     }
-    let reply = reply.map_err(|e| e.to_string())?;
+    let reply = reply.map_err(|e| crate::exit::describe(&e))?;
     println!(" [.] Got {}", String::from_utf8_lossy(&reply.body));
     Ok(())
 }

@@ -165,6 +165,21 @@ mod tests {
     }
 
     #[test]
+    fn every_code_and_an_unknown_one_cross_the_wire() {
+        let req = request_properties(None, "id-8", None, false, Duration::from_secs(1), None);
+        let teapot = Code::from_wire("im_a_teapot");
+        for code in Code::known().chain([teapot]) {
+            let reply = reply_properties(&req, Some("text/plain"), code.clone());
+            let got = reply_status(&reply, b"msg").err().map(|s| s.code());
+            if code == Code::Ok {
+                assert_eq!(got, None);
+            } else {
+                assert_eq!(got, Some(code));
+            }
+        }
+    }
+
+    #[test]
     fn deadline_accepts_any_integer_type() {
         let mut h = FieldTable::default();
         h.insert(HEADER_DEADLINE.into(), AMQPValue::LongInt(1000));
