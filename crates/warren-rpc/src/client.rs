@@ -277,6 +277,14 @@ impl ClientBuilder {
     }
 }
 
+/// Where one call goes, checked and converted once for all its attempts.
+struct Target<'a> {
+    queue: &'a str,
+    routing_key: ShortString,
+    /// The caller's extra headers, as AMQP writes them.
+    extra_headers: Option<FieldTable>,
+}
+
 struct Inner {
     sessions: watch::Receiver<Option<Arc<Session>>>,
     pending: Arc<Pending>,
@@ -398,6 +406,11 @@ impl RpcClient {
             .map(headers::to_field_table)
             .transpose()
             .map_err(Error::InvalidArgument)?;
+        let target = Target {
+            queue,
+            routing_key,
+            extra_headers,
+        };
         let mut timeout = options.timeout.unwrap_or(self.inner.default_timeout);
         if let Some(limit) = options.deadline {
             let left = limit
@@ -422,15 +435,7 @@ impl RpcClient {
             loop {
                 confirmed.store(false, Ordering::Relaxed);
                 let outcome = self
-                    .attempt(
-                        queue,
-                        &routing_key,
-                        body.as_ref(),
-                        &options,
-                        extra_headers.as_ref(),
-                        deadline,
-                        &confirmed,
-                    )
+                    .attempt(&target, body.as_ref(), &options, deadline, &confirmed)
                     .await;
                 match outcome {
                     // Resend idempotent calls after a connection loss. Right after a
@@ -511,14 +516,13 @@ impl RpcClient {
     /// One attempt: publish on the live session, wait for the confirm, then the reply.
     async fn attempt(
         &self,
-        queue: &str,
-        routing_key: &ShortString,
+        target: &Target<'_>,
         body: &[u8],
         options: &CallOptions,
-        extra_headers: Option<&FieldTable>,
         deadline: Instant,
         confirmed: &AtomicBool,
     ) -> Result<Reply> {
+        let queue = target.queue;
         let inner = &self.inner;
         let session = self.session().await?;
         let (seq, rx) = inner.pending.register(session.generation)?;
@@ -534,7 +538,7 @@ impl RpcClient {
             options.content_type.as_deref(),
             options.persistent,
             remaining,
-            extra_headers,
+            target.extra_headers.as_ref(),
         );
         let props = match &options.method {
             Some(method) => props.with_type(method.as_str().into()),
@@ -549,7 +553,7 @@ impl RpcClient {
         };
         let confirm = session
             .channel
-            .basic_publish("".into(), routing_key.clone(), publish, body, props)
+            .basic_publish("".into(), target.routing_key.clone(), publish, body, props)
             .await
             .map_err(lost)?;
         match confirm.await.map_err(lost)? {
