@@ -62,9 +62,19 @@ pub fn hint(error: &Error) -> Option<String> {
         Error::NoRoute { queue, .. } => Some(format!(
             "Start one with `warren serve fib --queue {queue}` (or `warren serve calc`)"
         )),
+        // 406 PRECONDITION_FAILED on a declare: the queue exists with other arguments.
+        Error::Amqp(e) if e.reply_code() == Some(PRECONDITION_FAILED) => Some(
+            "If the queue exists with other arguments (durable, x-queue-type), serve it as it \
+             was declared (with or without --quorum) or delete it first \
+             (rabbitmqctl delete_queue NAME)"
+                .to_owned(),
+        ),
         _ => None,
     }
 }
+
+/// AMQP's reply code for a declaration that clashes with what exists.
+const PRECONDITION_FAILED: u16 = 406;
 
 /// The line the CLI prints for `error` (after `warren: `): the library's message, then
 /// the CLI's hint.

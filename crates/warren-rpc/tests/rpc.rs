@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::{unique, Target};
 use futures_util::future::join_all;
 use warren_rpc::{
-    services::fib, CallOptions, Code, Error, ReplyMode, Request, Response, RpcClient, RpcServer,
-    Status,
+    services::fib, CallOptions, Code, Error, HeaderValue, Headers, ReplyMode, Request, Response,
+    RpcClient, RpcServer, Status,
 };
 
 async fn fib_server(t: &Target, queue: &str) -> warren_rpc::ServerHandle {
@@ -280,6 +280,48 @@ async fn content_type_is_honoured(t: Target) {
     server.shutdown().await.unwrap();
 }
 
+/// Warren's own header types cross the wire both ways: the handler sees the caller's
+/// headers (with their values' kinds) in its context, next to `x-deadline`.
+async fn headers_reach_the_handler(t: Target) {
+    let q = t.queue("headers");
+    let server = RpcServer::new()
+        .route(q.as_str(), |req: Request| async move {
+            let h = &req.context.headers;
+            let seen = format!(
+                "{:?} {:?} {:?} {}",
+                h.get("tenant").and_then(HeaderValue::as_str),
+                h.get("attempt").and_then(HeaderValue::as_i64),
+                h.get("dry-run").and_then(HeaderValue::as_bool),
+                h.contains_key(warren_rpc::wire::HEADER_DEADLINE),
+            );
+            Ok(Response::text(seen))
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let headers = Headers::new()
+        .with("tenant", "acme")
+        .with("attempt", 3)
+        .with("dry-run", true);
+    let reply = client
+        .call_with(&q, "", CallOptions::new().headers(headers))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.text().unwrap(),
+        r#"Some("acme") Some(3) Some(true) true"#
+    );
+    let too_long = Headers::new().with("k".repeat(256), 1);
+    let err = client
+        .call_with(&q, "", CallOptions::new().headers(too_long))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    client.shutdown().await.unwrap();
+    server.shutdown().await.unwrap();
+}
+
 /// Publishes a raw request with plain lapin, as a tutorial client would.
 async fn raw_publish(url: &str, queue: &str, body: &[u8], props: lapin::BasicProperties) {
     let conn = lapin::Connection::connect(url, Default::default())
@@ -517,6 +559,7 @@ broker_tests!(
     slow_request_does_not_hold_back_others,
     exclusive_reply_queue_mode,
     content_type_is_honoured,
+    headers_reach_the_handler,
 );
 
 /// Idempotent calls in flight across a broker restart are resent and answered;
