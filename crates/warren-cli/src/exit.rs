@@ -1,5 +1,6 @@
-//! Exit codes: one per kind of failure, so scripts can tell them apart, and the
-//! [`Failure`]s commands return.
+//! Exit codes (one per kind of failure, so scripts can tell them apart), the
+//! [`Failure`]s commands return, and the hints the CLI adds to the library's error
+//! messages, in the CLI's own terms (flags, environment, subcommands).
 
 use warren_rpc::{Code, Error};
 
@@ -72,7 +73,7 @@ impl Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Rpc(e) => e.fmt(f),
+            Failure::Rpc(e) => f.write_str(&describe(e)),
             Failure::QueueDeclaration(text) | Failure::Other(text) => f.write_str(text),
         }
     }
@@ -90,5 +91,71 @@ pub fn code_of(error: &Error) -> u8 {
         }
         other if other.code() == Code::Unavailable => UNAVAILABLE,
         _ => INTERNAL,
+    }
+}
+
+/// What a user of the `warren` command can do about `error`, in the command's terms;
+/// `None` when the library's message says enough.
+pub fn hint(error: &Error) -> Option<String> {
+    match error {
+        Error::Connect { .. } | Error::ConnectTimeout { .. } => {
+            Some("Pass --url or set AMQP_URL (amqp://USER:PASSWORD@HOST:PORT/VHOST)".to_owned())
+        }
+        Error::AccessRefused { .. } => {
+            Some("Check the user, password and vhost in --url or AMQP_URL".to_owned())
+        }
+        Error::NoRoute { queue, .. } => Some(format!(
+            "Start one with `warren serve fib --queue {queue}` (or `warren serve calc`)"
+        )),
+        // 406 PRECONDITION_FAILED on a declare: the queue exists with other arguments.
+        Error::Amqp(e) if e.reply_code() == Some(PRECONDITION_FAILED) => Some(
+            "If the queue exists with other arguments (durable, x-queue-type), serve it as it \
+             was declared (with or without --quorum) or delete it first \
+             (rabbitmqctl delete_queue NAME)"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// AMQP's reply code for a declaration that clashes with what exists.
+const PRECONDITION_FAILED: u16 = 406;
+
+/// The line the CLI prints for `error` (after `warren: `): the library's message, then
+/// the CLI's hint.
+pub fn describe(error: &Error) -> String {
+    let message = error.to_string();
+    match hint(error) {
+        Some(hint) => {
+            let end = if message.ends_with(['.', '?', '!']) {
+                ""
+            } else {
+                "."
+            };
+            format!("{message}{end} {hint}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_follow_the_library_message_on_one_line() {
+        let e = Error::NoRoute {
+            queue: "jobs".into(),
+            reply_code: 312,
+            reply_text: "NO_ROUTE".into(),
+        };
+        let line = describe(&e);
+        assert!(line.starts_with(&e.to_string()), "{line}");
+        assert!(line.contains("warren serve fib --queue jobs"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+        assert_eq!(
+            describe(&Error::InvalidArgument("x".into())),
+            "invalid argument: x"
+        );
     }
 }

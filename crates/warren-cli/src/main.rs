@@ -4,6 +4,7 @@ mod cmd;
 mod declare;
 mod exit;
 mod parse;
+mod signal;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;

@@ -101,6 +101,7 @@ fn kind(e: &Error) -> &'static str {
         Error::InvalidArgument(_) => "invalid_argument",
         Error::Decode { .. } => "decode",
         Error::AccessRefused { .. } => "access_refused",
+        _ => "other",
     }
 }
 
@@ -534,13 +535,13 @@ async fn disruptive_cluster_node_stopped() {
         let q = t.queue("quorum-fib");
         let mut server =
             RpcServer::new().route(warren_rpc::QueueSpec::quorum(q.as_str()), fib::handle);
-        let mut client = RpcClient::builder(&t.url);
+        let mut client = RpcClient::builder();
         for url in t.fallback_urls() {
             server = server.fallback_url(url.clone());
-            client = client.url(url.clone());
+            client = client.fallback_url(url.clone());
         }
         let server = server.start(&t.url).await.unwrap();
-        let client = client.connect().await.unwrap();
+        let client = client.connect(&t.url).await.unwrap();
         let load = tokio::spawn({
             let (client, q) = (client.clone(), q.clone());
             async move { drive(&client, &q, 400, 8, Duration::from_millis(10)).await }

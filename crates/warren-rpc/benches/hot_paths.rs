@@ -7,6 +7,7 @@ use std::time::Duration;
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame};
 use amq_protocol::protocol::{basic, AMQPClass};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use warren_rpc::__bench::{reply_properties, reply_status, request_properties};
 use warren_rpc::__bench::{CorrelationIds, Pending};
 use warren_rpc::{services::fib, wire, Code, RpcClient, RpcServer};
 
@@ -45,7 +46,7 @@ fn correlation(c: &mut Criterion) {
 fn properties(c: &mut Criterion) {
     c.bench_function("request properties (reply_to, ids, deadline)", |b| {
         b.iter(|| {
-            wire::request_properties(
+            request_properties(
                 Some(wire::DIRECT_REPLY_TO),
                 "0123456789abcdef0123456789abcdef.1f",
                 Some("text/plain"),
@@ -55,11 +56,11 @@ fn properties(c: &mut Criterion) {
             )
         })
     });
-    let req = wire::request_properties(None, "id.1", None, false, Duration::from_secs(5), None);
+    let req = request_properties(None, "id.1", None, false, Duration::from_secs(5), None);
     c.bench_function("reply properties + status check", |b| {
         b.iter(|| {
-            let reply = wire::reply_properties(&req, Some("text/plain"), Code::Ok);
-            std::hint::black_box(wire::reply_status(&reply, b"832040"))
+            let reply = reply_properties(&req, Some("text/plain"), Code::Ok);
+            std::hint::black_box(reply_status(&reply, b"832040"))
         })
     });
 }

@@ -89,7 +89,7 @@ async fn run(args: Args) -> Result<String, Result<Error, String>> {
         }
         _ => return Err(Err(USAGE.to_owned())),
     };
-    let _ = client.close().await;
+    let _ = client.shutdown().await;
     out.map_err(Ok)
 }
 

@@ -42,6 +42,6 @@ async fn main() -> warren_rpc::Result<()> {
         Err(e) => eprintln!("{e}"),
     }
 
-    client.close().await?;
+    client.shutdown().await?;
     server.shutdown().await // finishes and answers the calls it started
 }

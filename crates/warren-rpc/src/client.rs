@@ -20,6 +20,8 @@ use std::time::{Duration, SystemTime};
 
 use lapin::options::BasicPublishOptions;
 use lapin::types::{FieldTable, ShortString};
+
+use crate::headers::{self, Headers};
 use lapin::Confirmation;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -27,7 +29,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::connect::{
-    self, Backoff, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT,
+    self, Backoff, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 use crate::error::{Error, Result};
 use crate::status::Code;
@@ -42,6 +44,7 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 
 /// Where replies come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ReplyMode {
     /// RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): no queue to declare.
     /// Falls back to [`ReplyMode::ExclusiveQueue`] if the broker refuses it.
@@ -53,6 +56,7 @@ pub enum ReplyMode {
 
 /// What a call does when the client already has `max_in_flight` calls waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum WhenFull {
     /// Wait for a slot, within the call's deadline.
     #[default]
@@ -63,6 +67,7 @@ pub enum WhenFull {
 
 /// A reply to a call.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Reply {
     /// The reply body.
     pub body: Vec<u8>,
@@ -71,7 +76,7 @@ pub struct Reply {
     /// The correlation id of the call it answers.
     pub correlation_id: String,
     /// Reply headers.
-    pub headers: FieldTable,
+    pub headers: Headers,
 }
 
 impl Reply {
@@ -84,12 +89,13 @@ impl Reply {
 
 /// Options of one call.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CallOptions {
     timeout: Option<Duration>,
     pub(crate) content_type: Option<String>,
     persistent: bool,
     idempotent: bool,
-    headers: Option<FieldTable>,
+    headers: Option<Headers>,
     /// An absolute deadline the call may not outlive (nested calls inherit it).
     deadline: Option<SystemTime>,
     /// The AMQP `type` property: the method of a typed service (SPEC v2).
@@ -127,8 +133,9 @@ impl CallOptions {
         self
     }
 
-    /// Extra request headers.
-    pub fn headers(mut self, headers: FieldTable) -> Self {
+    /// Extra request headers (names at most 255 bytes; a longer one fails the call
+    /// with [`Error::InvalidArgument`]).
+    pub fn headers(mut self, headers: Headers) -> Self {
         self.headers = Some(headers);
         self
     }
@@ -154,21 +161,22 @@ impl CallOptions {
 /// Builds an [`RpcClient`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
-    urls: Vec<String>,
+    fallbacks: Vec<String>,
     reply_mode: ReplyMode,
     default_timeout: Duration,
     connect_timeout: Duration,
     heartbeat: Duration,
-    close_timeout: Duration,
+    shutdown_timeout: Duration,
     max_in_flight: usize,
     when_full: WhenFull,
     backoff: Backoff,
 }
 
 impl ClientBuilder {
-    /// Adds a fallback broker address, tried in order when the ones before it fail.
-    pub fn url(mut self, url: impl Into<String>) -> Self {
-        self.urls.push(url.into());
+    /// Adds a fallback broker address, tried in order after the one given to
+    /// [`connect`](ClientBuilder::connect) (and after the fallbacks added before it).
+    pub fn fallback_url(mut self, url: impl Into<String>) -> Self {
+        self.fallbacks.push(url.into());
         self
     }
 
@@ -203,10 +211,10 @@ impl ClientBuilder {
         self
     }
 
-    /// Time [`RpcClient::close`] waits for the broker to confirm `connection.close`
-    /// before shutting the socket down anyway (default 2 s).
-    pub fn close_timeout(mut self, timeout: Duration) -> Self {
-        self.close_timeout = timeout;
+    /// Time [`RpcClient::shutdown`] waits for the broker to confirm
+    /// `connection.close` before shutting the socket down anyway (default 2 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
         self
     }
 
@@ -223,18 +231,20 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects (to the first address that answers), starts the reply consumer and
-    /// the supervisor that reconnects when the connection is lost.
-    pub async fn connect(self) -> Result<RpcClient> {
+    /// Connects to `url` (or the first fallback that answers), starts the reply
+    /// consumer and the supervisor that reconnects when the connection is lost.
+    pub async fn connect(self, url: &str) -> Result<RpcClient> {
+        let mut urls = vec![url.to_owned()];
+        urls.extend(self.fallbacks);
         let settings = session::Settings {
-            urls: self.urls,
+            urls,
             reply_mode: self.reply_mode,
             connect_timeout: self.connect_timeout,
             dial: connect::Dial {
                 name: "warren-client",
                 heartbeat: self.heartbeat,
             },
-            close_timeout: self.close_timeout,
+            shutdown_timeout: self.shutdown_timeout,
             backoff: self.backoff,
         };
         let (first, consumer) = session::establish(&settings, 0).await?;
@@ -260,11 +270,19 @@ impl ClientBuilder {
                 max_in_flight: self.max_in_flight,
                 backoff: self.backoff,
                 when_full: self.when_full,
-                close_timeout: self.close_timeout,
+                shutdown_timeout: self.shutdown_timeout,
                 supervisor,
             }),
         })
     }
+}
+
+/// Where one call goes, checked and converted once for all its attempts.
+struct Target<'a> {
+    queue: &'a str,
+    routing_key: ShortString,
+    /// The caller's extra headers, as AMQP writes them.
+    extra_headers: Option<FieldTable>,
 }
 
 struct Inner {
@@ -277,7 +295,7 @@ struct Inner {
     when_full: WhenFull,
     /// Delays between resends of an idempotent call (the same as between reconnections).
     backoff: Backoff,
-    close_timeout: Duration,
+    shutdown_timeout: Duration,
     supervisor: JoinHandle<()>,
 }
 
@@ -312,16 +330,16 @@ impl std::fmt::Debug for RpcClient {
 }
 
 impl RpcClient {
-    /// A builder for a client connecting to `url` (add fallbacks with
-    /// [`ClientBuilder::url`]).
-    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+    /// A builder for a client; [`ClientBuilder::connect`] takes the broker's address
+    /// (add fallbacks with [`ClientBuilder::fallback_url`]).
+    pub fn builder() -> ClientBuilder {
         ClientBuilder {
-            urls: vec![url.into()],
+            fallbacks: Vec::new(),
             reply_mode: ReplyMode::default(),
             default_timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             heartbeat: DEFAULT_HEARTBEAT,
-            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             when_full: WhenFull::default(),
             backoff: Backoff::default(),
@@ -330,7 +348,7 @@ impl RpcClient {
 
     /// Connects with default settings.
     pub async fn connect(url: &str) -> Result<RpcClient> {
-        Self::builder(url).connect().await
+        Self::builder().connect(url).await
     }
 
     /// The reply address this client puts in `reply_to` (empty while reconnecting).
@@ -382,6 +400,17 @@ impl RpcClient {
                 "method name is longer than 255 bytes".to_owned(),
             ));
         }
+        let extra_headers = options
+            .headers
+            .as_ref()
+            .map(headers::to_field_table)
+            .transpose()
+            .map_err(Error::InvalidArgument)?;
+        let target = Target {
+            queue,
+            routing_key,
+            extra_headers,
+        };
         let mut timeout = options.timeout.unwrap_or(self.inner.default_timeout);
         if let Some(limit) = options.deadline {
             let left = limit
@@ -406,14 +435,7 @@ impl RpcClient {
             loop {
                 confirmed.store(false, Ordering::Relaxed);
                 let outcome = self
-                    .attempt(
-                        queue,
-                        &routing_key,
-                        body.as_ref(),
-                        &options,
-                        deadline,
-                        &confirmed,
-                    )
+                    .attempt(&target, body.as_ref(), &options, deadline, &confirmed)
                     .await;
                 match outcome {
                     // Resend idempotent calls after a connection loss. Right after a
@@ -494,13 +516,13 @@ impl RpcClient {
     /// One attempt: publish on the live session, wait for the confirm, then the reply.
     async fn attempt(
         &self,
-        queue: &str,
-        routing_key: &ShortString,
+        target: &Target<'_>,
         body: &[u8],
         options: &CallOptions,
         deadline: Instant,
         confirmed: &AtomicBool,
     ) -> Result<Reply> {
+        let queue = target.queue;
         let inner = &self.inner;
         let session = self.session().await?;
         let (seq, rx) = inner.pending.register(session.generation)?;
@@ -516,7 +538,7 @@ impl RpcClient {
             options.content_type.as_deref(),
             options.persistent,
             remaining,
-            options.headers.as_ref(),
+            target.extra_headers.as_ref(),
         );
         let props = match &options.method {
             Some(method) => props.with_type(method.as_str().into()),
@@ -531,7 +553,7 @@ impl RpcClient {
         };
         let confirm = session
             .channel
-            .basic_publish("".into(), routing_key.clone(), publish, body, props)
+            .basic_publish("".into(), target.routing_key.clone(), publish, body, props)
             .await
             .map_err(lost)?;
         match confirm.await.map_err(lost)? {
@@ -558,10 +580,10 @@ impl RpcClient {
     }
 
     /// Closes the connection. Calls still in flight fail with `unavailable`. Ends
-    /// within the close timeout ([`ClientBuilder::close_timeout`]): a broker that does
-    /// not confirm the close by then has its socket shut down, and this returns
+    /// within the shutdown timeout ([`ClientBuilder::shutdown_timeout`]): a broker that
+    /// does not confirm the close by then has its socket shut down, and this returns
     /// [`Error::Unavailable`].
-    pub async fn close(&self) -> Result<()> {
+    pub async fn shutdown(&self) -> Result<()> {
         self.inner.pending.close("the client was closed");
         self.inner.slots.close();
         self.inner.supervisor.abort();
@@ -570,7 +592,7 @@ impl RpcClient {
             connect::close(
                 &session.connection,
                 &session.cut,
-                self.inner.close_timeout,
+                self.inner.shutdown_timeout,
                 "bye",
             )
             .await?;

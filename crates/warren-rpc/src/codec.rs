@@ -33,6 +33,7 @@ pub enum Codec {
 
 /// Why a value could not be encoded or decoded, or a `content_type` is not a codec.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The `content_type` names no codec this build knows.
     #[error("content_type `{content_type}` is not a codec of typed calls; use one of: {accepted}")]

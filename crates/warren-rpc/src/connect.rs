@@ -23,9 +23,10 @@ use tokio::time::Instant;
 use tracing::debug;
 
 pub(crate) use self::cut::SocketCut;
-use crate::error::{redact_url, ConnectStep, Error, Result};
+use crate::error::{redact_url, AmqpError, ConnectStep, Error, Result};
 /// Capped exponential backoff with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Backoff {
     /// Delay before the first retry.
     pub initial: Duration,
@@ -43,6 +44,11 @@ impl Default for Backoff {
 }
 
 impl Backoff {
+    /// A backoff starting at `initial` and doubling up to `max` (jittered).
+    pub fn new(initial: Duration, max: Duration) -> Self {
+        Backoff { initial, max }
+    }
+
     /// The delay before retry number `attempt` (0-based): uniformly random in
     /// `[d/2, d]` where `d = min(max, initial * 2^attempt)`.
     pub fn delay(&self, attempt: u32) -> Duration {
@@ -60,7 +66,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// connection that hears nothing from the broker for two intervals is torn down.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 /// Default time a polite `connection.close` may take before the socket is shut down.
-pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a dropped connection is given to send its own `connection.close` before
 /// its socket is shut down.
 const DROP_GRACE: Duration = Duration::from_secs(1);
@@ -118,7 +124,7 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
     let timeout = to_millis(deadline.saturating_duration_since(Instant::now()));
     let mut uri: AMQPUri = url.parse().map_err(|e: String| Error::Connect {
         url: shown.clone(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, format!("not an AMQP URL: {e}")).into(),
+        source: AmqpError::msg(format!("not an AMQP URL: {e}")),
     })?;
     let user = uri.authority.userinfo.username.clone();
     if uri.query.heartbeat.is_none() {
@@ -126,7 +132,7 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
     }
     let runtime = lapin::runtime::default_runtime().map_err(|source| Error::Connect {
         url: shown.clone(),
-        source,
+        source: AmqpError::from_lapin(source),
     })?;
     let cut = CutOnDrop(SocketCut::default());
     let tcp_up = Arc::new(AtomicBool::new(false));
@@ -161,7 +167,7 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
             } else {
                 Err(Error::Connect {
                     url: shown.clone(),
-                    source,
+                    source: AmqpError::from_lapin(source),
                 })
             }
         }
@@ -278,7 +284,7 @@ pub(crate) async fn close(
     let outcome = tokio::time::timeout(timeout, connection.close(200, reason.into())).await;
     cut.cut();
     match outcome {
-        Ok(closed) => Ok(closed?),
+        Ok(closed) => closed.map_err(Error::amqp),
         Err(_) => Err(Error::Unavailable {
             reason: format!(
                 "the broker did not answer connection.close within {timeout:?}; the socket was shut down"

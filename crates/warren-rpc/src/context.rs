@@ -3,10 +3,14 @@
 
 use std::time::{Duration, SystemTime};
 
-use lapin::types::FieldTable;
+use crate::headers::Headers;
 
 /// Per-call metadata: correlation id, deadline, reply address, headers.
+///
+/// Warren fills it in for each request; to test a handler, start from
+/// `Context::default()` and set the fields it reads.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Context {
     /// The caller's correlation id, copied into the reply.
     pub correlation_id: Option<String>,
@@ -17,7 +21,7 @@ pub struct Context {
     /// Whether the broker delivered this request before (at-least-once delivery).
     pub redelivered: bool,
     /// All request headers.
-    pub headers: FieldTable,
+    pub headers: Headers,
 }
 
 impl Context {
@@ -36,7 +40,10 @@ impl Context {
 }
 
 /// One incoming call.
+///
+/// To test a handler, build one with [`Request::new`] and the `with_` setters.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Request {
     /// Call metadata.
     pub context: Context,
@@ -50,6 +57,7 @@ pub struct Request {
 
 /// A successful reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// The reply body.
     pub body: Vec<u8>,
@@ -57,7 +65,48 @@ pub struct Response {
     pub content_type: Option<String>,
 }
 
+impl Request {
+    /// A request with `body`, a default [`Context`], no content type and no method.
+    pub fn new(body: impl Into<Vec<u8>>) -> Self {
+        Request {
+            context: Context::default(),
+            body: body.into(),
+            content_type: None,
+            method: None,
+        }
+    }
+
+    /// Sets the call metadata.
+    #[must_use]
+    pub fn with_context(mut self, context: Context) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Sets the body's `content_type`.
+    #[must_use]
+    pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Sets the method (the AMQP `type` property).
+    #[must_use]
+    pub fn with_method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+}
+
 impl Response {
+    /// A reply with `body` and `content_type` (none: opaque bytes).
+    pub fn new(body: impl Into<Vec<u8>>, content_type: Option<String>) -> Self {
+        Response {
+            body: body.into(),
+            content_type,
+        }
+    }
+
     /// A `text/plain` reply.
     pub fn text(body: impl Into<String>) -> Self {
         Response {

@@ -1,7 +1,9 @@
 //! The typed error every Warren call and connection returns.
 //!
 //! Each variant says what went wrong and what to do about it; [`Error::code`] maps it
-//! onto the shared [`Code`] vocabulary so callers can branch on the kind.
+//! onto the shared [`Code`] vocabulary so callers can branch on the kind. Messages
+//! say nothing of how a program was started (flags, environment): a CLI adds its own
+//! hints.
 
 use std::time::Duration;
 
@@ -9,18 +11,16 @@ use crate::status::{Code, Status};
 
 /// What can go wrong when connecting, calling or serving.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// No broker answered at the given address.
-    #[error(
-        "cannot connect to the AMQP broker at {url}: {source}. Is the broker running? \
-         Pass --url or set AMQP_URL (amqp://USER:PASSWORD@HOST:PORT/VHOST)"
-    )]
+    /// No broker answered at the given address (or the address is not an AMQP URL).
+    #[error("cannot connect to the AMQP broker at {url}: {source}. Is the broker running?")]
     Connect {
         /// The address tried (credentials removed).
         url: String,
-        /// The underlying AMQP/socket error.
+        /// The underlying AMQP or socket error.
         #[source]
-        source: lapin::Error,
+        source: AmqpError,
     },
 
     /// The broker refused the login: wrong user name or password, or the user may not
@@ -55,7 +55,7 @@ pub enum Error {
     /// The request had no route: no queue by that name exists, so nobody can answer.
     #[error(
         "no route to queue `{queue}`: the broker returned the call ({reply_code} {reply_text}). \
-         Is a server running for it? (e.g. `warren serve fib --queue {queue}`)"
+         Is a server running for it?"
     )]
     NoRoute {
         /// The queue (routing key) that was called.
@@ -123,7 +123,75 @@ pub enum Error {
 
     /// Any other AMQP-level failure (a channel closed by the broker, a protocol error).
     #[error("AMQP error: {0}")]
-    Amqp(#[from] lapin::Error),
+    Amqp(AmqpError),
+}
+
+/// A failure of the AMQP layer under Warren: a socket error, or an error the broker
+/// sent (with its reply code, e.g. 406 PRECONDITION_FAILED when a queue exists with
+/// other arguments). The underlying error is its [`source`](std::error::Error::source).
+#[derive(Debug)]
+pub struct AmqpError {
+    message: String,
+    reply_code: Option<u16>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl AmqpError {
+    /// What went wrong, as the AMQP layer said it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The broker's reply code when the broker reported the error (channel or
+    /// connection close), e.g. 404 NOT_FOUND, 406 PRECONDITION_FAILED.
+    pub fn reply_code(&self) -> Option<u16> {
+        self.reply_code
+    }
+
+    /// An error with `message` and no source (e.g. a URL that does not parse).
+    pub(crate) fn msg(message: impl Into<String>) -> Self {
+        AmqpError {
+            message: message.into(),
+            reply_code: None,
+            source: None,
+        }
+    }
+}
+
+impl AmqpError {
+    /// Wraps lapin's error (a private source: lapin is not part of Warren's API).
+    pub(crate) fn from_lapin(error: lapin::Error) -> Self {
+        let reply_code = match error.kind() {
+            lapin::ErrorKind::ProtocolError(e) => Some(e.get_id()),
+            _ => None,
+        };
+        AmqpError {
+            message: error.to_string(),
+            reply_code,
+            source: Some(Box::new(error)),
+        }
+    }
+}
+
+impl std::fmt::Display for AmqpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for AmqpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl Error {
+    /// An AMQP-level failure, from lapin's error (kept private as the source).
+    pub(crate) fn amqp(error: lapin::Error) -> Self {
+        Error::Amqp(AmqpError::from_lapin(error))
+    }
 }
 
 impl Error {
@@ -153,6 +221,7 @@ impl Error {
 /// The steps of setting up a connection, to say which one stalled
 /// ([`Error::ConnectTimeout`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConnectStep {
     /// Opening the TCP connection (and TLS, for `amqps`).
     TcpConnect,
@@ -229,5 +298,36 @@ mod tests {
         assert!(e.to_string().contains("AMQP handshake"), "{e}");
         let e = Error::Remote(Status::invalid_argument("bad"));
         assert_eq!(e.code(), Code::InvalidArgument);
+    }
+
+    #[test]
+    fn messages_give_no_cli_advice() {
+        let e = Error::Connect {
+            url: "amqp://127.0.0.1:1/%2f".into(),
+            source: AmqpError::msg("connection refused"),
+        };
+        let no_route = Error::NoRoute {
+            queue: "q".into(),
+            reply_code: 312,
+            reply_text: "NO_ROUTE".into(),
+        };
+        for e in [e, no_route] {
+            let text = e.to_string();
+            assert!(!text.contains("--") && !text.contains("AMQP_URL"), "{text}");
+            assert!(!text.contains("warren "), "{text}");
+        }
+    }
+
+    #[test]
+    fn amqp_errors_keep_lapin_as_their_source() {
+        use std::error::Error as _;
+        let lapin = lapin::Error::from(lapin::ErrorKind::ChannelsLimitReached);
+        let e = Error::amqp(lapin);
+        let Error::Amqp(inner) = &e else {
+            panic!("not an AMQP error: {e:?}");
+        };
+        assert_eq!(inner.reply_code(), None);
+        assert!(inner.source().is_some());
+        assert!(e.to_string().starts_with("AMQP error: "), "{e}");
     }
 }

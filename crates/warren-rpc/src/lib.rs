@@ -47,11 +47,12 @@
 //! assert_eq!(calc.add(2, 3).await?, 5);
 //! let slow = CallOptions::new().timeout(std::time::Duration::from_secs(2));
 //! assert_eq!(calc.fib_with(slow, 30).await?, "832040");
+//! client.shutdown().await?;
 //! server.shutdown().await?;
 //! # Ok(()) }
 //! ```
 //!
-//! On the wire (SPEC v2) this is a call to the queue `calc` (the trait's name in
+//! On the wire ([SPEC v2][spec]) this is a call to the queue `calc` (the trait's name in
 //! snake case) whose AMQP `type` is the method (`add`) and whose body is the arguments
 //! as one map, `{"a":2,"b":3}`; the reply body is `5`. `content_type` picks the codec
 //! ([`Codec`]): `application/json` (the default), `application/msgpack`,
@@ -92,23 +93,76 @@
 //! }
 //! ```
 //!
-//! ## Untyped calls
+//! ## Raw bytes
 //!
-//! Bodies are bytes; the wire contract is in `docs/SPEC.md`, and plain AMQP clients
-//! and servers written from RabbitMQ's tutorial interoperate with Warren both ways.
+//! Underneath, a call is bytes to a queue and bytes back. A handler is any async
+//! function from [`Request`] to [`Response`] or [`Status`]; plain AMQP clients and
+//! servers written from RabbitMQ's tutorial interoperate with Warren both ways (the
+//! wire contract is [`docs/SPEC.md`][spec]).
 //!
 //! ```no_run
-//! use warren_rpc::{services::fib, RpcClient, RpcServer};
+//! use warren_rpc::{Request, Response, RpcClient, RpcServer, Status};
+//!
+//! async fn shout(request: Request) -> Result<Response, Status> {
+//!     let text = std::str::from_utf8(&request.body)
+//!         .map_err(|_| Status::invalid_argument("send UTF-8 text"))?;
+//!     Ok(Response::text(text.to_uppercase()))
+//! }
 //!
 //! # async fn demo() -> warren_rpc::Result<()> {
 //! let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
-//! let server = RpcServer::new().route(fib::QUEUE, fib::handle).start(url).await?;
+//! let server = RpcServer::new().route("shout", shout).start(url).await?;
 //! let client = RpcClient::connect(url).await?;
-//! let reply = client.call(fib::QUEUE, "30").await?;
-//! assert_eq!(reply.text()?, "832040");
+//! let reply = client.call("shout", "hello").await?;
+//! assert_eq!(reply.text()?, "HELLO");
+//! client.shutdown().await?;
 //! server.shutdown().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! [`CallOptions`] set a call's timeout, headers ([`Headers`]), content type and
+//! whether it may be sent again after a connection loss; [`ClientBuilder`] and
+//! [`RpcServer`] take fallback broker addresses, timeouts and limits. Failures are
+//! [`Error`]s, each with a [`Code`] ([`Error::code`]).
+//!
+//! ## Testing against the embedded broker
+//!
+//! The `warren-broker` crate is an AMQP 0-9-1 broker that runs inside a test: no
+//! RabbitMQ to install. Add it as a dev-dependency and start one on a free loopback
+//! port:
+//!
+//! ```
+//! use warren_rpc::{Request, Response, RpcClient, RpcServer, Status};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let broker = warren_broker::Broker::builder()
+//!     .listen(([127, 0, 0, 1], 0).into())
+//!     .start()
+//!     .await?;
+//! let url = broker.amqp_url();
+//!
+//! let echo = |request: Request| async move {
+//!     Ok::<_, Status>(Response::bytes(request.body))
+//! };
+//! let server = RpcServer::new().route("echo", echo).start(&url).await?;
+//! let client = RpcClient::connect(&url).await?;
+//! assert_eq!(client.call("echo", "ping").await?.body, b"ping");
+//!
+//! client.shutdown().await?;
+//! server.shutdown().await?;
+//! broker.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! - `msgpack` (default): `application/msgpack` bodies for typed services.
+//! - `cbor` (default): `application/cbor` bodies for typed services.
+//! - `demo-services`: the `services` module the `warren` CLI serves (Fibonacci as in
+//!   RabbitMQ's tutorial, a sleeper, the typed `calc` example); pulls in `num-bigint`.
+//!
+//! [spec]: https://github.com/warren-rpc/warren/blob/main/docs/SPEC.md
 
 #![warn(missing_docs)]
 
@@ -122,11 +176,12 @@ mod connect;
 mod context;
 mod error;
 mod handler;
+mod headers;
 mod nested;
 mod queue;
 mod server;
+#[cfg(feature = "demo-services")]
 pub mod services;
-pub mod shutdown;
 mod status;
 pub mod typed;
 pub mod wire;
@@ -135,13 +190,14 @@ pub use client::{
     CallOptions, ClientBuilder, Reply, ReplyMode, RpcClient, WhenFull, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TIMEOUT,
 };
-pub use connect::{Backoff, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT};
+pub use connect::{Backoff, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use context::{Context, Request, Response};
-pub use error::{ConnectStep, Error, Result};
+pub use error::{AmqpError, ConnectStep, Error, Result};
 pub use handler::{Handler, HandlerFuture};
+pub use headers::{HeaderValue, Headers, HeadersIter, MAX_NAME_LEN as MAX_HEADER_NAME_LEN};
 pub use queue::QueueSpec;
 pub use server::{RpcServer, ServerHandle, DEFAULT_CONCURRENCY};
-pub use status::{Code, Status};
+pub use status::{Code, OtherCode, Status};
 
 pub use codec::{Codec, CodecError};
 /// The serde typed services use; `#[service]`'s generated code derives through it,
@@ -150,16 +206,12 @@ pub use serde;
 /// Makes a trait of `async fn`s a typed service: see the crate docs.
 pub use warren_macros::service;
 
-/// Re-exported AMQP types used in Warren's API (header tables and values).
-pub mod types {
-    pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-}
-
 /// Internals exposed only for the criterion benchmarks in `benches/`; not a stable API.
 #[doc(hidden)]
 pub mod __bench {
     pub use crate::client::pending::{CorrelationIds, Pending};
+    pub use crate::wire::props::{reply_properties, reply_status, request_properties};
 }
 
-/// The default broker address: `$AMQP_URL` in the CLI, else this.
+/// The default broker address: a RabbitMQ on this machine with its default user.
 pub const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::FieldTable;
+use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, Consumer};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -30,12 +30,13 @@ mod acks;
 
 use self::acks::Acks;
 use crate::connect::{
-    self, Backoff, CutOnDrop, Dial, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_HEARTBEAT,
+    self, Backoff, CutOnDrop, Dial, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
 };
 use crate::context::{Context, Request, Response};
 use crate::error::{Error, Result};
 use crate::handler::Handler;
+use crate::headers;
 use crate::queue::QueueSpec;
 use crate::status::{Code, Status};
 use crate::wire;
@@ -55,14 +56,20 @@ struct Route {
 /// An RPC server: a set of queues, each with its handler.
 ///
 /// ```no_run
-/// use warren_rpc::{services::fib, RpcServer};
+/// use warren_rpc::{Request, Response, RpcServer, Status};
+///
+/// async fn echo(request: Request) -> Result<Response, Status> {
+///     Ok(Response::bytes(request.body))
+/// }
+///
 /// # async fn demo() -> warren_rpc::Result<()> {
 /// let server = RpcServer::new()
 ///     .concurrency(8)
-///     .route(fib::QUEUE, fib::handle)
+///     .route("echo", echo)
+///     .fallback_url("amqp://guest:guest@127.0.0.2:5672/%2f")
 ///     .start("amqp://guest:guest@127.0.0.1:5672/%2f")
 ///     .await?;
-/// warren_rpc::shutdown::signal().await;
+/// tokio::signal::ctrl_c().await.ok();
 /// server.shutdown().await?;
 /// # Ok(()) }
 /// ```
@@ -120,7 +127,8 @@ impl RpcServer {
         self
     }
 
-    /// Adds a fallback broker address, tried in order after the one given to `start`.
+    /// Adds a fallback broker address, tried in order after the one given to
+    /// [`start`](RpcServer::start) (and after the fallbacks added before it).
     pub fn fallback_url(mut self, url: impl Into<String>) -> Self {
         self.fallbacks.push(url.into());
         self
@@ -264,7 +272,7 @@ impl Session {
         let closed = connect::close(
             &self.connection,
             &self.cut,
-            DEFAULT_CLOSE_TIMEOUT,
+            DEFAULT_SHUTDOWN_TIMEOUT,
             "server shutting down",
         )
         .await;
@@ -336,25 +344,33 @@ async fn subscribe(
     queue: &QueueSpec,
     prefetch: u16,
 ) -> Result<(Channel, Consumer)> {
-    let channel = connection.create_channel().await?;
+    let arguments = headers::to_field_table(&queue.arguments).map_err(|e| {
+        Error::InvalidArgument(format!("the arguments of queue `{}`: {e}", queue.name))
+    })?;
+    let name = ShortString::try_new(queue.name.as_str()).map_err(|_| {
+        Error::InvalidArgument(format!(
+            "queue name is longer than 255 bytes: {:.40}...",
+            queue.name
+        ))
+    })?;
+    let channel = connection.create_channel().await.map_err(Error::amqp)?;
     channel
-        .queue_declare(
-            queue.name.as_str().into(),
-            queue.declare_options(),
-            queue.arguments.clone(),
-        )
-        .await?;
+        .queue_declare(name.clone(), queue.declare_options(), arguments)
+        .await
+        .map_err(Error::amqp)?;
     channel
         .basic_qos(prefetch, BasicQosOptions::default())
-        .await?;
+        .await
+        .map_err(Error::amqp)?;
     let consumer = channel
         .basic_consume(
-            queue.name.as_str().into(),
+            name,
             "".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
-        .await?;
+        .await
+        .map_err(Error::amqp)?;
     Ok((channel, consumer))
 }
 
@@ -402,7 +418,7 @@ async fn serve_queue(
             Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
             next = consumer.next() => match next {
                 Some(Ok(delivery)) => spawn(&mut in_flight, delivery),
-                Some(Err(e)) => break Err(Error::from(e)),
+                Some(Err(e)) => break Err(Error::amqp(e)),
                 None => break Err(Error::Unavailable {
                     reason: format!("the broker cancelled the consumer of `{}`", consumer.queue()),
                 }),
@@ -416,7 +432,7 @@ async fn serve_queue(
         // Stop new deliveries; take those already on the wire, then drain.
         let tag = consumer.tag();
         let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
-        match tokio::time::timeout(DEFAULT_CLOSE_TIMEOUT, cancel).await {
+        match tokio::time::timeout(DEFAULT_SHUTDOWN_TIMEOUT, cancel).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => debug!(error = %e, "cancelling the consumer"),
             Err(_) => {
@@ -437,7 +453,7 @@ async fn serve_queue(
         // Close the channel ourselves before the connection goes, so no channel is
         // left closing while the connection closes.
         let close = channel.close(200, "server shutting down".into());
-        match tokio::time::timeout(DEFAULT_CLOSE_TIMEOUT, close).await {
+        match tokio::time::timeout(DEFAULT_SHUTDOWN_TIMEOUT, close).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => debug!(error = %e, "closing the channel"),
             Err(_) => debug!("the broker did not confirm the channel's close in time"),
@@ -454,7 +470,11 @@ fn request_of(delivery: &mut Delivery) -> Request {
             deadline: wire::deadline_of(props),
             reply_to: props.reply_to().as_ref().map(|s| s.to_string()),
             redelivered: delivery.redelivered,
-            headers: props.headers().clone().unwrap_or_default(),
+            headers: props
+                .headers()
+                .as_ref()
+                .map(headers::from_field_table)
+                .unwrap_or_default(),
         },
         body: std::mem::take(&mut delivery.data),
         content_type: props.content_type().as_ref().map(|s| s.to_string()),

@@ -6,62 +6,127 @@
 
 use std::fmt;
 
-/// The outcome class of a call, as written in the `x-status` reply header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The outcome class of a call, as written in the `x-status` reply header: gRPC's 17
+/// status codes with their names in snake case, plus [`Code::Other`] for a name this
+/// version of Warren does not know, kept as it came so that it is passed on unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Code {
-    /// Success (`ok`, or no `x-status` header at all).
+    /// Success (`ok`, or no `x-status` header at all). gRPC code 0, `ok`.
     Ok,
-    /// The request could not be decoded or its arguments are out of range.
-    InvalidArgument,
-    /// The procedure or an entity it names does not exist.
-    NotFound,
-    /// The call's deadline passed before it completed.
-    DeadlineExceeded,
-    /// The service is temporarily unable to answer; retrying may help.
-    Unavailable,
-    /// The handler failed or panicked.
-    Internal,
-    /// The server does not implement the requested operation.
-    Unimplemented,
-    /// A limit was hit (calls in flight, memory, quota).
-    ResourceExhausted,
-    /// The caller's credentials were refused (gRPC's `unauthenticated`).
-    Unauthenticated,
-    /// A status this version of Warren does not know.
+    /// The caller cancelled the call. gRPC code 1, `cancelled`.
+    Cancelled,
+    /// An error of no better-known kind (gRPC's `unknown`). gRPC code 2, `unknown`.
     Unknown,
+    /// The request could not be decoded or its arguments are out of range. gRPC code 3, `invalid_argument`.
+    InvalidArgument,
+    /// The call's deadline passed before it completed. gRPC code 4, `deadline_exceeded`.
+    DeadlineExceeded,
+    /// The procedure or an entity it names does not exist. gRPC code 5, `not_found`.
+    NotFound,
+    /// An entity the call would create exists already. gRPC code 6, `already_exists`.
+    AlreadyExists,
+    /// The caller may not do this. gRPC code 7, `permission_denied`.
+    PermissionDenied,
+    /// A limit was hit (calls in flight, memory, quota). gRPC code 8, `resource_exhausted`.
+    ResourceExhausted,
+    /// The system is not in the state the call needs. gRPC code 9, `failed_precondition`.
+    FailedPrecondition,
+    /// The call was aborted, e.g. by a concurrency conflict. gRPC code 10, `aborted`.
+    Aborted,
+    /// An argument is past the valid range. gRPC code 11, `out_of_range`.
+    OutOfRange,
+    /// The server does not implement the requested operation. gRPC code 12, `unimplemented`.
+    Unimplemented,
+    /// The handler failed or panicked. gRPC code 13, `internal`.
+    Internal,
+    /// The service is temporarily unable to answer; retrying may help. gRPC code 14, `unavailable`.
+    Unavailable,
+    /// Unrecoverable data loss or corruption. gRPC code 15, `data_loss`.
+    DataLoss,
+    /// The caller's credentials were refused or missing. gRPC code 16, `unauthenticated`.
+    Unauthenticated,
+    /// A status name this version does not know (from a newer or foreign peer),
+    /// carried through as it was received.
+    Other(OtherCode),
 }
 
+/// The name of a status [`Code`] this version of Warren does not know.
+///
+/// Only [`Code::from_wire`] makes one, so a known name is never an `OtherCode`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OtherCode(Box<str>);
+
+impl OtherCode {
+    /// The name as it came on the wire.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Every known code with its wire name, in gRPC's numeric order.
+const KNOWN: [(Code, &str); 17] = [
+    (Code::Ok, "ok"),
+    (Code::Cancelled, "cancelled"),
+    (Code::Unknown, "unknown"),
+    (Code::InvalidArgument, "invalid_argument"),
+    (Code::DeadlineExceeded, "deadline_exceeded"),
+    (Code::NotFound, "not_found"),
+    (Code::AlreadyExists, "already_exists"),
+    (Code::PermissionDenied, "permission_denied"),
+    (Code::ResourceExhausted, "resource_exhausted"),
+    (Code::FailedPrecondition, "failed_precondition"),
+    (Code::Aborted, "aborted"),
+    (Code::OutOfRange, "out_of_range"),
+    (Code::Unimplemented, "unimplemented"),
+    (Code::Internal, "internal"),
+    (Code::Unavailable, "unavailable"),
+    (Code::DataLoss, "data_loss"),
+    (Code::Unauthenticated, "unauthenticated"),
+];
+
 impl Code {
+    /// Every code this version knows, in gRPC's numeric order (`ok` = 0 to
+    /// `unauthenticated` = 16).
+    pub fn known() -> impl Iterator<Item = Code> {
+        KNOWN.iter().map(|(code, _)| code.clone())
+    }
+
     /// The wire name of this code (the value of the `x-status` header).
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
-            Code::Ok => "ok",
-            Code::InvalidArgument => "invalid_argument",
-            Code::NotFound => "not_found",
-            Code::DeadlineExceeded => "deadline_exceeded",
-            Code::Unavailable => "unavailable",
-            Code::Internal => "internal",
-            Code::Unimplemented => "unimplemented",
-            Code::ResourceExhausted => "resource_exhausted",
-            Code::Unauthenticated => "unauthenticated",
-            Code::Unknown => "unknown",
+            Code::Other(other) => other.as_str(),
+            known => KNOWN
+                .iter()
+                .find(|(code, _)| code == known)
+                .map_or("unknown", |(_, name)| name),
         }
     }
 
-    /// Parses a wire name; names this version does not know map to [`Code::Unknown`].
+    /// gRPC's number for this code (`None` for [`Code::Other`]).
+    pub fn number(&self) -> Option<u32> {
+        KNOWN
+            .iter()
+            .position(|(code, _)| code == self)
+            .and_then(|i| u32::try_from(i).ok())
+    }
+
+    /// The code gRPC numbers `number`, if it is one of the 17.
+    pub fn from_number(number: u32) -> Option<Code> {
+        let i = usize::try_from(number).ok()?;
+        KNOWN.get(i).map(|(code, _)| code.clone())
+    }
+
+    /// Parses a wire name. An empty name is `ok` (no status); a name this version
+    /// does not know is kept in [`Code::Other`].
     pub fn from_wire(name: &str) -> Code {
-        match name {
-            "ok" | "" => Code::Ok,
-            "invalid_argument" => Code::InvalidArgument,
-            "not_found" => Code::NotFound,
-            "deadline_exceeded" => Code::DeadlineExceeded,
-            "unavailable" => Code::Unavailable,
-            "internal" => Code::Internal,
-            "unimplemented" => Code::Unimplemented,
-            "resource_exhausted" => Code::ResourceExhausted,
-            "unauthenticated" => Code::Unauthenticated,
-            _ => Code::Unknown,
+        if name.is_empty() {
+            return Code::Ok;
         }
+        KNOWN.iter().find(|(_, known)| *known == name).map_or_else(
+            || Code::Other(OtherCode(name.into())),
+            |(code, _)| code.clone(),
+        )
     }
 }
 
@@ -115,9 +180,29 @@ impl Status {
         Status::new(Code::Unimplemented, message)
     }
 
+    /// `deadline_exceeded`: the deadline passed before the work was done.
+    pub fn deadline_exceeded(message: impl Into<String>) -> Self {
+        Status::new(Code::DeadlineExceeded, message)
+    }
+
+    /// `resource_exhausted`: a limit was hit.
+    pub fn resource_exhausted(message: impl Into<String>) -> Self {
+        Status::new(Code::ResourceExhausted, message)
+    }
+
+    /// `permission_denied`: the caller may not do this.
+    pub fn permission_denied(message: impl Into<String>) -> Self {
+        Status::new(Code::PermissionDenied, message)
+    }
+
+    /// `failed_precondition`: the system is not in the state the call needs.
+    pub fn failed_precondition(message: impl Into<String>) -> Self {
+        Status::new(Code::FailedPrecondition, message)
+    }
+
     /// The status code.
     pub fn code(&self) -> Code {
-        self.code
+        self.code.clone()
     }
 
     /// The human-readable message.
@@ -139,26 +224,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_round_trips_through_its_wire_name() {
-        for code in [
-            Code::Ok,
-            Code::InvalidArgument,
-            Code::NotFound,
-            Code::DeadlineExceeded,
-            Code::Unavailable,
-            Code::Internal,
-            Code::Unimplemented,
-            Code::ResourceExhausted,
-            Code::Unauthenticated,
-            Code::Unknown,
-        ] {
-            assert_eq!(Code::from_wire(code.as_str()), code);
+    fn every_code_round_trips_through_its_wire_name_and_number() {
+        let known: Vec<Code> = Code::known().collect();
+        assert_eq!(known.len(), 17);
+        for (i, code) in known.iter().enumerate() {
+            assert_eq!(Code::from_wire(code.as_str()), *code, "{code}");
+            let number = u32::try_from(i).unwrap();
+            assert_eq!(code.number(), Some(number));
+            assert_eq!(Code::from_number(number).as_ref(), Some(code));
         }
+        assert_eq!(Code::from_number(17), None);
+        assert_eq!(Code::Unauthenticated.number(), Some(16));
+        assert_eq!(Code::DeadlineExceeded.as_str(), "deadline_exceeded");
     }
 
     #[test]
-    fn unknown_names_and_empty_header_are_handled() {
-        assert_eq!(Code::from_wire("teapot"), Code::Unknown);
+    fn unknown_names_are_carried_through() {
+        let teapot = Code::from_wire("im_a_teapot");
+        assert!(matches!(&teapot, Code::Other(o) if o.as_str() == "im_a_teapot"));
+        assert_eq!(teapot.as_str(), "im_a_teapot");
+        assert_eq!(teapot.number(), None);
+        assert_eq!(Code::from_wire(teapot.as_str()), teapot);
+        assert_eq!(Code::from_wire("unknown"), Code::Unknown);
         assert_eq!(Code::from_wire(""), Code::Ok);
     }
 

@@ -57,9 +57,9 @@ async fn abandoned_connections_leave_no_io_thread_or_task_behind() {
         let attempts = 3;
         for _ in 0..attempts {
             for url in [hole.url(), after_start.url(), after_open.url()] {
-                let err = RpcClient::builder(url.clone())
+                let err = RpcClient::builder()
                     .connect_timeout(Duration::from_millis(300))
-                    .connect()
+                    .connect(&url.clone())
                     .await
                     .expect_err("a stalled peer never completes a connect");
                 assert!(matches!(err, Error::ConnectTimeout { .. }), "{err}");
@@ -75,9 +75,9 @@ async fn abandoned_connections_leave_no_io_thread_or_task_behind() {
             }
         }
 
-        let closed = RpcClient::builder(proxy.url())
-            .close_timeout(Duration::from_millis(300))
-            .connect()
+        let closed = RpcClient::builder()
+            .shutdown_timeout(Duration::from_millis(300))
+            .connect(&proxy.url())
             .await
             .expect("connects through the proxy");
         let dropped = RpcClient::connect(&proxy.url()).await.expect("connects");
@@ -88,7 +88,7 @@ async fn abandoned_connections_leave_no_io_thread_or_task_behind() {
         );
         proxy.freeze();
         let err = closed
-            .close()
+            .shutdown()
             .await
             .expect_err("a frozen broker never confirms the close");
         assert!(matches!(err, Error::Unavailable { .. }), "{err}");

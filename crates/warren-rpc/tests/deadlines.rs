@@ -42,9 +42,9 @@ fn stalled_at(err: &Error) -> Option<ConnectStep> {
 async fn connect_fails_at(case: &str, url: String, step: ConnectStep) {
     let bound = Duration::from_secs(1);
     let started = Instant::now();
-    let err = RpcClient::builder(url)
+    let err = RpcClient::builder()
         .connect_timeout(bound)
-        .connect()
+        .connect(&url)
         .await
         .expect_err("connecting to a stalled peer must fail");
     let took = started.elapsed();
@@ -109,10 +109,10 @@ async fn a_black_hole_does_not_starve_the_fallback_address() {
     let hole = BlackHole::start().await;
     let bound = Duration::from_secs(2);
     let started = Instant::now();
-    let client = RpcClient::builder(hole.url())
-        .url(t.url.clone())
+    let client = RpcClient::builder()
+        .fallback_url(t.url.clone())
         .connect_timeout(bound)
-        .connect()
+        .connect(&hole.url())
         .await
         .expect("the fallback address answers");
     ends_by(
@@ -122,7 +122,7 @@ async fn a_black_hole_does_not_starve_the_fallback_address() {
         bound,
     );
     assert!(client.is_connected());
-    client.close().await.expect("closes");
+    client.shutdown().await.expect("closes");
 }
 
 /// A server for `queue` that sends the body of each request on `seen` as it starts
@@ -160,9 +160,9 @@ async fn call_and_close_end_by_their_bounds_when_the_broker_freezes_mid_call() {
         let (seen, mut started) = mpsc::unbounded_channel();
         let server = announcing_sleep_server(&t.url, &q, seen).await;
         let close_bound = Duration::from_millis(500);
-        let client = RpcClient::builder(proxy.url())
-            .close_timeout(close_bound)
-            .connect()
+        let client = RpcClient::builder()
+            .shutdown_timeout(close_bound)
+            .connect(&proxy.url())
             .await
             .expect("connects through the proxy");
         let call_bound = Duration::from_secs(2);
@@ -189,7 +189,7 @@ async fn call_and_close_end_by_their_bounds_when_the_broker_freezes_mid_call() {
         assert!(matches!(err, Error::Timeout { .. }), "{err}");
 
         let started = Instant::now();
-        let closed = client.close().await;
+        let closed = client.shutdown().await;
         ends_by(
             "close, broker frozen",
             &format!("{closed:?}"),
@@ -242,7 +242,7 @@ async fn a_broker_dropping_the_connection_fails_the_call_at_once() {
             Duration::from_millis(300),
         );
         assert!(matches!(err, Error::Unavailable { .. }), "{err}");
-        let _ = client.close().await;
+        let _ = client.shutdown().await;
         server.shutdown().await.expect("server shuts down");
     })
     .await;
@@ -258,10 +258,10 @@ async fn a_frozen_broker_is_detected_by_heartbeats_and_the_client_reconnects() {
         let (seen, _started) = mpsc::unbounded_channel();
         let server = announcing_sleep_server(&t.url, &q, seen).await;
         let heartbeat = Duration::from_secs(1);
-        let client = RpcClient::builder(proxy.url())
+        let client = RpcClient::builder()
             .heartbeat(heartbeat)
             .connect_timeout(Duration::from_secs(1))
-            .connect()
+            .connect(&proxy.url())
             .await
             .expect("connects");
         assert_eq!(
@@ -304,7 +304,7 @@ async fn a_frozen_broker_is_detected_by_heartbeats_and_the_client_reconnects() {
             "heartbeat 1 s, broker thawed: answered again after {:.2} s",
             thawed_at.elapsed().as_secs_f64()
         );
-        client.close().await.expect("closes");
+        client.shutdown().await.expect("closes");
         server.shutdown().await.expect("server shuts down");
     })
     .await;
@@ -364,7 +364,7 @@ async fn server_shutdown_ends_when_the_broker_is_frozen() {
             "server shutdown, broker frozen",
             &format!("{outcome:?}"),
             started.elapsed(),
-            warren_rpc::DEFAULT_CLOSE_TIMEOUT * 2,
+            warren_rpc::DEFAULT_SHUTDOWN_TIMEOUT * 2,
         );
         assert!(outcome.is_ok(), "{outcome:?}");
         proxy.thaw();

@@ -118,18 +118,15 @@ struct Chain {
 }
 
 fn spec(queue: &str) -> QueueSpec {
-    QueueSpec {
-        auto_delete: true,
-        ..QueueSpec::tutorial(queue)
-    }
+    QueueSpec::tutorial(queue).auto_delete(true)
 }
 
 /// A, B and C on one server, calling each other through one direct reply-to client.
 async fn chain(t: &Target) -> Chain {
     let (qa, qb, qc) = (unique("front"), unique("middle"), unique("back"));
-    let client = RpcClient::builder(&t.url)
+    let client = RpcClient::builder()
         .reply_mode(ReplyMode::DirectReplyTo)
-        .connect()
+        .connect(&t.url)
         .await
         .unwrap();
     assert_eq!(client.reply_to(), warren_rpc::wire::DIRECT_REPLY_TO);

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::{unique, Target};
 use futures_util::future::join_all;
 use warren_rpc::{
-    services::fib, CallOptions, Code, Error, ReplyMode, Request, Response, RpcClient, RpcServer,
-    Status,
+    services::fib, CallOptions, Code, Error, HeaderValue, Headers, ReplyMode, Request, Response,
+    RpcClient, RpcServer, Status,
 };
 
 async fn fib_server(t: &Target, queue: &str) -> warren_rpc::ServerHandle {
@@ -238,9 +238,9 @@ async fn shutdown_drains_started_calls(t: Target) {
 async fn exclusive_reply_queue_mode(t: Target) {
     let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
-    let client = RpcClient::builder(&t.url)
+    let client = RpcClient::builder()
         .reply_mode(ReplyMode::ExclusiveQueue)
-        .connect()
+        .connect(&t.url)
         .await
         .unwrap();
     assert!(
@@ -259,10 +259,7 @@ async fn content_type_is_honoured(t: Target) {
     let q = t.queue("echo");
     let server = RpcServer::new()
         .route(q.as_str(), |req: Request| async move {
-            Ok(Response {
-                body: req.body,
-                content_type: req.content_type,
-            })
+            Ok(Response::new(req.body, req.content_type))
         })
         .start(&t.url)
         .await
@@ -280,6 +277,48 @@ async fn content_type_is_honoured(t: Target) {
         .unwrap();
     assert_eq!(reply.content_type.as_deref(), Some("application/json"));
     assert_eq!(reply.body, br#"{"a":1}"#);
+    server.shutdown().await.unwrap();
+}
+
+/// Warren's own header types cross the wire both ways: the handler sees the caller's
+/// headers (with their values' kinds) in its context, next to `x-deadline`.
+async fn headers_reach_the_handler(t: Target) {
+    let q = t.queue("headers");
+    let server = RpcServer::new()
+        .route(q.as_str(), |req: Request| async move {
+            let h = &req.context.headers;
+            let seen = format!(
+                "{:?} {:?} {:?} {}",
+                h.get("tenant").and_then(HeaderValue::as_str),
+                h.get("attempt").and_then(HeaderValue::as_i64),
+                h.get("dry-run").and_then(HeaderValue::as_bool),
+                h.contains_key(warren_rpc::wire::HEADER_DEADLINE),
+            );
+            Ok(Response::text(seen))
+        })
+        .start(&t.url)
+        .await
+        .unwrap();
+    let client = RpcClient::connect(&t.url).await.unwrap();
+    let headers = Headers::new()
+        .with("tenant", "acme")
+        .with("attempt", 3)
+        .with("dry-run", true);
+    let reply = client
+        .call_with(&q, "", CallOptions::new().headers(headers))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.text().unwrap(),
+        r#"Some("acme") Some(3) Some(true) true"#
+    );
+    let too_long = Headers::new().with("k".repeat(256), 1);
+    let err = client
+        .call_with(&q, "", CallOptions::new().headers(too_long))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    client.shutdown().await.unwrap();
     server.shutdown().await.unwrap();
 }
 
@@ -451,9 +490,9 @@ async fn out_of_order_completions_are_all_acked(t: Target) {
 async fn unknown_correlation_ids_are_dropped(t: Target) {
     let q = t.queue("fib");
     let server = fib_server(&t, &q).await;
-    let client = RpcClient::builder(&t.url)
+    let client = RpcClient::builder()
         .reply_mode(ReplyMode::ExclusiveQueue)
-        .connect()
+        .connect(&t.url)
         .await
         .unwrap();
     for cid in [Some("someone-else.1"), Some("garbage"), None] {
@@ -478,9 +517,9 @@ async fn in_flight_bound_fails_fast_when_asked(t: Target) {
         .start(&t.url)
         .await
         .unwrap();
-    let client = RpcClient::builder(&t.url)
+    let client = RpcClient::builder()
         .max_in_flight(2, warren_rpc::WhenFull::FailFast)
-        .connect()
+        .connect(&t.url)
         .await
         .unwrap();
     let slow = || client.call(&q, "300");
@@ -520,6 +559,7 @@ broker_tests!(
     slow_request_does_not_hold_back_others,
     exclusive_reply_queue_mode,
     content_type_is_honoured,
+    headers_reach_the_handler,
 );
 
 /// Idempotent calls in flight across a broker restart are resent and answered;

@@ -16,10 +16,7 @@ use warren_rpc::{
 
 /// A request queue that goes away with its last consumer (nothing left on RabbitMQ).
 fn spec(queue: &str) -> QueueSpec {
-    QueueSpec {
-        auto_delete: true,
-        ..QueueSpec::tutorial(queue)
-    }
+    QueueSpec::tutorial(queue).auto_delete(true)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -259,10 +259,9 @@ async fn rpc(
     // named is declared as the tutorial does and left in place.
     let spec = match &args.queue {
         Some(name) => QueueSpec::tutorial(name.as_str()),
-        None => QueueSpec {
-            auto_delete: true,
-            ..QueueSpec::tutorial(format!("warren-bench-{}", std::process::id()))
-        },
+        None => {
+            QueueSpec::tutorial(format!("warren-bench-{}", std::process::id())).auto_delete(true)
+        }
     };
     let queue = spec.name.clone();
     let mut workers = Vec::new();
@@ -279,10 +278,7 @@ async fn rpc(
                 server.serve(CalcServer::new(Calculator).queue(spec))
             } else {
                 server.route(spec, |req: Request| async move {
-                    Ok(Response {
-                        body: req.body,
-                        content_type: req.content_type,
-                    })
+                    Ok(Response::new(req.body, req.content_type))
                 })
             };
             server.start(&url).await
@@ -301,9 +297,9 @@ async fn rpc(
         };
         let url = url.to_owned();
         let client = on(&rts.client, async move {
-            RpcClient::builder(url.as_str())
+            RpcClient::builder()
                 .reply_mode(mode)
-                .connect()
+                .connect(url.as_str())
                 .await
         })
         .await?;
@@ -369,7 +365,7 @@ async fn rpc(
     let spent = meter.stop(roles);
     bar.finish_and_clear();
     for c in clients {
-        let _ = on(&rts.client, async move { c.close().await }).await;
+        let _ = on(&rts.client, async move { c.shutdown().await }).await;
     }
     for w in workers {
         let _ = on(&rts.worker, async move { w.shutdown().await }).await;

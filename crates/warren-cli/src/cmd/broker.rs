@@ -149,7 +149,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         " [*] Warren broker listening on {} ({memory})",
         broker.local_addr()
     );
-    warren_rpc::shutdown::signal().await;
+    crate::signal::shutdown().await;
     eprintln!(" [*] Shutting down: closing connections");
     broker.shutdown().await;
     Ok(())

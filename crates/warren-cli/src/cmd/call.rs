@@ -69,8 +69,8 @@ pub async fn run(args: Args) -> warren_rpc::Result<()> {
         .broker
         .builder()
         .connect_timeout(args.timeout.min(DEFAULT_CONNECT_TIMEOUT))
-        .close_timeout(CLOSE_TIMEOUT)
-        .connect()
+        .shutdown_timeout(CLOSE_TIMEOUT)
+        .connect(args.broker.primary())
         .await?;
     let mut options = CallOptions::new()
         .timeout(deadline.saturating_duration_since(Instant::now()))
@@ -81,7 +81,7 @@ pub async fn run(args: Args) -> warren_rpc::Result<()> {
         options = options.method(method);
     }
     let reply = client.call_with(&args.queue, body, options).await;
-    let _ = client.close().await;
+    let _ = client.shutdown().await;
     // The call had what connecting left of --timeout; the user set --timeout.
     let reply = reply.map_err(|e| match e {
         Error::Timeout { queue, .. } => Error::Timeout {

@@ -24,8 +24,10 @@ pub async fn run(args: Args) -> Result<(), String> {
         .route(queue, fib::handle)
         .start(&url)
         .await
-        .map_err(|e| e.to_string())?;
-    let client = RpcClient::connect(&url).await.map_err(|e| e.to_string())?;
+        .map_err(|e| crate::exit::describe(&e))?;
+    let client = RpcClient::connect(&url)
+        .await
+        .map_err(|e| crate::exit::describe(&e))?;
     println!(" [x] Requesting fib({})", args.n);
     let reply = client
         .call_with(
@@ -34,12 +36,12 @@ pub async fn run(args: Args) -> Result<(), String> {
             CallOptions::new().timeout(Duration::from_secs(10)),
         )
         .await;
-    let _ = client.close().await;
+    let _ = client.shutdown().await;
     let _ = server.shutdown().await;
     if let Some(b) = broker {
         b.shutdown().await;
     }
-    let reply = reply.map_err(|e| e.to_string())?;
+    let reply = reply.map_err(|e| crate::exit::describe(&e))?;
     println!(" [.] Got {}", String::from_utf8_lossy(&reply.body));
     Ok(())
 }

@@ -32,11 +32,11 @@ impl BrokerArgs {
         self.url.iter().skip(1)
     }
 
-    /// A client builder for these addresses.
+    /// A client builder with the fallback addresses; connect it to [`primary`](Self::primary).
     pub fn builder(&self) -> warren_rpc::ClientBuilder {
-        let mut builder = warren_rpc::RpcClient::builder(self.primary());
+        let mut builder = warren_rpc::RpcClient::builder();
         for url in self.fallbacks() {
-            builder = builder.url(url.clone());
+            builder = builder.fallback_url(url.clone());
         }
         builder
     }

@@ -87,7 +87,7 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         }
     })?;
     println!(" [x] Awaiting RPC requests");
-    warren_rpc::shutdown::signal().await;
+    crate::signal::shutdown().await;
     eprintln!(" [x] Shutting down: finishing calls in flight");
     handle.shutdown().await.map_err(Failure::Rpc)
 }

@@ -22,6 +22,7 @@ use super::pending::{CorrelationIds, Pending};
 use super::{Reply, ReplyMode};
 use crate::connect::{self, Backoff, CutOnDrop, Dial};
 use crate::error::{Error, Result};
+use crate::headers;
 use crate::wire;
 
 /// A live connection with its confirm-mode channel and reply address.
@@ -40,7 +41,7 @@ pub(crate) struct Settings {
     pub(crate) reply_mode: ReplyMode,
     pub(crate) connect_timeout: Duration,
     pub(crate) dial: Dial,
-    pub(crate) close_timeout: Duration,
+    pub(crate) shutdown_timeout: Duration,
     pub(crate) backoff: Backoff,
 }
 
@@ -94,10 +95,11 @@ fn retire(session: Arc<Session>, timeout: Duration) {
 }
 
 async fn confirm_channel(connection: &Connection) -> Result<Channel> {
-    let channel = connection.create_channel().await?;
+    let channel = connection.create_channel().await.map_err(Error::amqp)?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+        .await
+        .map_err(Error::amqp)?;
     Ok(channel)
 }
 
@@ -106,9 +108,10 @@ async fn consume_no_ack(channel: &Channel, queue: &str) -> Result<Consumer> {
         no_ack: true,
         ..Default::default()
     };
-    Ok(channel
+    channel
         .basic_consume(queue.into(), "".into(), opts, FieldTable::default())
-        .await?)
+        .await
+        .map_err(Error::amqp)
 }
 
 async fn direct_reply_to(connection: &Connection) -> Result<(Channel, Consumer, String)> {
@@ -126,7 +129,8 @@ async fn exclusive_reply_queue(connection: &Connection) -> Result<(Channel, Cons
     };
     let queue = channel
         .queue_declare("".into(), opts, FieldTable::default())
-        .await?;
+        .await
+        .map_err(Error::amqp)?;
     let name = queue.name().as_str().to_owned();
     let consumer = consume_no_ack(&channel, &name).await?;
     Ok((channel, consumer, name))
@@ -154,7 +158,11 @@ async fn read_replies(mut consumer: Consumer, pending: &Pending, ids: &Correlati
                 let outcome = match wire::reply_status(props, &delivery.data) {
                     Ok(()) => Ok(Reply {
                         content_type: props.content_type().as_ref().map(|s| s.to_string()),
-                        headers: props.headers().clone().unwrap_or_default(),
+                        headers: props
+                            .headers()
+                            .as_ref()
+                            .map(headers::from_field_table)
+                            .unwrap_or_default(),
                         body: delivery.data,
                         correlation_id: cid,
                     }),
@@ -184,7 +192,7 @@ pub(crate) async fn supervise(
     loop {
         let reason = read_replies(consumer, &pending, &ids).await;
         if let Some(lost) = sessions.send_replace(None) {
-            retire(lost, settings.close_timeout);
+            retire(lost, settings.shutdown_timeout);
         }
         if pending.session_lost(generation, &reason) {
             warn!(

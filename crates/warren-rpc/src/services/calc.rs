@@ -60,11 +60,16 @@ impl Calc for Calculator {
 
     async fn fail(&self, code: String, message: String) -> Result<(), Status> {
         match Code::from_wire(&code) {
-            Code::Ok | Code::Unknown => Err(Status::invalid_argument(format!(
-                "code `{code}` is not an error status; send one of: invalid_argument, \
-                 not_found, deadline_exceeded, unavailable, internal, unimplemented, \
-                 resource_exhausted, unauthenticated"
-            ))),
+            Code::Ok | Code::Other(_) => {
+                let names: Vec<String> = Code::known()
+                    .filter(|c| *c != Code::Ok)
+                    .map(|c| c.as_str().to_owned())
+                    .collect();
+                Err(Status::invalid_argument(format!(
+                    "code `{code}` is not an error status; send one of: {}",
+                    names.join(", ")
+                )))
+            }
             known => Err(Status::new(known, message)),
         }
     }

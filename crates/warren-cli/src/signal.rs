@@ -1,7 +1,7 @@
 //! Shutdown signals: a future that resolves on SIGINT (Ctrl-C) or SIGTERM.
 
 /// Resolves when the process receives SIGINT or SIGTERM.
-pub async fn signal() {
+pub async fn shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
