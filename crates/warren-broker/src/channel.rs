@@ -2,19 +2,19 @@
 //! and body frames), consumers, unacked deliveries, qos, confirms and the
 //! queue/exchange management methods.
 
-use crate::connection::ConnEvent;
 use crate::error::AmqpError;
+use crate::event::Inbox;
 use crate::frame::Out;
 use crate::message::{random_token, short, Message, QueuedMessage};
-use crate::queue::{Consumer, Credit, Queue};
+use crate::queue::{Consumer, Credit, Got, Queue};
 use crate::reply_to::REPLY_TO;
+use crate::store::ConfirmSink;
 use crate::vhost::VHost;
 use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::protocol::{basic, confirm, AMQPClass};
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tokio::sync::mpsc::UnboundedSender;
 
 mod manage;
 mod publish;
@@ -31,7 +31,9 @@ pub(crate) struct ConnCtx<'a> {
     /// The vhost.
     pub(crate) vhost: &'a Arc<VHost>,
     /// This connection's event sink (for consumers).
-    pub(crate) tx: &'a UnboundedSender<ConnEvent>,
+    pub(crate) tx: &'a Inbox,
+    /// Where this connection's publisher confirms go (the same inbox).
+    pub(crate) confirms: &'a Arc<dyn ConfirmSink>,
     /// Outgoing frame batch.
     pub(crate) out: &'a mut Out,
     /// Maximum body size we accept.
@@ -130,7 +132,7 @@ impl Channel {
             }
         }
         let unacked = std::mem::take(&mut self.unacked);
-        requeue_grouped(unacked.into_values().collect());
+        requeue_grouped(ctx.vhost, unacked.into_values().collect());
     }
 
     /// Handle a method frame addressed to this channel (not channel.*).
@@ -195,7 +197,7 @@ impl Channel {
                 }
                 ctx.out
                     .method(self.id, AMQPClass::Basic(B::QosOk(basic::QosOk {})));
-                self.kick();
+                self.kick(ctx.vhost);
                 Ok(())
             }
             B::Consume(c) => self.consume(ctx, c),
@@ -223,8 +225,10 @@ impl Channel {
             B::Get(g) => {
                 let name = self.queue_name(g.queue.as_str())?;
                 let q = ctx.vhost.queue(&name, ctx.conn_id)?;
-                match q.get() {
-                    Some((msg, remaining)) => {
+                let (got, fallout) = q.get();
+                ctx.vhost.settle(&q, fallout);
+                match got {
+                    Some(Got { msg, remaining }) => {
                         let tag = self.tag();
                         let method = AMQPClass::Basic(B::GetOk(basic::GetOk {
                             delivery_tag: tag,
@@ -236,7 +240,7 @@ impl Channel {
                         ctx.out
                             .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
                         if g.no_ack {
-                            q.forget(&msg);
+                            ctx.vhost.forget(&q, &msg);
                         } else {
                             self.unacked.insert(
                                 tag,
@@ -256,17 +260,17 @@ impl Channel {
             }
             B::Ack(a) => {
                 let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
-                self.settle(taken, tx::Settle::Ack);
+                self.settle(ctx.vhost, taken, tx::Settle::Ack);
                 Ok(())
             }
             B::Nack(n) => {
                 let taken = self.take_unacked(n.delivery_tag, n.multiple)?;
-                self.settle(taken, tx::Settle::Reject { requeue: n.requeue });
+                self.settle(ctx.vhost, taken, tx::Settle::Reject { requeue: n.requeue });
                 Ok(())
             }
             B::Reject(r) => {
                 let taken = self.take_unacked(r.delivery_tag, false)?;
-                self.settle(taken, tx::Settle::Reject { requeue: r.requeue });
+                self.settle(ctx.vhost, taken, tx::Settle::Reject { requeue: r.requeue });
                 Ok(())
             }
             B::Recover(basic::Recover { requeue: false })
@@ -276,7 +280,7 @@ impl Channel {
             }
             B::Recover(_) | B::RecoverAsync(_) => {
                 let unacked = std::mem::take(&mut self.unacked);
-                requeue_grouped(unacked.into_values().collect());
+                requeue_grouped(ctx.vhost, unacked.into_values().collect());
                 if matches!(m, B::Recover(_)) {
                     ctx.out
                         .method(self.id, AMQPClass::Basic(B::RecoverOk(basic::RecoverOk {})));
@@ -290,9 +294,10 @@ impl Channel {
     }
 
     /// Ask every queue this channel consumes from to deliver more.
-    fn kick(&self) {
+    fn kick(&self, vhost: &VHost) {
         for c in self.consumers.values() {
-            c.queue.dispatch();
+            let fallout = c.queue.dispatch();
+            vhost.settle(&c.queue, fallout);
         }
     }
 
@@ -373,7 +378,7 @@ impl Channel {
             tag: tag.clone(),
             conn_id: ctx.conn_id,
             channel: self.id,
-            tx: ctx.tx.clone(),
+            sink: Arc::new(ctx.tx.clone()),
             exclusive: c.exclusive,
             credit: credit.clone(),
             priority: c
@@ -385,7 +390,8 @@ impl Channel {
         };
         // Deliveries triggered here travel through the connection's event
         // queue, so they are written after this consume-ok.
-        q.add_consumer(consumer)?;
+        let fallout = q.add_consumer(consumer)?;
+        ctx.vhost.settle(&q, fallout);
         if !c.nowait {
             self.consume_ok(ctx, &tag);
         }
@@ -442,9 +448,10 @@ impl Channel {
         ctx.out
             .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
         if no_ack {
-            queue.forget(&msg);
+            ctx.vhost.forget(&queue, &msg);
             if credit.release_one() {
-                queue.dispatch();
+                let fallout = queue.dispatch();
+                ctx.vhost.settle(&queue, fallout);
             }
         } else {
             self.unacked.insert(
@@ -499,7 +506,7 @@ impl Channel {
 }
 
 /// Requeue unacked messages to their queues, keeping delivery order.
-fn requeue_grouped(list: Vec<Unacked>) {
+fn requeue_grouped(vhost: &VHost, list: Vec<Unacked>) {
     let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
     for u in list {
         if let Some(c) = &u.credit {
@@ -511,6 +518,7 @@ fn requeue_grouped(list: Vec<Unacked>) {
         }
     }
     for (q, msgs) in groups {
-        q.requeue(msgs);
+        let fallout = q.requeue(msgs);
+        vhost.settle(&q, fallout);
     }
 }

@@ -6,11 +6,13 @@ use crate::admission::Ticket;
 use crate::alarm::{Active, Alarms};
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
+use crate::event::ConnEvent;
 use crate::frame::{decode, InFrame, Out};
-use crate::message::{short, Message, QueuedMessage};
-use crate::queue::Queue;
+use crate::message::{short, QueuedMessage};
+use crate::queue::{Delivery, Queue};
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
-use crate::Shared;
+use crate::store::ConfirmSink;
 use handshake::HandshakeError;
 
 mod handshake;
@@ -25,49 +27,6 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit};
 use tokio::time::Instant;
-
-/// Events sent to a connection task by queues, the reply-to registry and the
-/// store.
-#[derive(Debug)]
-pub(crate) enum ConnEvent {
-    /// Deliver a queued message to a consumer.
-    Deliver {
-        /// Channel id.
-        channel: u16,
-        /// Consumer tag.
-        consumer_tag: Arc<str>,
-        /// Source queue.
-        queue: Arc<Queue>,
-        /// The message.
-        msg: QueuedMessage,
-    },
-    /// Deliver a direct reply-to message.
-    DirectReply {
-        /// Channel id.
-        channel: u16,
-        /// Reply consumer tag.
-        consumer_tag: Arc<str>,
-        /// The message.
-        msg: Arc<Message>,
-    },
-    /// The consumer's queue was deleted.
-    ConsumerCancelled {
-        /// Channel id.
-        channel: u16,
-        /// Consumer tag.
-        consumer_tag: Arc<str>,
-    },
-    /// A publisher confirm is ready: its message is fsynced (`ack`), or the store
-    /// could not write it (basic.nack).
-    Confirm {
-        /// Channel id.
-        channel: u16,
-        /// Publish sequence number.
-        seq: u64,
-        /// Confirm with basic.ack (else basic.nack).
-        ack: bool,
-    },
-}
 
 /// Why the connection loop ended.
 #[derive(Debug)]
@@ -101,6 +60,8 @@ struct Conn {
     /// Signalled when the writer's backlog drops below the limit.
     write_drained: Arc<Notify>,
     events_tx: mpsc::UnboundedSender<ConnEvent>,
+    /// The same inbox, as the store sees it (for publisher confirms).
+    confirms: Arc<dyn ConfirmSink>,
     events_rx: mpsc::UnboundedReceiver<ConnEvent>,
     channels: HashMap<u16, Channel>,
     /// Deliveries that reached us for a consumer that is gone; put back in
@@ -230,6 +191,7 @@ pub(crate) async fn serve(
         wtx,
         pending_write,
         write_drained,
+        confirms: Arc::new(events_tx.clone()),
         events_tx,
         events_rx,
         channels: HashMap::new(),
@@ -393,7 +355,7 @@ impl Conn {
                             Err(_) => break,
                         }
                     }
-                    crate::queue::unsend_all(std::mem::take(&mut self.unsent));
+                    self.unsend_all();
                 }
                 _ = ticker.tick(), if hb.is_some() => {
                     if self.block.reads_paused {
@@ -463,6 +425,7 @@ impl Conn {
             out,
             shared,
             events_tx,
+            confirms,
             id,
             unsent,
             ..
@@ -471,6 +434,7 @@ impl Conn {
             conn_id: *id,
             vhost: &shared.vhost,
             tx: events_tx,
+            confirms,
             out,
             max_body: MAX_BODY,
             user: &shared.config.username,
@@ -704,12 +668,12 @@ impl Conn {
         let notify = self.cancel_notify;
         let (channels, mut ctx) = self.split();
         match ev {
-            ConnEvent::Deliver {
+            ConnEvent::Deliver(Delivery {
                 channel,
                 consumer_tag,
                 queue,
                 msg,
-            } => match channels.get_mut(&channel) {
+            }) => match channels.get_mut(&channel) {
                 Some(ch) => ch.deliver(&mut ctx, consumer_tag, queue, msg),
                 None => ctx.unsent.push((queue, msg)),
             },
@@ -738,17 +702,25 @@ impl Conn {
         }
     }
 
+    /// Put deliveries that never reached a consumer back on their queues.
+    fn unsend_all(&mut self) {
+        let unsent = std::mem::take(&mut self.unsent);
+        for (q, fallout) in crate::queue::unsend_all(unsent) {
+            self.shared.vhost.settle(&q, fallout);
+        }
+    }
+
     /// Release all resources: channels, exclusive queues, in-flight deliveries.
     fn cleanup(&mut self) {
         self.release_channels();
         self.shared.vhost.delete_exclusive(self.id);
         self.events_rx.close();
         while let Ok(ev) = self.events_rx.try_recv() {
-            if let ConnEvent::Deliver { queue, msg, .. } = ev {
+            if let ConnEvent::Deliver(Delivery { queue, msg, .. }) = ev {
                 self.unsent.push((queue, msg));
             }
         }
-        crate::queue::unsend_all(std::mem::take(&mut self.unsent));
+        self.unsend_all();
         self.out.take();
         // Give the established-connection slot back (if it authenticated).
         drop(self.permit.take());

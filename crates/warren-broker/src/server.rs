@@ -3,8 +3,8 @@
 //! the shutdown broadcast.
 
 use crate::admission::Admission;
+use crate::shared::Shared;
 use crate::shutdown::{Notifier, Shutdown};
-use crate::Shared;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -24,7 +24,6 @@
 //! writing the same log; the kernel releases it when the process dies, even by
 //! `kill -9`.
 
-use crate::connection::ConnEvent;
 use crate::error::BrokerError;
 use crate::message::Message;
 use amq_protocol::types::FieldTable;
@@ -34,7 +33,6 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use tokio::sync::mpsc::UnboundedSender;
 
 mod codec;
 mod recover;
@@ -145,10 +143,17 @@ impl std::fmt::Debug for Cmd {
     }
 }
 
+/// Who is told when a publish's records are fsynced (or dropped): the publisher's
+/// connection implements this, so the store names no connection.
+pub(crate) trait ConfirmSink: Send + Sync {
+    /// The publish `seq` on `channel` is settled: basic.ack if `ack`, else basic.nack.
+    fn confirmed(&self, channel: u16, seq: u64, ack: bool);
+}
+
 /// Where a publish's confirm goes: the connection, channel and delivery tag.
 pub(crate) struct ConfirmTo {
     /// The publisher's connection.
-    pub(crate) tx: UnboundedSender<ConnEvent>,
+    pub(crate) sink: Arc<dyn ConfirmSink>,
     /// Its channel.
     pub(crate) channel: u16,
     /// The publish's sequence number (the confirm's delivery tag).
@@ -158,11 +163,7 @@ pub(crate) struct ConfirmTo {
 impl ConfirmTo {
     /// Send the confirm: basic.ack if `ack`, else basic.nack.
     fn answer(self, ack: bool) {
-        let _ = self.tx.send(ConnEvent::Confirm {
-            channel: self.channel,
-            seq: self.seq,
-            ack,
-        });
+        self.sink.confirmed(self.channel, self.seq, ack);
     }
 }
 

@@ -1,17 +1,16 @@
 //! A virtual host: the exchange, queue and binding tables, routing of
 //! published messages, dead-lettering and the durable-store hooks.
 
-use crate::connection::ConnEvent;
 use crate::error::AmqpError;
-use crate::exchange::{Dest, Exchange, ExchangeKind};
+use crate::exchange::{Dest, Exchange, ExchangeKind, ExchangeOptions};
 use crate::memory::Gauge;
-use crate::message::{value_as_str, Message};
-use crate::queue::{Queue, QueueArgs};
+use crate::message::{value_as_str, Message, QueuedMessage};
+use crate::queue::{Counts, Fallout, Queue, QueueArgs, QueueOptions};
 use crate::reply_to::ReplyRegistry;
 use crate::store::{ConfirmTo, Record, Store};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 mod dead_letter;
@@ -75,7 +74,6 @@ pub(crate) struct VHost {
     pub(crate) store: Option<Arc<Store>>,
     /// Bytes held by messages, and the memory alarm.
     pub(crate) memory: Arc<Gauge>,
-    me: Weak<VHost>,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -95,30 +93,29 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 impl VHost {
     /// A vhost with the default exchanges.
     pub(crate) fn new(name: String, store: Option<Arc<Store>>, memory: Arc<Gauge>) -> Arc<Self> {
-        Arc::new_cyclic(|me| {
-            let mut exchanges = HashMap::new();
-            for (n, k) in DEFAULT_EXCHANGES {
-                exchanges.insert(
+        let mut exchanges = HashMap::new();
+        let durable = ExchangeOptions {
+            durable: true,
+            ..ExchangeOptions::default()
+        };
+        for (n, k) in DEFAULT_EXCHANGES {
+            exchanges.insert(
+                (*n).to_owned(),
+                Arc::new(Exchange::new(
                     (*n).to_owned(),
-                    Arc::new(Exchange::new(
-                        (*n).to_owned(),
-                        *k,
-                        true,
-                        false,
-                        false,
-                        FieldTable::default(),
-                    )),
-                );
-            }
-            VHost {
-                name,
-                exchanges: RwLock::new(exchanges),
-                queues: RwLock::new(HashMap::new()),
-                reply_to: ReplyRegistry::default(),
-                store,
-                memory,
-                me: me.clone(),
-            }
+                    *k,
+                    durable,
+                    FieldTable::default(),
+                )),
+            );
+        }
+        Arc::new(VHost {
+            name,
+            exchanges: RwLock::new(exchanges),
+            queues: RwLock::new(HashMap::new()),
+            reply_to: ReplyRegistry::default(),
+            store,
+            memory,
         })
     }
 
@@ -128,8 +125,33 @@ impl VHost {
         }
     }
 
+    /// Finish what a queue operation dropped: remove its messages that left for
+    /// good from the store, and dead-letter those that died (or forget them, when
+    /// the queue has no dead-letter exchange).
+    pub(crate) fn settle(&self, q: &Arc<Queue>, fallout: Fallout) {
+        if fallout.is_empty() {
+            return;
+        }
+        for id in fallout.forgotten {
+            self.store_remove(&q.name, id);
+        }
+        for (m, reason) in fallout.dead {
+            match &q.args.dlx {
+                Some(dlx) => self.dead_letter(q, dlx, m, reason),
+                None => self.forget(q, &m),
+            }
+        }
+    }
+
+    /// A message left `q` for good (acked, or dropped): remove it from the store.
+    pub(crate) fn forget(&self, q: &Queue, m: &QueuedMessage) {
+        if let Some(id) = m.store_id {
+            self.store_remove(&q.name, id);
+        }
+    }
+
     /// Remove a persisted message from the store.
-    pub(crate) fn store_remove(&self, queue: &str, id: u64) {
+    fn store_remove(&self, queue: &str, id: u64) {
         self.log(Record::Remove {
             queue: queue.to_owned(),
             id,
@@ -218,12 +240,15 @@ impl VHost {
                 d.name
             )));
         }
+        let options = ExchangeOptions {
+            durable: d.durable,
+            auto_delete: d.auto_delete,
+            internal: d.internal,
+        };
         let x = Arc::new(Exchange::new(
             d.name.clone(),
             kind,
-            d.durable,
-            d.auto_delete,
-            d.internal,
+            options,
             d.arguments.clone(),
         ));
         let mut map = write(&self.exchanges);
@@ -298,12 +323,8 @@ impl VHost {
         Ok(q)
     }
 
-    /// queue.declare. Returns the queue, its message count and consumer count.
-    pub(crate) fn declare_queue(
-        &self,
-        conn_id: u64,
-        d: QueueDecl,
-    ) -> Result<(Arc<Queue>, u32, u32), AmqpError> {
+    /// queue.declare.
+    pub(crate) fn declare_queue(&self, conn_id: u64, d: QueueDecl) -> Result<Declared, AmqpError> {
         let name = if d.name.is_empty() {
             format!("amq.gen-{}", crate::message::random_token(22))
         } else {
@@ -311,24 +332,24 @@ impl VHost {
         };
         if name == crate::reply_to::REPLY_TO && d.passive {
             // RabbitMQ lets clients check the direct reply-to pseudo-queue.
-            let q = Arc::new(Queue::new(
+            let queue = Arc::new(Queue::new(
                 name,
-                false,
-                None,
-                false,
+                QueueOptions::default(),
                 FieldTable::default(),
                 QueueArgs::default(),
-                Weak::new(),
             ));
-            return Ok((q, 0, 0));
+            return Ok(Declared {
+                queue,
+                counts: Counts::default(),
+            });
         }
         if let Ok(q) = self.queue(&name, conn_id) {
             if !d.passive {
                 check_equivalent(&q, &d, &self.name)?;
             }
             q.touch();
-            let (m, c) = q.counts();
-            return Ok((q, m, c));
+            let counts = q.counts();
+            return Ok(Declared { queue: q, counts });
         }
         // Propagate 405 for someone else's exclusive queue.
         if read(&self.queues).contains_key(&name) {
@@ -350,20 +371,19 @@ impl VHost {
             );
             e
         })?;
-        let q = Arc::new(Queue::new(
-            name.clone(),
-            d.durable,
-            d.exclusive.then_some(conn_id),
-            d.auto_delete,
-            d.arguments.clone(),
-            args,
-            self.me.clone(),
-        ));
+        let options = QueueOptions {
+            durable: d.durable,
+            owner: d.exclusive.then_some(conn_id),
+            auto_delete: d.auto_delete,
+        };
+        let q = Arc::new(Queue::new(name.clone(), options, d.arguments.clone(), args));
         {
             let mut map = write(&self.queues);
             if let Some(existing) = map.get(&name) {
-                let (m, c) = existing.counts();
-                return Ok((existing.clone(), m, c));
+                return Ok(Declared {
+                    queue: existing.clone(),
+                    counts: existing.counts(),
+                });
             }
             map.insert(name.clone(), q.clone());
         }
@@ -374,7 +394,10 @@ impl VHost {
                 arguments: d.arguments,
             });
         }
-        Ok((q, 0, 0))
+        Ok(Declared {
+            queue: q,
+            counts: Counts::default(),
+        })
     }
 
     /// Insert a recovered durable queue.
@@ -385,15 +408,12 @@ impl VHost {
         arguments: FieldTable,
     ) -> Arc<Queue> {
         let args = QueueArgs::parse(&arguments).unwrap_or_default();
-        let q = Arc::new(Queue::new(
-            name.clone(),
-            true,
-            None,
+        let options = QueueOptions {
+            durable: true,
+            owner: None,
             auto_delete,
-            arguments,
-            args,
-            self.me.clone(),
-        ));
+        };
+        let q = Arc::new(Queue::new(name.clone(), options, arguments, args));
         write(&self.queues).insert(name, q.clone());
         q
     }
@@ -408,7 +428,12 @@ impl VHost {
         arguments: FieldTable,
     ) {
         if let Some(kind) = ExchangeKind::parse(kind) {
-            let x = Exchange::new(name.clone(), kind, true, auto_delete, internal, arguments);
+            let options = ExchangeOptions {
+                durable: true,
+                auto_delete,
+                internal,
+            };
+            let x = Exchange::new(name.clone(), kind, options, arguments);
             write(&self.exchanges).insert(name, Arc::new(x));
         }
     }
@@ -549,7 +574,10 @@ impl VHost {
             Err(e) if e.code == crate::error::ReplyCode::NotFound => return Ok(0),
             Err(e) => return Err(e),
         };
-        let (m, c) = q.counts();
+        let Counts {
+            messages: m,
+            consumers: c,
+        } = q.counts();
         if if_unused && c > 0 {
             return Err(AmqpError::precondition(format!(
                 "queue '{name}' in vhost '{}' in use",
@@ -581,13 +609,12 @@ impl VHost {
                 let _ = self.delete_exchange(&x.name, false);
             }
         }
-        let (count, consumers) = q.mark_deleted();
-        for c in consumers {
-            let _ = c.tx.send(ConnEvent::ConsumerCancelled {
-                channel: c.channel,
-                consumer_tag: c.tag.clone(),
-            });
+        let deleted = q.mark_deleted();
+        self.settle(q, deleted.fallout);
+        for c in deleted.consumers {
+            c.sink.cancelled(c.channel, c.tag.clone());
         }
+        let count = deleted.messages;
         if q.durable && q.owner.is_none() {
             self.log(Record::DeleteQueue {
                 name: q.name.clone(),
@@ -708,7 +735,8 @@ impl VHost {
                 }
                 _ => None,
             };
-            q.enqueue(msg.clone(), store_id);
+            let fallout = q.enqueue(msg.clone(), store_id);
+            self.settle(q, fallout);
         }
         match &self.store {
             Some(store) if !records.is_empty() => {
@@ -730,12 +758,26 @@ impl VHost {
         let now = Instant::now();
         let queues: Vec<Arc<Queue>> = read(&self.queues).values().cloned().collect();
         for q in queues {
-            if q.needs_tick() && q.tick(now) {
+            if !q.needs_tick() {
+                continue;
+            }
+            let expired = q.expire(now);
+            self.settle(&q, expired.fallout);
+            if expired.queue_expired {
                 tracing::debug!(queue = %q.name, "queue expired");
                 self.remove_queue(&q);
             }
         }
     }
+}
+
+/// What queue.declare found or made.
+#[derive(Debug)]
+pub(crate) struct Declared {
+    /// The queue.
+    pub(crate) queue: Arc<Queue>,
+    /// Its counts, for declare-ok.
+    pub(crate) counts: Counts,
 }
 
 /// How a publish's `confirm` is answered, as [`VHost::enqueue`] decided.

@@ -188,7 +188,7 @@ impl Channel {
             return;
         }
         let confirm = seq.map(|seq| ConfirmTo {
-            tx: ctx.tx.clone(),
+            sink: ctx.confirms.clone(),
             channel: self.id,
             seq,
         });
