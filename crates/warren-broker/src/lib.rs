@@ -32,6 +32,7 @@ mod admission;
 mod alarm;
 mod channel;
 mod connection;
+mod deadline;
 mod disk;
 mod error;
 mod event;
@@ -273,10 +274,16 @@ impl BrokerBuilder {
             shutdown::Shutdown::new(&notify),
             done_tx,
         ));
-        tokio::spawn(server::ticker(
+        tokio::spawn(server::memory_sampler(
             shared.clone(),
             shutdown::Shutdown::new(&notify),
         ));
+        tokio::spawn(
+            shared
+                .vhost
+                .clone()
+                .run_expiry(shutdown::Shutdown::new(&notify)),
+        );
         if let Some(m) = disk {
             tokio::spawn(m.run(shutdown::Shutdown::new(&notify)));
         }

@@ -32,6 +32,23 @@ struct QueueState {
     deleted: bool,
     last_used: Instant,
     had_consumer: bool,
+    /// The deadline last reported to the caller's deadline index (message TTL at
+    /// the head, or `x-expires`): a new one is reported only if it is earlier.
+    scheduled: Option<Instant>,
+}
+
+impl QueueState {
+    /// Report the head message's expiry if the index does not have an earlier
+    /// deadline for this queue already.
+    fn report_head_expiry(&mut self, out: &mut Fallout) {
+        let Some(at) = self.ready.front().and_then(|m| m.expires_at) else {
+            return;
+        };
+        if self.scheduled.is_none_or(|s| at < s) {
+            self.scheduled = Some(at);
+            out.wake_at = Some(at);
+        }
+    }
 }
 
 /// A message queue.
@@ -91,6 +108,7 @@ impl Queue {
                 deleted: false,
                 last_used: Instant::now(),
                 had_consumer: false,
+                scheduled: None,
             }),
         }
     }
@@ -155,6 +173,7 @@ impl Queue {
             }
         }
         self.dispatch_locked(&mut st, &mut out, now);
+        st.report_head_expiry(&mut out);
         out
     }
 
@@ -181,6 +200,7 @@ impl Queue {
             st.ready.push_front(m);
         }
         self.dispatch_locked(&mut st, &mut out, Instant::now());
+        st.report_head_expiry(&mut out);
         out
     }
 
@@ -260,8 +280,8 @@ impl Queue {
         }
     }
 
-    /// Expire messages at the head whose TTL has passed, and say whether the
-    /// queue itself expired (x-expires) and should be deleted.
+    /// Expire messages at the head whose TTL has passed, say whether the queue
+    /// itself expired (x-expires) and should be deleted, and when to look again.
     pub(crate) fn expire(self: &Arc<Self>, now: Instant) -> Expired {
         let mut fallout = Fallout::default();
         let mut st = self.lock();
@@ -275,24 +295,34 @@ impl Queue {
                 fallout.dead.push((m, DeathReason::Expired));
             }
         }
-        let queue_expired = !st.deleted
-            && st.consumers.is_empty()
-            && self
-                .args
-                .expires
-                .is_some_and(|e| now.duration_since(st.last_used) >= e);
+        let idle_deadline = self.args.expires.map(|e| {
+            if st.consumers.is_empty() {
+                st.last_used + e
+            } else {
+                // In use: look again one x-expires period from now.
+                now + e
+            }
+        });
+        let queue_expired = !st.deleted && idle_deadline.is_some_and(|at| at <= now);
+        let head = st.ready.front().and_then(|m| m.expires_at);
+        let next = match (head, idle_deadline) {
+            _ if st.deleted || queue_expired => None,
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        st.scheduled = next;
+        fallout.wake_at = next;
         Expired {
             fallout,
             queue_expired,
         }
     }
 
-    /// Whether this queue needs periodic ticking (TTLs or expiry).
-    pub(crate) fn needs_tick(&self) -> bool {
-        self.args.message_ttl.is_some() || self.args.expires.is_some() || {
-            let st = self.lock();
-            st.ready.has_expiring()
-        }
+    /// When a new queue must first be looked at (x-expires), if ever.
+    pub(crate) fn first_deadline(&self, now: Instant) -> Option<Instant> {
+        let at = now.checked_add(self.args.expires?)?;
+        self.lock().scheduled = Some(at);
+        Some(at)
     }
 
     /// Register a consumer (403 on exclusivity conflicts).
@@ -395,7 +425,7 @@ impl Queue {
     pub(crate) fn reject(&self, m: QueuedMessage) -> Fallout {
         Fallout {
             dead: vec![(m, DeathReason::Rejected)],
-            forgotten: Vec::new(),
+            ..Fallout::default()
         }
     }
 }

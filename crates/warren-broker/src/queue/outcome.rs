@@ -3,6 +3,7 @@
 
 use super::{Consumer, DeathReason};
 use crate::message::QueuedMessage;
+use std::time::Instant;
 
 /// What a queue operation dropped, for its caller (the vhost) to finish outside
 /// the queue's lock: messages to dead-letter, and stored messages to remove from
@@ -15,12 +16,15 @@ pub(crate) struct Fallout {
     pub(crate) dead: Vec<(QueuedMessage, DeathReason)>,
     /// Store ids of persisted messages that left the queue for good.
     pub(crate) forgotten: Vec<u64>,
+    /// The queue's next deadline (message TTL, `x-expires`) when the caller's
+    /// deadline index must learn it.
+    pub(crate) wake_at: Option<Instant>,
 }
 
 impl Fallout {
     /// Nothing to do.
     pub(crate) fn is_empty(&self) -> bool {
-        self.dead.is_empty() && self.forgotten.is_empty()
+        self.dead.is_empty() && self.forgotten.is_empty() && self.wake_at.is_none()
     }
 
     pub(super) fn forget(&mut self, m: &QueuedMessage) {

@@ -1,6 +1,8 @@
-//! Throughput smoke checks (ignored by default; run with `--ignored --nocapture`,
-//! ideally in release mode).
+//! Throughput of the embedded broker through lapin: publish/consume, durable
+//! publishes with confirms, and a raw-frame publish then drain. Prints numbers,
+//! asserts nothing: `cargo bench -p warren-broker --bench throughput`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::*;
@@ -10,8 +12,6 @@ use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use std::time::Instant;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn throughput_publish_consume() {
     let b = start().await;
     let (_c1, p) = channel(&b).await;
@@ -62,8 +62,6 @@ async fn throughput_publish_consume() {
     b.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn throughput_durable_confirms() {
     let dir = std::env::temp_dir().join(format!("warren-perf-{}", std::process::id()));
     let b = warren_broker::Broker::builder()
@@ -126,8 +124,6 @@ async fn throughput_durable_confirms() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn throughput_raw_publish_then_drain() {
     use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
     use amq_protocol::protocol::{basic, AMQPClass};
@@ -201,4 +197,15 @@ async fn throughput_raw_publish_then_drain() {
         N as f64 / t1.elapsed().as_secs_f64()
     );
     b.shutdown().await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(throughput_publish_consume());
+    rt.block_on(throughput_durable_confirms());
+    rt.block_on(throughput_raw_publish_then_drain());
 }
