@@ -125,9 +125,7 @@ async fn throughput_durable_confirms() {
 }
 
 async fn throughput_raw_publish_then_drain() {
-    use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
-    use amq_protocol::protocol::{basic, AMQPClass};
-    use common::raw::{encode, Raw};
+    use common::raw::Raw;
     use tokio::io::AsyncWriteExt;
     let b = start().await;
     let (_c, ch) = channel(&b).await;
@@ -140,24 +138,7 @@ async fn throughput_raw_publish_then_drain() {
     .unwrap();
     let mut r = Raw::connect(b.local_addr(), 131072).await;
     r.open_channel(1).await;
-    let mut one = encode(&AMQPFrame::Method(
-        1,
-        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-            exchange: "".into(),
-            routing_key: "rawperf".into(),
-            mandatory: false,
-            immediate: false,
-        })),
-    ));
-    one.extend(encode(&AMQPFrame::Header(
-        1,
-        AMQPContentHeader {
-            class_id: 60,
-            body_size: 256,
-            properties: Default::default(),
-        },
-    )));
-    one.extend(encode(&AMQPFrame::Body(1, vec![7u8; 256])));
+    let one = common::raw::publish(1, "rawperf", &[7u8; 256]);
     const N: usize = 200_000;
     let mut batch = Vec::new();
     for _ in 0..1000 {

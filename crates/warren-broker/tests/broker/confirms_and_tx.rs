@@ -172,10 +172,9 @@ async fn transactions_commit_and_rollback() {
 /// `multiple = true`, and together they cover every publish exactly up to the last.
 #[tokio::test]
 async fn a_burst_of_confirmed_publishes_is_acked_with_multiple() {
-    use crate::common::raw::{self, encode, Raw};
-    use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
-    use amq_protocol::protocol::basic::{self, AMQPProperties};
-    use amq_protocol::protocol::{confirm, queue, AMQPClass};
+    use crate::common::raw::{self, Raw};
+    use amq_protocol::frame::AMQPFrame;
+    use amq_protocol::protocol::{basic, confirm, queue, AMQPClass};
     const BURST: u64 = 500;
     bounded(async {
         let b = start().await;
@@ -206,24 +205,7 @@ async fn a_burst_of_confirmed_publishes_is_acked_with_multiple() {
         ));
         let mut burst = Vec::new();
         for _ in 0..BURST {
-            burst.extend(encode(&AMQPFrame::Method(
-                1,
-                AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-                    exchange: "".into(),
-                    routing_key: "confirm-burst".into(),
-                    mandatory: false,
-                    immediate: false,
-                })),
-            )));
-            burst.extend(encode(&AMQPFrame::Header(
-                1,
-                AMQPContentHeader {
-                    class_id: 60,
-                    body_size: 16,
-                    properties: AMQPProperties::default(),
-                },
-            )));
-            burst.extend(encode(&AMQPFrame::Body(1, vec![b'x'; 16])));
+            burst.extend(raw::publish(1, "confirm-burst", &[b'x'; 16]));
         }
         r.send_bytes(&burst).await;
         let (mut covered, mut frames, mut multiples) = (0u64, 0u64, 0u64);
