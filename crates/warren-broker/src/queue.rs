@@ -209,6 +209,7 @@ impl Queue {
         let mut out = Fallout::default();
         let mut st = self.lock();
         self.dispatch_locked(&mut st, &mut out, Instant::now());
+        st.report_head_expiry(&mut out);
         out
     }
 
@@ -373,6 +374,7 @@ impl Queue {
                 continue;
             }
             let remaining = st.ready.len() as u32;
+            st.report_head_expiry(&mut fallout);
             return (Some(Got { msg: m, remaining }), fallout);
         }
         (None, fallout)
