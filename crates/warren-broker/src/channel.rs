@@ -1,6 +1,7 @@
-//! Per-channel state and method handling: publish assembly (method, header
-//! and body frames), consumers, unacked deliveries, qos, confirms and the
-//! queue/exchange management methods.
+//! Per-channel state and its method dispatch by class: the basic class
+//! (`basic_class.rs`), publishing (`publish.rs`) with its confirms (`confirms.rs`),
+//! what queues deliver (`deliver.rs`), the queue and exchange classes (`manage.rs`)
+//! and transactions (`tx.rs`).
 
 use crate::error::AmqpError;
 use crate::event::Inbox;

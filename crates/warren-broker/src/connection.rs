@@ -1,6 +1,9 @@
-//! One client connection: protocol header, handshake (start/tune/open) with
-//! timeouts, heartbeats, reading and batching frames, dispatching them to
-//! channels, and handling events from queues (deliveries, cancels, confirms).
+//! One client connection: [`serve`] runs the handshake (`handshake.rs`, which
+//! returns the tuned values) and then builds the connection, whose select loop is
+//! here: reading and batching frames, heartbeats, the close deadline, the writer's
+//! backpressure and the alarms. Frame dispatch (`dispatch.rs`), the channel table
+//! (`channels.rs`), events from below (`events.rs`), the writer task (`writer.rs`)
+//! and the alarm state machine (`block.rs`) each have their own file.
 
 use crate::admission::Ticket;
 use crate::channel::{Channel, ConnCtx};

@@ -13,19 +13,19 @@
 //! count is two parts:
 //!
 //! - **held**: every [`Message`](crate::message::Message) carries a [`Charge`] of
-//!   its footprint ([`footprint`]: payload, properties, names and the fixed
+//!   its footprint (`message/footprint.rs`: payload, properties, names and the fixed
 //!   per-message overhead, from the types' sizes), added when it is built and taken
 //!   off when its last copy is dropped (acked, expired, purged, dead-lettered away),
 //!   so the count cannot drift whatever path a message leaves by, and it moves at
 //!   once with every publish, not only when sampled;
 //! - **other**: the rest of the process, `RSS - held` from `/proc/self/statm`,
-//!   sampled by the broker's ticker (every 50 ms): connection buffers, the runtime,
+//!   sampled by the broker's memory sampler (every 50 ms, `server.rs`): connection buffers, the runtime,
 //!   whatever the footprint misses, and memory the allocator has not given back.
 //!
 //! The alarm is raised as soon as `held + other` crosses the limit less a
 //! [`headroom`] of 1/16 (at most 32 MiB), so that what is in flight when it trips
 //! still fits under the limit (on a publish, or when a sample finds the process
-//! over it), and cleared by the ticker once usage is one more headroom under (so
+//! over it), and cleared by the sampler once usage is one more headroom under (so
 //! it does not flap when a sample corrects the footprint's estimate). A broker embedded in a larger process can count its messages only
 //! ([`Counting::Messages`]), leaving the host's memory out.
 //!
@@ -34,7 +34,7 @@
 //! glibc's malloc keeps freed memory in its arenas (one per thread that allocated,
 //! and the tokio workers all do), returning to the system only the top of each
 //! heap: after a queue of small messages is deleted the process kept its peak RSS.
-//! The ticker calls `malloc_trim` ([`process::trim`]) once the held bytes have
+//! The sampler calls `malloc_trim` ([`process::trim`]) once the held bytes have
 //! fallen by [`TRIM_AFTER`] since the last trim (at most once a second), which
 //! hands the free pages of every arena back. Queues also shrink their storage
 //! when they empty (`queue::ready`), and message properties are copied out of the

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Broker configuration (built by [`BrokerBuilder`]).
+/// Broker configuration (built by [`crate::BrokerBuilder`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) listen: SocketAddr,

@@ -1,5 +1,8 @@
-//! A virtual host: the exchange, queue and binding tables, routing of
-//! published messages, dead-lettering and the durable-store hooks.
+//! A virtual host: the exchange and queue tables, the durable-store hooks, and
+//! [`VHost::settle`], which finishes what queue operations hand back (store
+//! removals, dead letters, new deadlines). Declares (`declare.rs`, `equivalence.rs`),
+//! routing (`routing.rs`), dead-lettering (`dead_letter.rs`) and expiry
+//! (`expiry.rs`) have their own files.
 
 use crate::deadline::Deadlines;
 use crate::error::AmqpError;

@@ -52,7 +52,7 @@ pub(crate) struct Got {
     pub(crate) remaining: u32,
 }
 
-/// What [`Queue::expire`] found.
+/// What [`Queue::expire`](super::Queue::expire) found.
 #[derive(Debug)]
 pub(crate) struct Expired {
     /// The messages that expired.
@@ -61,7 +61,7 @@ pub(crate) struct Expired {
     pub(crate) queue_expired: bool,
 }
 
-/// What [`Queue::mark_deleted`] left.
+/// What [`Queue::mark_deleted`](super::Queue::mark_deleted) left.
 #[derive(Debug)]
 pub(crate) struct Deleted {
     /// Ready messages dropped.
