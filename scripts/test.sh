@@ -59,7 +59,7 @@ if have WARREN_CLUSTER_URLS; then
   cargo test --release --workspace --tests -- --ignored disruptive_cluster_ --test-threads=1
 fi
 if in_ci; then
-  # Every ignored test belongs to a group above, or is a benchmark (perf.rs: throughput_*).
+  # Every ignored test belongs to a group above (throughput_* kept for benchmarks).
   orphans="$(cargo test --release --workspace --tests -- --list --ignored 2>/dev/null \
     | sed -n 's/: test$//p' \
     | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|throughput_)' || true)"

@@ -1,73 +1,41 @@
-//! One client connection: protocol header, handshake (start/tune/open) with
-//! timeouts, heartbeats, reading and batching frames, dispatching them to
-//! channels, and handling events from queues (deliveries, cancels, confirms).
+//! One client connection: [`serve`] runs the handshake (`handshake.rs`, which
+//! returns the tuned values) and then builds the connection, whose select loop is
+//! here: reading and batching frames, heartbeats, the close deadline, the writer's
+//! backpressure and the alarms. Frame dispatch (`dispatch.rs`), the channel table
+//! (`channels.rs`), events from below (`events.rs`), the writer task (`writer.rs`)
+//! and the alarm state machine (`block.rs`) each have their own file.
 
 use crate::admission::Ticket;
-use crate::alarm::{Active, Alarms};
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
-use crate::frame::{decode, InFrame, Out};
-use crate::message::{short, Message, QueuedMessage};
+use crate::event::ConnEvent;
+use crate::frame::{decode, Out};
+use crate::message::{short, QueuedMessage};
 use crate::queue::Queue;
+use crate::shared::Shared;
 use crate::shutdown::Shutdown;
-use crate::Shared;
-use handshake::HandshakeError;
+use crate::store::ConfirmSink;
+use handshake::{Handshake, HandshakeError, Tuned};
 
+mod block;
+mod channels;
+mod dispatch;
+mod events;
 mod handshake;
-use amq_protocol::protocol::{basic, channel, connection, AMQPClass};
+mod writer;
+
+use amq_protocol::protocol::{connection, AMQPClass};
+use block::Block;
 use bytes::BytesMut;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::time::Instant;
-
-/// Events sent to a connection task by queues, the reply-to registry and the
-/// store.
-#[derive(Debug)]
-pub(crate) enum ConnEvent {
-    /// Deliver a queued message to a consumer.
-    Deliver {
-        /// Channel id.
-        channel: u16,
-        /// Consumer tag.
-        consumer_tag: Arc<str>,
-        /// Source queue.
-        queue: Arc<Queue>,
-        /// The message.
-        msg: QueuedMessage,
-    },
-    /// Deliver a direct reply-to message.
-    DirectReply {
-        /// Channel id.
-        channel: u16,
-        /// Reply consumer tag.
-        consumer_tag: Arc<str>,
-        /// The message.
-        msg: Arc<Message>,
-    },
-    /// The consumer's queue was deleted.
-    ConsumerCancelled {
-        /// Channel id.
-        channel: u16,
-        /// Consumer tag.
-        consumer_tag: Arc<str>,
-    },
-    /// A publisher confirm is ready: its message is fsynced (`ack`), or the store
-    /// could not write it (basic.nack).
-    Confirm {
-        /// Channel id.
-        channel: u16,
-        /// Publish sequence number.
-        seq: u64,
-        /// Confirm with basic.ack (else basic.nack).
-        ack: bool,
-    },
-}
+use writer::Writer;
 
 /// Why the connection loop ended.
 #[derive(Debug)]
@@ -81,12 +49,12 @@ enum End {
 /// Read buffer of a connection in the handshake (it grows to `READ_BUF` once open):
 /// pending handshakes are many and cheap under a flood.
 const HANDSHAKE_READ_BUF: usize = 1024;
+/// Largest frame accepted before tune-ok settles frame_max.
+const HANDSHAKE_FRAME_MAX: u32 = 128 * 1024;
 /// Read buffer of an open connection.
 const READ_BUF: usize = 16 * 1024;
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Writer backlog above which we stop taking deliveries from queues.
-const WRITE_BACKLOG: usize = 4 << 20;
 /// Largest body we accept (RabbitMQ 3.x default `max_message_size`).
 const MAX_BODY: u64 = 128 * 1024 * 1024;
 
@@ -95,12 +63,10 @@ struct Conn {
     shared: Arc<Shared>,
     rbuf: BytesMut,
     out: Out,
-    wtx: mpsc::UnboundedSender<Vec<u8>>,
-    /// Bytes handed to the writer task and not yet written.
-    pending_write: Arc<AtomicUsize>,
-    /// Signalled when the writer's backlog drops below the limit.
-    write_drained: Arc<Notify>,
+    writer: Writer,
     events_tx: mpsc::UnboundedSender<ConnEvent>,
+    /// The same inbox, as the store sees it (for publisher confirms).
+    confirms: Arc<dyn ConfirmSink>,
     events_rx: mpsc::UnboundedReceiver<ConnEvent>,
     channels: HashMap<u16, Channel>,
     /// Deliveries that reached us for a consumer that is gone; put back in
@@ -110,97 +76,16 @@ struct Conn {
     channel_max: u16,
     heartbeat: u16,
     cancel_notify: bool,
+    /// Some channel has publisher acks to write at the end of the batch.
+    confirms_due: bool,
     /// Publishers are blocked while any of the broker's alarms is on.
     block: Block,
     last_read: Instant,
     /// Set once we sent connection.close: the deadline for close-ok.
     closing: Option<Instant>,
     done: bool,
-    /// The pending-handshake slot, until the client authenticates.
-    ticket: Option<Ticket>,
-    /// The established-connection slot, once it has.
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-/// A connection's side of the resource alarms (memory, disk), as RabbitMQ applies
-/// them: while any alarm is on, a connection that publishes is told
-/// `connection.blocked` (if it announced the capability) and, once it has sent the
-/// last frame of a message, is no longer read from until every alarm clears; then
-/// it is told `connection.unblocked`. Connections that only consume go on.
-///
-/// Reads pause only between messages, as RabbitMQ's reader does: a message cut off
-/// mid-body would hold its memory without ever reaching a queue, so consumers
-/// could never drain what raised the alarm (a 24 MiB body publish hung pika).
-struct Block {
-    /// The alarms (their current state) and a receiver for their changes; the
-    /// alarms own the sender, so the receiver never sees it closed.
-    alarms: Arc<Alarms>,
-    alarm: watch::Receiver<Active>,
-    /// The client announced the `connection.blocked` capability.
-    notify: bool,
-    /// The connection has published at least once.
-    publisher: bool,
-    /// `connection.blocked` was sent and not yet followed by `unblocked`.
-    told: bool,
-    /// We stopped reading the socket.
-    reads_paused: bool,
-}
-
-impl Block {
-    fn new(alarms: Arc<Alarms>) -> Self {
-        Self {
-            alarm: alarms.subscribe(),
-            alarms,
-            notify: false,
-            publisher: false,
-            told: false,
-            reads_paused: false,
-        }
-    }
-
-    fn tell(&mut self, out: &mut Out, blocked: bool) {
-        if !self.notify || self.told == blocked {
-            return;
-        }
-        self.told = blocked;
-        let method = if blocked {
-            connection::AMQPMethod::Blocked(connection::Blocked {
-                reason: short(self.alarms.active().reason()),
-            })
-        } else {
-            connection::AMQPMethod::Unblocked(connection::Unblocked {})
-        };
-        out.method(0, AMQPClass::Connection(method));
-    }
-
-    /// A basic.publish arrived.
-    fn published(&mut self, out: &mut Out) {
-        self.publisher = true;
-        if self.alarms.any() {
-            self.tell(out, true);
-        }
-    }
-
-    /// A frame of message content (a body frame, or the header of an empty body)
-    /// was handled; `pause` if it was the message's last and an alarm was on when it
-    /// arrived. Stop reading if an alarm is (still) on.
-    fn content_read(&mut self, pause: bool) {
-        if pause && self.alarms.any() {
-            self.reads_paused = true;
-        }
-    }
-
-    /// The set of active alarms changed.
-    fn alarm_changed(&mut self, active: Active, out: &mut Out) {
-        if !active.is_clear() {
-            if self.publisher {
-                self.tell(out, true);
-            }
-        } else {
-            self.reads_paused = false;
-            self.tell(out, false);
-        }
-    }
+    /// The established-connection slot, given back when the connection is dropped.
+    _permit: OwnedSemaphorePermit,
 }
 
 /// Serve one accepted socket until it closes. `ticket` is its pending-handshake slot;
@@ -216,49 +101,28 @@ pub(crate) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
-    let (wtx, wrx) = mpsc::unbounded_channel();
-    let pending_write = Arc::new(AtomicUsize::new(0));
-    let write_drained = Arc::new(Notify::new());
-    let writer = tokio::spawn(write_loop(
-        wr,
-        wrx,
-        pending_write.clone(),
-        write_drained.clone(),
-    ));
-    let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let block = Block::new(shared.alarms.clone());
-    let mut conn = Conn {
+    let (writer, writer_task) = Writer::spawn(wr);
+    let mut rbuf = BytesMut::with_capacity(HANDSHAKE_READ_BUF);
+    let mut out = Out::new(0);
+    let handshake = Handshake {
         id,
-        shared,
-        rbuf: BytesMut::with_capacity(HANDSHAKE_READ_BUF),
-        out: Out::new(0),
-        wtx,
-        pending_write,
-        write_drained,
-        events_tx,
-        events_rx,
-        channels: HashMap::new(),
-        unsent: Vec::new(),
-        frame_max: 0,
-        channel_max: 0,
-        heartbeat: 0,
-        cancel_notify: false,
-        block,
-        last_read: Instant::now(),
-        closing: None,
-        done: false,
+        shared: &shared,
+        rd: &mut rd,
+        rbuf: &mut rbuf,
+        out: &mut out,
+        writer: &writer,
         ticket: Some(ticket),
-        permit: None,
     };
-    let handshake_timeout = conn.shared.config.handshake_timeout;
+    let handshake_timeout = shared.config.handshake_timeout;
     let hs = tokio::select! {
-        r = tokio::time::timeout(handshake_timeout, conn.handshake(&mut rd)) => r,
+        r = tokio::time::timeout(handshake_timeout, handshake.run()) => r,
         Ok(()) = &mut evicted => Ok(Err(HandshakeError::Evicted)),
         _ = shutdown.recv() => Ok(Err(HandshakeError::Eof)),
     };
     match hs {
-        Ok(Ok(())) => {
+        Ok(Ok(tuned)) => {
             tracing::info!(conn = id, %peer, "connection opened");
+            let mut conn = Conn::new(id, shared, rbuf, out, writer, tuned);
             let end = conn.run(&mut rd, &mut shutdown).await;
             if matches!(end, End::Closed) && conn.closing.is_none() {
                 // The client closed: like RabbitMQ, let it close the socket first after
@@ -267,21 +131,27 @@ pub(crate) async fn serve(
                 linger(&mut rd).await;
             }
             tracing::info!(conn = id, %peer, ?end, "connection closed");
+            conn.cleanup();
+            drop(conn);
         }
         Ok(Err(HandshakeError::Evicted)) => {
             tracing::debug!(conn = id, %peer, "pending handshake evicted for a newer socket");
             // Reset rather than close: a flood must not fill the table with TIME_WAITs.
             let _ = rd.as_ref().set_zero_linger();
+            drop(writer);
         }
         Ok(Err(e)) => {
             tracing::debug!(conn = id, %peer, error = %e, "handshake failed");
-            conn.flush();
+            writer.send(&mut out);
+            drop(writer);
         }
-        Err(_) => tracing::debug!(conn = id, %peer, "handshake timed out"),
+        Err(_) => {
+            tracing::debug!(conn = id, %peer, "handshake timed out");
+            drop(writer);
+        }
     }
-    conn.cleanup();
-    drop(conn);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // The writer task ends (and shuts the socket down) once its handle is dropped.
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
 }
 
 /// Waits (bounded) for the peer to close its end of the socket.
@@ -297,59 +167,60 @@ async fn linger(rd: &mut OwnedReadHalf) {
     .await;
 }
 
-/// Writes batches to the socket; `pending` counts bytes handed over but not
-/// yet written (the connection stops taking deliveries while it is high).
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
-    pending: Arc<AtomicUsize>,
-    drained: Arc<Notify>,
-) {
-    while let Some(mut buf) = rx.recv().await {
-        while buf.len() < (1 << 20) {
-            match rx.try_recv() {
-                Ok(more) => buf.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        let ok = wr.write_all(&buf).await.is_ok();
-        let before = pending.fetch_sub(buf.len(), Ordering::SeqCst);
-        if before > WRITE_BACKLOG && before.saturating_sub(buf.len()) <= WRITE_BACKLOG {
-            drained.notify_one();
-        }
-        if !ok {
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
-}
-
 impl Conn {
+    /// The connection after a successful handshake.
+    fn new(
+        id: u64,
+        shared: Arc<Shared>,
+        rbuf: BytesMut,
+        mut out: Out,
+        writer: Writer,
+        tuned: Tuned,
+    ) -> Self {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut block = Block::new(shared.alarms.clone());
+        block.notify = tuned.blocked_notify;
+        out.frame_max = tuned.frame_max;
+        Conn {
+            id,
+            shared,
+            rbuf,
+            out,
+            writer,
+            confirms: Arc::new(events_tx.clone()),
+            events_tx,
+            events_rx,
+            channels: HashMap::new(),
+            unsent: Vec::new(),
+            frame_max: tuned.frame_max,
+            channel_max: tuned.channel_max,
+            heartbeat: tuned.heartbeat,
+            cancel_notify: tuned.cancel_notify,
+            confirms_due: false,
+            block,
+            last_read: Instant::now(),
+            closing: None,
+            done: false,
+            _permit: tuned.permit,
+        }
+    }
+
     fn flush(&mut self) {
-        if !self.out.is_empty() {
-            let buf = self.out.take();
-            self.pending_write.fetch_add(buf.len(), Ordering::SeqCst);
-            if self.wtx.send(buf).is_err() {
-                self.pending_write.store(0, Ordering::SeqCst);
+        self.write_confirms();
+        self.writer.send(&mut self.out);
+    }
+
+    /// Write the publisher acks the channels gathered in this batch (coalesced).
+    fn write_confirms(&mut self) {
+        if std::mem::take(&mut self.confirms_due) {
+            for ch in self.channels.values_mut() {
+                ch.write_confirms(&mut self.out);
             }
         }
     }
 
-    /// Whether the writer has fallen behind (the socket is not draining).
     fn write_backlogged(&self) -> bool {
-        self.pending_write.load(Ordering::SeqCst) > WRITE_BACKLOG
-    }
-
-    fn send_close(&mut self, e: &AmqpError) {
-        self.out.method(
-            0,
-            AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
-                reply_code: e.code.code(),
-                reply_text: short(e.reply_text()),
-                class_id: e.class_id,
-                method_id: e.method_id,
-            })),
-        );
+        self.writer.backlogged()
     }
 
     async fn run(&mut self, rd: &mut OwnedReadHalf, shutdown: &mut Shutdown) -> End {
@@ -382,7 +253,7 @@ impl Conn {
                         Ok(_) => self.last_read = Instant::now(),
                     }
                 }
-                _ = self.write_drained.notified(), if self.write_backlogged() => {}
+                _ = self.writer.drained(), if self.write_backlogged() => {}
                 Ok(()) = self.block.alarm.changed() => {
                     let active = *self.block.alarm.borrow_and_update();
                     self.block.alarm_changed(active, &mut self.out);
@@ -398,7 +269,7 @@ impl Conn {
                             Err(_) => break,
                         }
                     }
-                    crate::queue::unsend_all(std::mem::take(&mut self.unsent));
+                    self.unsend_all();
                 }
                 _ = ticker.tick(), if hb.is_some() => {
                     if self.block.reads_paused {
@@ -455,7 +326,8 @@ impl Conn {
             return;
         }
         tracing::info!(conn = self.id, error = %e, "closing connection");
-        self.send_close(&e);
+        self.write_confirms();
+        send_close(&mut self.out, &e);
         self.closing = Some(Instant::now() + CLOSE_TIMEOUT);
         self.release_channels();
     }
@@ -468,6 +340,8 @@ impl Conn {
             out,
             shared,
             events_tx,
+            confirms,
+            confirms_due,
             id,
             unsent,
             ..
@@ -476,6 +350,8 @@ impl Conn {
             conn_id: *id,
             vhost: &shared.vhost,
             tx: events_tx,
+            confirms,
+            confirms_due,
             out,
             max_body: MAX_BODY,
             user: &shared.config.username,
@@ -483,287 +359,17 @@ impl Conn {
         };
         (channels, ctx)
     }
-
-    fn release_channels(&mut self) {
-        let (channels, mut ctx) = self.split();
-        for (_, mut ch) in channels.drain() {
-            ch.release(&mut ctx);
-        }
-    }
-
-    fn channel_error(&mut self, ch_id: u16, e: AmqpError) {
-        tracing::debug!(conn = self.id, channel = ch_id, error = %e, "channel error");
-        let (channels, mut ctx) = self.split();
-        if let Some(ch) = channels.get_mut(&ch_id) {
-            ch.release(&mut ctx);
-            ch.closing = true;
-        }
-        ctx.out.method(
-            ch_id,
-            AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
-                reply_code: e.code.code(),
-                reply_text: short(e.reply_text()),
-                class_id: e.class_id,
-                method_id: e.method_id,
-            })),
-        );
-    }
-
-    fn handle_frame(&mut self, f: InFrame) -> Result<(), AmqpError> {
-        if let InFrame::Method(ch, m) = &f {
-            tracing::debug!(conn = self.id, channel = ch, method = ?m, "received method");
-        }
-        if let Some(_deadline) = self.closing {
-            // Only close / close-ok matter now.
-            match f {
-                InFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => {
-                    self.done = true;
-                }
-                InFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
-                    self.out.method(
-                        0,
-                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(
-                            connection::CloseOk {},
-                        )),
-                    );
-                    self.done = true;
-                }
-                _ => {}
-            }
-            return Ok(());
-        }
-        match f {
-            InFrame::Heartbeat => Ok(()),
-            InFrame::Method(0, AMQPClass::Connection(m)) => match m {
-                connection::AMQPMethod::Close(c) => {
-                    tracing::debug!(conn = self.id, code = c.reply_code, text = %c.reply_text, "client closed connection");
-                    self.release_channels();
-                    self.out.method(
-                        0,
-                        AMQPClass::Connection(connection::AMQPMethod::CloseOk(
-                            connection::CloseOk {},
-                        )),
-                    );
-                    self.done = true;
-                    Ok(())
-                }
-                connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_) => Ok(()),
-                connection::AMQPMethod::UpdateSecret(_) => {
-                    self.out.method(
-                        0,
-                        AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(
-                            connection::UpdateSecretOk {},
-                        )),
-                    );
-                    Ok(())
-                }
-                other => Err(AmqpError::command_invalid("unexpected connection method")
-                    .with_method(10, other_method_id(&other))),
-            },
-            InFrame::Method(0, c) => Err(AmqpError::channel_error(
-                "expected 'channel.open' on channel 0",
-            )
-            .with_method(c.get_amqp_class_id(), c.get_amqp_method_id())),
-            InFrame::Method(_, AMQPClass::Connection(m)) => Err(AmqpError::command_invalid(
-                "connection method on a non-zero channel",
-            )
-            .with_method(10, other_method_id(&m))),
-            InFrame::Method(ch, AMQPClass::Channel(m)) => self.channel_method(ch, m),
-            InFrame::Method(ch, class) => {
-                if matches!(class, AMQPClass::Basic(basic::AMQPMethod::Publish(_))) {
-                    self.block.published(&mut self.out);
-                }
-                let ids = (class.get_amqp_class_id(), class.get_amqp_method_id());
-                let r = self.with_channel(ch, |chan, ctx| chan.handle_method(ctx, class));
-                self.scoped(ch, r.map_err(|e| e.with_method(ids.0, ids.1)))
-            }
-            InFrame::Header { channel: 0, .. } | InFrame::Body(0, _) => {
-                Err(AmqpError::unexpected_frame("content frame on channel 0"))
-            }
-            InFrame::Header {
-                channel,
-                class_id,
-                body_size,
-                props,
-                raw_props,
-            } => {
-                let alarmed = self.block.alarms.any();
-                let r = self.with_channel(channel, |chan, ctx| {
-                    chan.handle_header(ctx, class_id, body_size, props, raw_props)
-                });
-                self.block.content_read(alarmed && body_size == 0);
-                self.scoped(channel, r)
-            }
-            InFrame::Body(channel, data) => {
-                let alarmed = self.block.alarms.any();
-                let r = self.with_channel(channel, |chan, ctx| chan.handle_body(ctx, data));
-                let complete = self
-                    .channels
-                    .get(&channel)
-                    .is_none_or(|c| !c.receiving_content());
-                self.block.content_read(alarmed && complete);
-                self.scoped(channel, r)
-            }
-        }
-    }
-
-    /// Turn a channel-level error into channel.close; pass others up.
-    fn scoped(&mut self, ch: u16, r: Result<(), AmqpError>) -> Result<(), AmqpError> {
-        match r {
-            Err(e) if !e.is_connection_level() => {
-                self.channel_error(ch, e);
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    /// Run `f` on an open channel (504 if not open; ignored while closing).
-    fn with_channel(
-        &mut self,
-        ch_id: u16,
-        f: impl FnOnce(&mut Channel, &mut ConnCtx<'_>) -> Result<(), AmqpError>,
-    ) -> Result<(), AmqpError> {
-        let (channels, mut ctx) = self.split();
-        let Some(chan) = channels.get_mut(&ch_id) else {
-            return Err(AmqpError::channel_error(format!(
-                "expected 'channel.open' on channel {ch_id}"
-            )));
-        };
-        if chan.closing {
-            return Ok(());
-        }
-        f(chan, &mut ctx)
-    }
-
-    fn channel_method(&mut self, ch: u16, m: channel::AMQPMethod) -> Result<(), AmqpError> {
-        use channel::AMQPMethod as C;
-        match m {
-            C::Open(_) => {
-                if ch > self.channel_max {
-                    return Err(AmqpError::not_allowed(format!(
-                        "channel {ch} exceeds channel_max {}",
-                        self.channel_max
-                    ))
-                    .with_method(20, 10));
-                }
-                if self.channels.contains_key(&ch) {
-                    return Err(
-                        AmqpError::channel_error("second 'channel.open' seen").with_method(20, 10)
-                    );
-                }
-                self.channels.insert(ch, Channel::new(ch));
-                self.out
-                    .method(ch, AMQPClass::Channel(C::OpenOk(channel::OpenOk {})));
-                Ok(())
-            }
-            C::Close(_) => {
-                let (channels, mut ctx) = self.split();
-                let Some(mut chan) = channels.remove(&ch) else {
-                    return Err(
-                        AmqpError::channel_error("expected 'channel.open'").with_method(20, 40)
-                    );
-                };
-                {
-                    chan.release(&mut ctx);
-                }
-                self.out
-                    .method(ch, AMQPClass::Channel(C::CloseOk(channel::CloseOk {})));
-                Ok(())
-            }
-            C::CloseOk(_) => match self.channels.get(&ch).map(|c| c.closing) {
-                Some(true) => {
-                    self.channels.remove(&ch);
-                    Ok(())
-                }
-                Some(false) => Ok(()),
-                None => {
-                    Err(AmqpError::channel_error("expected 'channel.open'").with_method(20, 41))
-                }
-            },
-            C::Flow(f) => {
-                let open = self.channels.get(&ch).map(|c| c.closing);
-                match open {
-                    None => Err(AmqpError::channel_error(format!(
-                        "expected 'channel.open' on channel {ch}"
-                    ))
-                    .with_method(20, 20)),
-                    Some(true) => Ok(()),
-                    // Like RabbitMQ 3.x: consumers cannot pause delivery this way.
-                    Some(false) if !f.active => {
-                        Err(AmqpError::not_implemented("active=false").with_method(20, 20))
-                    }
-                    Some(false) => {
-                        self.out.method(
-                            ch,
-                            AMQPClass::Channel(C::FlowOk(channel::FlowOk { active: f.active })),
-                        );
-                        Ok(())
-                    }
-                }
-            }
-            C::FlowOk(_) => Ok(()),
-            C::OpenOk(_) => {
-                Err(AmqpError::command_invalid("unexpected channel.open-ok").with_method(20, 11))
-            }
-        }
-    }
-
-    fn handle_event(&mut self, ev: ConnEvent) {
-        let notify = self.cancel_notify;
-        let (channels, mut ctx) = self.split();
-        match ev {
-            ConnEvent::Deliver {
-                channel,
-                consumer_tag,
-                queue,
-                msg,
-            } => match channels.get_mut(&channel) {
-                Some(ch) => ch.deliver(&mut ctx, consumer_tag, queue, msg),
-                None => ctx.unsent.push((queue, msg)),
-            },
-            ConnEvent::DirectReply {
-                channel,
-                consumer_tag,
-                msg,
-            } => {
-                if let Some(ch) = channels.get_mut(&channel) {
-                    ch.deliver_reply(&mut ctx, consumer_tag, msg);
-                }
-            }
-            ConnEvent::ConsumerCancelled {
-                channel,
-                consumer_tag,
-            } => {
-                if let Some(ch) = channels.get_mut(&channel) {
-                    ch.consumer_cancelled(&mut ctx, consumer_tag, notify);
-                }
-            }
-            ConnEvent::Confirm { channel, seq, ack } => {
-                if let Some(ch) = channels.get_mut(&channel) {
-                    ch.confirm_ready(&mut ctx, seq, ack);
-                }
-            }
-        }
-    }
-
-    /// Release all resources: channels, exclusive queues, in-flight deliveries.
-    fn cleanup(&mut self) {
-        self.release_channels();
-        self.shared.vhost.delete_exclusive(self.id);
-        self.events_rx.close();
-        while let Ok(ev) = self.events_rx.try_recv() {
-            if let ConnEvent::Deliver { queue, msg, .. } = ev {
-                self.unsent.push((queue, msg));
-            }
-        }
-        crate::queue::unsend_all(std::mem::take(&mut self.unsent));
-        self.out.take();
-        // Give the established-connection slot back (if it authenticated).
-        drop(self.permit.take());
-    }
 }
 
-fn other_method_id(m: &connection::AMQPMethod) -> u16 {
-    AMQPClass::Connection(m.clone()).get_amqp_method_id()
+/// Queue connection.close for `e`.
+fn send_close(out: &mut Out, e: &AmqpError) {
+    out.method(
+        0,
+        AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+            reply_code: e.code.code(),
+            reply_text: short(e.reply_text()),
+            class_id: e.class_id,
+            method_id: e.method_id,
+        })),
+    );
 }

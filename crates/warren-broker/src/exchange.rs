@@ -91,16 +91,30 @@ pub(crate) struct Exchange {
     pub(crate) bindings: RwLock<Vec<Binding>>,
 }
 
+/// How an exchange is declared, apart from its name, type and arguments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ExchangeOptions {
+    /// Survives restarts.
+    pub(crate) durable: bool,
+    /// Deleted when its last binding goes.
+    pub(crate) auto_delete: bool,
+    /// Takes no publishes from clients, only exchange-to-exchange routing.
+    pub(crate) internal: bool,
+}
+
 impl Exchange {
     /// A new exchange with no bindings.
     pub(crate) fn new(
         name: String,
         kind: ExchangeKind,
-        durable: bool,
-        auto_delete: bool,
-        internal: bool,
+        options: ExchangeOptions,
         arguments: FieldTable,
     ) -> Self {
+        let ExchangeOptions {
+            durable,
+            auto_delete,
+            internal,
+        } = options;
         Self {
             name,
             kind,

@@ -32,8 +32,10 @@ mod admission;
 mod alarm;
 mod channel;
 mod connection;
+mod deadline;
 mod disk;
 mod error;
+mod event;
 mod exchange;
 mod fd_limit;
 mod frame;
@@ -42,6 +44,7 @@ mod message;
 mod queue;
 mod reply_to;
 mod server;
+mod shared;
 mod shutdown;
 mod store;
 mod vhost;
@@ -50,39 +53,13 @@ pub use error::BrokerError;
 pub use fd_limit::raise_fd_limit;
 pub use memory::{Counting, MemoryLimit};
 
+use shared::{Config, Shared};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-
-/// Broker configuration (built by [`BrokerBuilder`]).
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) listen: SocketAddr,
-    pub(crate) username: String,
-    pub(crate) password: String,
-    pub(crate) vhost: String,
-    pub(crate) data_dir: Option<PathBuf>,
-    pub(crate) frame_max: u32,
-    pub(crate) channel_max: u16,
-    pub(crate) heartbeat: u16,
-    pub(crate) max_connections: usize,
-    pub(crate) max_pending_handshakes: usize,
-    pub(crate) handshake_timeout: Duration,
-    pub(crate) disk_free_limit: u64,
-    pub(crate) memory_limit: MemoryLimit,
-    pub(crate) memory_counting: Counting,
-}
-
-/// State shared by all connections.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: Config,
-    pub(crate) vhost: Arc<vhost::VHost>,
-    /// The resource alarms that block publishers (memory, disk).
-    pub(crate) alarms: Arc<alarm::Alarms>,
-}
 
 /// Entry point: `Broker::builder()`.
 #[derive(Debug)]
@@ -297,10 +274,16 @@ impl BrokerBuilder {
             shutdown::Shutdown::new(&notify),
             done_tx,
         ));
-        tokio::spawn(server::ticker(
+        tokio::spawn(server::memory_sampler(
             shared.clone(),
             shutdown::Shutdown::new(&notify),
         ));
+        tokio::spawn(
+            shared
+                .vhost
+                .clone()
+                .run_expiry(shutdown::Shutdown::new(&notify)),
+        );
         if let Some(m) = disk {
             tokio::spawn(m.run(shutdown::Shutdown::new(&notify)));
         }
@@ -335,7 +318,8 @@ fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
                 let msg =
                     message::Message::new(m.exchange, m.routing_key, props, m.raw_props, m.body)
                         .charged_to(&vhost.memory);
-                q.enqueue(Arc::new(msg), Some(id));
+                let fallout = q.enqueue(Arc::new(msg), Some(id));
+                vhost.settle(&q, fallout);
                 n += 1;
             }
         }

@@ -13,19 +13,19 @@
 //! count is two parts:
 //!
 //! - **held**: every [`Message`](crate::message::Message) carries a [`Charge`] of
-//!   its footprint ([`footprint`]: payload, properties, names and the fixed
+//!   its footprint (`message/footprint.rs`: payload, properties, names and the fixed
 //!   per-message overhead, from the types' sizes), added when it is built and taken
 //!   off when its last copy is dropped (acked, expired, purged, dead-lettered away),
 //!   so the count cannot drift whatever path a message leaves by, and it moves at
 //!   once with every publish, not only when sampled;
 //! - **other**: the rest of the process, `RSS - held` from `/proc/self/statm`,
-//!   sampled by the broker's ticker (every 50 ms): connection buffers, the runtime,
+//!   sampled by the broker's memory sampler (every 50 ms, `server.rs`): connection buffers, the runtime,
 //!   whatever the footprint misses, and memory the allocator has not given back.
 //!
 //! The alarm is raised as soon as `held + other` crosses the limit less a
 //! [`headroom`] of 1/16 (at most 32 MiB), so that what is in flight when it trips
 //! still fits under the limit (on a publish, or when a sample finds the process
-//! over it), and cleared by the ticker once usage is one more headroom under (so
+//! over it), and cleared by the sampler once usage is one more headroom under (so
 //! it does not flap when a sample corrects the footprint's estimate). A broker embedded in a larger process can count its messages only
 //! ([`Counting::Messages`]), leaving the host's memory out.
 //!
@@ -34,7 +34,7 @@
 //! glibc's malloc keeps freed memory in its arenas (one per thread that allocated,
 //! and the tokio workers all do), returning to the system only the top of each
 //! heap: after a queue of small messages is deleted the process kept its peak RSS.
-//! The ticker calls `malloc_trim` ([`process::trim`]) once the held bytes have
+//! The sampler calls `malloc_trim` ([`process::trim`]) once the held bytes have
 //! fallen by [`TRIM_AFTER`] since the last trim (at most once a second), which
 //! hands the free pages of every arena back. Queues also shrink their storage
 //! when they empty (`queue::ready`), and message properties are copied out of the
@@ -43,7 +43,6 @@
 mod limit;
 mod process;
 
-use crate::message::{Message, QueuedMessage};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -321,45 +320,6 @@ pub(crate) const fn headroom(limit: usize) -> usize {
     }
 }
 
-/// One heap allocation of `n` bytes as glibc's malloc lays it out: an 8-byte
-/// header, rounded up to 16 bytes (nothing for 0 bytes, which Rust does not
-/// allocate).
-const fn heap(n: usize) -> usize {
-    if n == 0 {
-        0
-    } else {
-        (n + 8).div_ceil(16) * 16
-    }
-}
-
-/// What a message held by the broker takes in memory, from the sizes of the
-/// types that hold it: its `Arc<Message>` (the struct includes the parsed
-/// properties), two queue slots (a `VecDeque` is up to half empty after it
-/// grows), and the heap parts: body, raw properties, exchange and routing key,
-/// and the parsed properties' strings and header table (estimated at twice the
-/// raw properties, plus one B-tree node for a header table).
-pub(crate) fn footprint(msg: &Message) -> usize {
-    use amq_protocol::types::{AMQPValue, ShortString};
-    use std::mem::size_of;
-    const ARC: usize = heap(size_of::<Message>() + 2 * size_of::<usize>());
-    const SLOTS: usize = 2 * size_of::<QueuedMessage>();
-    // A B-tree leaf holds up to 11 entries, allocated whole.
-    const TABLE_NODE: usize = heap(11 * (size_of::<ShortString>() + size_of::<AMQPValue>()) + 16);
-    let props = msg.raw_props.len();
-    let table = if msg.props.headers().is_some() {
-        TABLE_NODE
-    } else {
-        0
-    };
-    ARC + SLOTS
-        + heap(msg.body.len())
-        + heap(props)
-        + 2 * props
-        + table
-        + heap(msg.exchange.len())
-        + heap(msg.routing_key.len())
-}
-
 /// Bytes charged to a [`Gauge`], released on drop; a clone charges again.
 #[derive(Default)]
 pub(crate) struct Charge {
@@ -393,8 +353,6 @@ impl Drop for Charge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use amq_protocol::protocol::basic::AMQPProperties;
-    use bytes::Bytes;
 
     #[test]
     fn charges_are_released_on_drop_and_counted_again_on_clone() {
@@ -464,35 +422,5 @@ mod tests {
         let roomy = Gauge::counting(Some(usize::MAX / 2), Counting::Process);
         roomy.check();
         assert!(!roomy.alarmed());
-    }
-
-    #[test]
-    fn a_tiny_message_is_charged_its_overhead_not_only_its_payload() {
-        let msg = Message::new(
-            String::new(),
-            "flood-16".into(),
-            AMQPProperties::default(),
-            Bytes::from_static(&[0, 0]),
-            Bytes::from_static(&[b'x'; 16]),
-        );
-        let charged = footprint(&msg);
-        println!(
-            "footprint of a 16-byte message: {charged} bytes (Message {} B, QueuedMessage {} B)",
-            std::mem::size_of::<Message>(),
-            std::mem::size_of::<QueuedMessage>()
-        );
-        assert!(charged >= std::mem::size_of::<Message>() + 16, "{charged}");
-        let big = Message::new(
-            String::new(),
-            "q".into(),
-            AMQPProperties::default(),
-            Bytes::from_static(&[0, 0]),
-            Bytes::from(vec![0u8; 1 << 20]),
-        );
-        let over = footprint(&big) - (1 << 20);
-        assert!(
-            over < 1024,
-            "a large message is charged about its payload: +{over}"
-        );
     }
 }

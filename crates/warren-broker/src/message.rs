@@ -2,10 +2,14 @@
 //! parsed and as the exact bytes the publisher sent) and the body.
 
 use crate::memory::{Charge, Gauge};
+
+mod footprint;
+
 use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::basic::{gen_properties, AMQPProperties};
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 use bytes::Bytes;
+use footprint::footprint;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,7 +53,7 @@ impl Message {
 
     /// Charge this message's footprint to `gauge` (replacing any earlier charge).
     pub(crate) fn charged_to(mut self, gauge: &Arc<Gauge>) -> Self {
-        self.charge = gauge.charge(crate::memory::footprint(&self));
+        self.charge = gauge.charge(footprint(&self));
         self
     }
 

@@ -1,227 +1,28 @@
 //! Queues: ready messages, round-robin consumers with prefetch credit,
 //! message TTL, queue expiry, max-length and dead-lettering hooks.
 
-use crate::connection::ConnEvent;
-use crate::error::AmqpError;
-use crate::message::{value_as_i64, value_as_str, Message, QueuedMessage};
-use crate::vhost::VHost;
-use amq_protocol::types::FieldTable;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
+//!
+//! A queue calls nothing above it: deliveries leave through each consumer's
+//! [`ConsumerSink`], and what an operation drops (dead letters, store records to
+//! remove) comes back to the caller as [`Fallout`].
 
+use crate::error::AmqpError;
+use crate::message::{Message, QueuedMessage};
+use amq_protocol::types::FieldTable;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+mod args;
+mod consumer;
+mod credit;
+mod outcome;
 mod ready;
 
+pub(crate) use args::{DeathReason, QueueArgs};
+pub(crate) use consumer::{Consumer, ConsumerSink, Delivery};
+pub(crate) use credit::Credit;
+pub(crate) use outcome::{Counts, Deleted, Expired, Fallout, Got};
 use ready::Ready;
-
-/// Prefetch credit shared by one consumer (or by a whole channel when
-/// basic.qos was issued with `global = true`).
-#[derive(Debug, Default)]
-pub(crate) struct Credit {
-    limit: AtomicU32,
-    in_flight: AtomicU32,
-}
-
-impl Credit {
-    /// A credit with the given prefetch limit (0 = unlimited).
-    pub(crate) fn new(limit: u16) -> Self {
-        Self {
-            limit: AtomicU32::new(u32::from(limit)),
-            in_flight: AtomicU32::new(0),
-        }
-    }
-
-    /// Change the limit.
-    pub(crate) fn set_limit(&self, limit: u16) {
-        self.limit.store(u32::from(limit), Ordering::SeqCst);
-    }
-
-    /// Take one unit of credit if allowed.
-    pub(crate) fn try_acquire(&self) -> bool {
-        let limit = self.limit.load(Ordering::SeqCst);
-        self.in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
-                if limit == 0 || f < limit {
-                    Some(f.saturating_add(1))
-                } else {
-                    None
-                }
-            })
-            .is_ok()
-    }
-
-    /// Give back one unit; returns true if the credit was exhausted before
-    /// (so a queue may have stopped dispatching to its holder).
-    pub(crate) fn release_one(&self) -> bool {
-        let limit = self.limit.load(Ordering::SeqCst);
-        let before = self
-            .in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
-                Some(f.saturating_sub(1))
-            })
-            .unwrap_or(0);
-        limit != 0 && before >= limit
-    }
-
-    /// Give back `n` units of credit.
-    pub(crate) fn release(&self, n: u32) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
-                Some(f.saturating_sub(n))
-            });
-    }
-}
-
-/// A consumer registered on a queue.
-#[derive(Debug, Clone)]
-pub(crate) struct Consumer {
-    /// Consumer tag.
-    pub(crate) tag: Arc<str>,
-    /// Owning connection id.
-    pub(crate) conn_id: u64,
-    /// Channel on that connection.
-    pub(crate) channel: u16,
-    /// Event sink of the owning connection.
-    pub(crate) tx: UnboundedSender<ConnEvent>,
-    /// Exclusive consumer.
-    pub(crate) exclusive: bool,
-    /// Prefetch credit (for no-ack consumers: a window of deliveries not
-    /// yet written by their connection, for backpressure).
-    pub(crate) credit: Arc<Credit>,
-    /// Consumer priority (`x-priority`, default 0).
-    pub(crate) priority: i64,
-}
-
-/// Queue arguments that change behaviour.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct QueueArgs {
-    /// x-message-ttl.
-    pub(crate) message_ttl: Option<Duration>,
-    /// x-expires.
-    pub(crate) expires: Option<Duration>,
-    /// x-max-length.
-    pub(crate) max_length: Option<usize>,
-    /// x-max-length-bytes.
-    pub(crate) max_length_bytes: Option<usize>,
-    /// x-dead-letter-exchange.
-    pub(crate) dlx: Option<String>,
-    /// x-dead-letter-routing-key.
-    pub(crate) dlrk: Option<String>,
-    /// x-overflow = reject-publish (refuse new messages when full).
-    pub(crate) reject_publish: bool,
-    /// x-max-priority (priority queue).
-    pub(crate) max_priority: Option<u8>,
-    /// x-single-active-consumer.
-    pub(crate) single_active: bool,
-}
-
-impl QueueArgs {
-    /// Parse and validate declaration arguments (406 on bad values).
-    pub(crate) fn parse(args: &FieldTable) -> Result<Self, AmqpError> {
-        let mut out = QueueArgs::default();
-        let int = |key: &str| -> Result<Option<i64>, AmqpError> {
-            match args.inner().get(key) {
-                None => Ok(None),
-                Some(v) => match value_as_i64(v) {
-                    Some(i) if i >= 0 => Ok(Some(i)),
-                    _ => Err(AmqpError::precondition(format!(
-                        "invalid arg '{key}' for queue: {v:?}"
-                    ))),
-                },
-            }
-        };
-        out.message_ttl = int("x-message-ttl")?.map(|ms| Duration::from_millis(ms as u64));
-        out.expires = match int("x-expires")? {
-            Some(0) => {
-                return Err(AmqpError::precondition(
-                    "invalid arg 'x-expires' for queue: must be positive",
-                ))
-            }
-            other => other.map(|ms| Duration::from_millis(ms as u64)),
-        };
-        out.max_length = int("x-max-length")?.map(|n| n as usize);
-        out.max_length_bytes = int("x-max-length-bytes")?.map(|n| n as usize);
-        let string = |key: &str| -> Result<Option<String>, AmqpError> {
-            match args.inner().get(key) {
-                None => Ok(None),
-                Some(v) => value_as_str(v).map(Some).ok_or_else(|| {
-                    AmqpError::precondition(format!("invalid arg '{key}' for queue: {v:?}"))
-                }),
-            }
-        };
-        out.dlx = string("x-dead-letter-exchange")?;
-        out.dlrk = string("x-dead-letter-routing-key")?;
-        if out.dlrk.is_some() && out.dlx.is_none() {
-            return Err(AmqpError::precondition(
-                "invalid arg 'x-dead-letter-routing-key' for queue: x-dead-letter-exchange is not set",
-            ));
-        }
-        out.single_active = match args.inner().get("x-single-active-consumer") {
-            None => false,
-            Some(amq_protocol::types::AMQPValue::Boolean(b)) => *b,
-            Some(v) => {
-                return Err(AmqpError::precondition(format!(
-                    "invalid arg 'x-single-active-consumer' for queue: {v:?}"
-                )))
-            }
-        };
-        match string("x-queue-type")?.as_deref() {
-            // Quorum queues are served as classic queues.
-            None | Some("classic") | Some("quorum") => {}
-            Some(other) => {
-                return Err(AmqpError::precondition(format!(
-                    "invalid arg 'x-queue-type' for queue: unsupported queue type '{other}'"
-                )))
-            }
-        }
-        out.max_priority = match int("x-max-priority")? {
-            None => None,
-            Some(p) if (1..=255).contains(&p) => Some(p as u8),
-            Some(p) => {
-                return Err(AmqpError::precondition(format!(
-                    "invalid arg 'x-max-priority' for queue: {p}"
-                )))
-            }
-        };
-        match args.inner().get("x-overflow").map(value_as_str) {
-            None => {}
-            Some(Some(s)) if s == "drop-head" => {}
-            Some(Some(s)) if s == "reject-publish" || s == "reject-publish-dlx" => {
-                out.reject_publish = true;
-            }
-            Some(other) => {
-                return Err(AmqpError::precondition(format!(
-                    "invalid arg 'x-overflow' for queue: {other:?}"
-                )))
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// Why a message is being dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DeathReason {
-    /// basic.reject / basic.nack with requeue=false.
-    Rejected,
-    /// TTL expiry.
-    Expired,
-    /// x-max-length overflow.
-    MaxLen,
-}
-
-impl DeathReason {
-    /// RabbitMQ's name for the reason.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
-            Self::MaxLen => "maxlen",
-        }
-    }
-}
 
 #[derive(Debug)]
 struct QueueState {
@@ -231,6 +32,23 @@ struct QueueState {
     deleted: bool,
     last_used: Instant,
     had_consumer: bool,
+    /// The deadline last reported to the caller's deadline index (message TTL at
+    /// the head, or `x-expires`): a new one is reported only if it is earlier.
+    scheduled: Option<Instant>,
+}
+
+impl QueueState {
+    /// Report the head message's expiry if the index does not have an earlier
+    /// deadline for this queue already.
+    fn report_head_expiry(&mut self, out: &mut Fallout) {
+        let Some(at) = self.ready.front().and_then(|m| m.expires_at) else {
+            return;
+        };
+        if self.scheduled.is_none_or(|s| at < s) {
+            self.scheduled = Some(at);
+            out.wake_at = Some(at);
+        }
+    }
 }
 
 /// A message queue.
@@ -248,26 +66,34 @@ pub(crate) struct Queue {
     pub(crate) arguments: FieldTable,
     /// Parsed arguments.
     pub(crate) args: QueueArgs,
-    vhost: Weak<VHost>,
     state: Mutex<QueueState>,
 }
 
-/// Dead-lettered or dropped messages collected under the lock and handled
-/// after it is released.
-type Dead = Vec<(QueuedMessage, DeathReason)>;
+/// How a queue is declared, apart from its name and arguments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct QueueOptions {
+    /// Survives restarts.
+    pub(crate) durable: bool,
+    /// The connection that owns an exclusive queue.
+    pub(crate) owner: Option<u64>,
+    /// Deleted when its last consumer goes away.
+    pub(crate) auto_delete: bool,
+}
 
 impl Queue {
     /// A new empty queue.
     pub(crate) fn new(
         name: String,
-        durable: bool,
-        owner: Option<u64>,
-        auto_delete: bool,
+        options: QueueOptions,
         arguments: FieldTable,
         args: QueueArgs,
-        vhost: Weak<VHost>,
     ) -> Self {
         let ready = Ready::new(args.max_priority);
+        let QueueOptions {
+            durable,
+            owner,
+            auto_delete,
+        } = options;
         Self {
             name,
             durable,
@@ -275,7 +101,6 @@ impl Queue {
             auto_delete,
             arguments,
             args,
-            vhost,
             state: Mutex::new(QueueState {
                 ready,
                 consumers: Vec::new(),
@@ -283,6 +108,7 @@ impl Queue {
                 deleted: false,
                 last_used: Instant::now(),
                 had_consumer: false,
+                scheduled: None,
             }),
         }
     }
@@ -320,7 +146,7 @@ impl Queue {
     }
 
     /// Append a message and try to deliver it.
-    pub(crate) fn enqueue(self: &Arc<Self>, msg: Arc<Message>, store_id: Option<u64>) {
+    pub(crate) fn enqueue(self: &Arc<Self>, msg: Arc<Message>, store_id: Option<u64>) -> Fallout {
         let now = Instant::now();
         let qm = QueuedMessage {
             expires_at: self.expiry_for(&msg, now),
@@ -328,71 +154,66 @@ impl Queue {
             redelivered: false,
             store_id,
         };
-        let mut dead = Vec::new();
-        {
-            let mut st = self.lock();
-            if st.deleted {
-                drop(st);
-                self.forget(&qm);
-                return;
-            }
-            st.ready.push_back(qm);
-            while self.args.max_length.is_some_and(|max| st.ready.len() > max)
-                || self
-                    .args
-                    .max_length_bytes
-                    .is_some_and(|max| st.ready.bytes() > max)
-            {
-                match st.ready.pop_front() {
-                    Some(m) => dead.push((m, DeathReason::MaxLen)),
-                    None => break,
-                }
-            }
-            self.dispatch_locked(&mut st, &mut dead, now);
+        let mut out = Fallout::default();
+        let mut st = self.lock();
+        if st.deleted {
+            out.forget(&qm);
+            return out;
         }
-        self.handle_dead(dead);
+        st.ready.push_back(qm);
+        while self.args.max_length.is_some_and(|max| st.ready.len() > max)
+            || self
+                .args
+                .max_length_bytes
+                .is_some_and(|max| st.ready.bytes() > max)
+        {
+            match st.ready.pop_front() {
+                Some(m) => out.dead.push((m, DeathReason::MaxLen)),
+                None => break,
+            }
+        }
+        self.dispatch_locked(&mut st, &mut out, now);
+        st.report_head_expiry(&mut out);
+        out
     }
 
     /// Put messages back at the head of the queue (marked redelivered),
     /// preserving their relative order.
-    pub(crate) fn requeue(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
-        self.put_back(msgs, true);
+    pub(crate) fn requeue(self: &Arc<Self>, msgs: Vec<QueuedMessage>) -> Fallout {
+        self.put_back(msgs, true)
     }
 
-    fn put_back(self: &Arc<Self>, msgs: Vec<QueuedMessage>, redelivered: bool) {
+    fn put_back(self: &Arc<Self>, msgs: Vec<QueuedMessage>, redelivered: bool) -> Fallout {
+        let mut out = Fallout::default();
         if msgs.is_empty() {
-            return;
+            return out;
         }
-        let mut dead = Vec::new();
-        {
-            let mut st = self.lock();
-            if st.deleted {
-                drop(st);
-                for m in &msgs {
-                    self.forget(m);
-                }
-                return;
+        let mut st = self.lock();
+        if st.deleted {
+            for m in &msgs {
+                out.forget(m);
             }
-            for mut m in msgs.into_iter().rev() {
-                m.redelivered |= redelivered;
-                st.ready.push_front(m);
-            }
-            self.dispatch_locked(&mut st, &mut dead, Instant::now());
+            return out;
         }
-        self.handle_dead(dead);
+        for mut m in msgs.into_iter().rev() {
+            m.redelivered |= redelivered;
+            st.ready.push_front(m);
+        }
+        self.dispatch_locked(&mut st, &mut out, Instant::now());
+        st.report_head_expiry(&mut out);
+        out
     }
 
     /// Try to deliver ready messages to consumers with credit.
-    pub(crate) fn dispatch(self: &Arc<Self>) {
-        let mut dead = Vec::new();
-        {
-            let mut st = self.lock();
-            self.dispatch_locked(&mut st, &mut dead, Instant::now());
-        }
-        self.handle_dead(dead);
+    pub(crate) fn dispatch(self: &Arc<Self>) -> Fallout {
+        let mut out = Fallout::default();
+        let mut st = self.lock();
+        self.dispatch_locked(&mut st, &mut out, Instant::now());
+        st.report_head_expiry(&mut out);
+        out
     }
 
-    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState, dead: &mut Dead, now: Instant) {
+    fn dispatch_locked(self: &Arc<Self>, st: &mut QueueState, out: &mut Fallout, now: Instant) {
         loop {
             if st.consumers.is_empty() || st.ready.is_empty() {
                 return;
@@ -406,7 +227,7 @@ impl Queue {
                 .is_some_and(|e| e < now);
             if expired {
                 if let Some(m) = st.ready.pop_front() {
-                    dead.push((m, DeathReason::Expired));
+                    out.dead.push((m, DeathReason::Expired));
                 }
                 continue;
             }
@@ -419,16 +240,14 @@ impl Queue {
                 return;
             };
             let c = &st.consumers[idx];
-            let ev = ConnEvent::Deliver {
+            let delivery = Delivery {
                 channel: c.channel,
                 consumer_tag: c.tag.clone(),
                 queue: self.clone(),
                 msg,
             };
-            if let Err(e) = c.tx.send(ev) {
-                if let ConnEvent::Deliver { msg, .. } = e.0 {
-                    st.ready.push_front(msg);
-                }
+            if let Err(back) = c.sink.deliver(delivery) {
+                st.ready.push_front(back.msg);
                 st.consumers.remove(idx);
                 st.rr = 0;
             }
@@ -462,44 +281,53 @@ impl Queue {
         }
     }
 
-    /// Expire messages at the head whose TTL has passed. Returns true if the
-    /// queue itself expired (x-expires) and should be deleted.
-    pub(crate) fn tick(self: &Arc<Self>, now: Instant) -> bool {
-        let mut dead = Vec::new();
-        let expired_queue;
+    /// Expire messages at the head whose TTL has passed, say whether the queue
+    /// itself expired (x-expires) and should be deleted, and when to look again.
+    pub(crate) fn expire(self: &Arc<Self>, now: Instant) -> Expired {
+        let mut fallout = Fallout::default();
+        let mut st = self.lock();
+        while st
+            .ready
+            .front()
+            .and_then(|m| m.expires_at)
+            .is_some_and(|e| e <= now)
         {
-            let mut st = self.lock();
-            while st
-                .ready
-                .front()
-                .and_then(|m| m.expires_at)
-                .is_some_and(|e| e <= now)
-            {
-                if let Some(m) = st.ready.pop_front() {
-                    dead.push((m, DeathReason::Expired));
-                }
+            if let Some(m) = st.ready.pop_front() {
+                fallout.dead.push((m, DeathReason::Expired));
             }
-            expired_queue = !st.deleted
-                && st.consumers.is_empty()
-                && self
-                    .args
-                    .expires
-                    .is_some_and(|e| now.duration_since(st.last_used) >= e);
         }
-        self.handle_dead(dead);
-        expired_queue
+        let idle_deadline = self.args.expires.map(|e| {
+            if st.consumers.is_empty() {
+                st.last_used + e
+            } else {
+                // In use: look again one x-expires period from now.
+                now + e
+            }
+        });
+        let queue_expired = !st.deleted && idle_deadline.is_some_and(|at| at <= now);
+        let head = st.ready.front().and_then(|m| m.expires_at);
+        let next = match (head, idle_deadline) {
+            _ if st.deleted || queue_expired => None,
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        st.scheduled = next;
+        fallout.wake_at = next;
+        Expired {
+            fallout,
+            queue_expired,
+        }
     }
 
-    /// Whether this queue needs periodic ticking (TTLs or expiry).
-    pub(crate) fn needs_tick(&self) -> bool {
-        self.args.message_ttl.is_some() || self.args.expires.is_some() || {
-            let st = self.lock();
-            st.ready.has_expiring()
-        }
+    /// When a new queue must first be looked at (x-expires), if ever.
+    pub(crate) fn first_deadline(&self, now: Instant) -> Option<Instant> {
+        let at = now.checked_add(self.args.expires?)?;
+        self.lock().scheduled = Some(at);
+        Some(at)
     }
 
     /// Register a consumer (403 on exclusivity conflicts).
-    pub(crate) fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<(), AmqpError> {
+    pub(crate) fn add_consumer(self: &Arc<Self>, consumer: Consumer) -> Result<Fallout, AmqpError> {
         {
             let mut st = self.lock();
             if st.deleted {
@@ -520,8 +348,7 @@ impl Queue {
             st.had_consumer = true;
             st.last_used = Instant::now();
         }
-        self.dispatch();
-        Ok(())
+        Ok(self.dispatch())
     }
 
     /// Remove a consumer. Returns true if the queue should now be
@@ -535,27 +362,22 @@ impl Queue {
         self.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted
     }
 
-    /// basic.get: take the first live message. Returns it and the number of
-    /// messages remaining.
-    pub(crate) fn get(self: &Arc<Self>) -> Option<(QueuedMessage, u32)> {
+    /// basic.get: take the first live message, if any.
+    pub(crate) fn get(self: &Arc<Self>) -> (Option<Got>, Fallout) {
         let now = Instant::now();
-        let mut dead = Vec::new();
-        let out = {
-            let mut st = self.lock();
-            st.last_used = now;
-            let mut out = None;
-            while let Some(m) = st.ready.pop_front() {
-                if m.expires_at.is_some_and(|e| e <= now) {
-                    dead.push((m, DeathReason::Expired));
-                    continue;
-                }
-                out = Some((m, st.ready.len() as u32));
-                break;
+        let mut fallout = Fallout::default();
+        let mut st = self.lock();
+        st.last_used = now;
+        while let Some(m) = st.ready.pop_front() {
+            if m.expires_at.is_some_and(|e| e <= now) {
+                fallout.dead.push((m, DeathReason::Expired));
+                continue;
             }
-            out
-        };
-        self.handle_dead(dead);
-        out
+            let remaining = st.ready.len() as u32;
+            st.report_head_expiry(&mut fallout);
+            return (Some(Got { msg: m, remaining }), fallout);
+        }
+        (None, fallout)
     }
 
     /// Refresh the x-expires idle timer (redeclare, get).
@@ -563,60 +385,49 @@ impl Queue {
         self.lock().last_used = Instant::now();
     }
 
-    /// (ready messages, consumers).
-    pub(crate) fn counts(&self) -> (u32, u32) {
+    /// Ready messages and consumers.
+    pub(crate) fn counts(&self) -> Counts {
         let st = self.lock();
-        (st.ready.len() as u32, st.consumers.len() as u32)
-    }
-
-    /// Drop all ready messages. Returns how many were dropped.
-    pub(crate) fn purge(&self) -> u32 {
-        let msgs: Vec<_> = {
-            let mut st = self.lock();
-            st.ready.take_all()
-        };
-        for m in &msgs {
-            self.forget(m);
+        Counts {
+            messages: st.ready.len() as u32,
+            consumers: st.consumers.len() as u32,
         }
-        msgs.len() as u32
     }
 
-    /// Mark deleted; returns the message count and the consumers to notify.
-    pub(crate) fn mark_deleted(&self) -> (u32, Vec<Consumer>) {
+    /// Drop all ready messages; says how many were dropped.
+    pub(crate) fn purge(&self) -> (u32, Fallout) {
+        let msgs = self.lock().ready.take_all();
+        let mut fallout = Fallout::default();
+        for m in &msgs {
+            fallout.forget(m);
+        }
+        (msgs.len() as u32, fallout)
+    }
+
+    /// Mark deleted: drop the ready messages and hand back the consumers to notify.
+    pub(crate) fn mark_deleted(&self) -> Deleted {
         let (msgs, consumers) = {
             let mut st = self.lock();
             st.deleted = true;
             let msgs: Vec<_> = st.ready.take_all();
             (msgs, std::mem::take(&mut st.consumers))
         };
+        let mut fallout = Fallout::default();
         for m in &msgs {
-            self.forget(m);
+            fallout.forget(m);
         }
-        (msgs.len() as u32, consumers)
-    }
-
-    /// The message was acked (or dropped): remove it from the store.
-    pub(crate) fn forget(&self, m: &QueuedMessage) {
-        if let (Some(id), Some(vhost)) = (m.store_id, self.vhost.upgrade()) {
-            vhost.store_remove(&self.name, id);
+        Deleted {
+            messages: msgs.len() as u32,
+            consumers,
+            fallout,
         }
     }
 
     /// A delivered message was rejected without requeue.
-    pub(crate) fn reject(self: &Arc<Self>, m: QueuedMessage) {
-        self.handle_dead(vec![(m, DeathReason::Rejected)]);
-    }
-
-    fn handle_dead(self: &Arc<Self>, dead: Dead) {
-        if dead.is_empty() {
-            return;
-        }
-        let vhost = self.vhost.upgrade();
-        for (m, reason) in dead {
-            match (&self.args.dlx, &vhost) {
-                (Some(dlx), Some(vh)) => vh.dead_letter(self, dlx, m, reason),
-                _ => self.forget(&m),
-            }
+    pub(crate) fn reject(&self, m: QueuedMessage) -> Fallout {
+        Fallout {
+            dead: vec![(m, DeathReason::Rejected)],
+            ..Fallout::default()
         }
     }
 }
@@ -624,7 +435,7 @@ impl Queue {
 /// Return messages that were dispatched but never reached their consumer
 /// (it went away meanwhile) to the heads of their queues, in their original
 /// order and with their redelivered flag unchanged.
-pub(crate) fn unsend_all(list: Vec<(Arc<Queue>, QueuedMessage)>) {
+pub(crate) fn unsend_all(list: Vec<(Arc<Queue>, QueuedMessage)>) -> Vec<(Arc<Queue>, Fallout)> {
     let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
     for (q, m) in list {
         match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, &q)) {
@@ -632,78 +443,11 @@ pub(crate) fn unsend_all(list: Vec<(Arc<Queue>, QueuedMessage)>) {
             None => groups.push((q, vec![m])),
         }
     }
-    for (q, msgs) in groups {
-        q.put_back(msgs, false);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use amq_protocol::types::{AMQPValue, LongString};
-
-    fn args(pairs: Vec<(&str, AMQPValue)>) -> FieldTable {
-        let mut t = FieldTable::default();
-        for (k, v) in pairs {
-            t.insert(k.into(), v);
-        }
-        t
-    }
-
-    #[test]
-    fn queue_arguments() {
-        let a = QueueArgs::parse(&args(vec![
-            ("x-message-ttl", AMQPValue::ShortUInt(100)),
-            ("x-max-length", AMQPValue::LongLongInt(5)),
-            (
-                "x-dead-letter-exchange",
-                AMQPValue::LongString(LongString::from("dlx")),
-            ),
-            (
-                "x-overflow",
-                AMQPValue::LongString(LongString::from("reject-publish")),
-            ),
-            ("x-max-priority", AMQPValue::ShortShortUInt(3)),
-        ]))
-        .unwrap();
-        assert_eq!(a.message_ttl, Some(Duration::from_millis(100)));
-        assert_eq!(a.max_length, Some(5));
-        assert_eq!(a.dlx.as_deref(), Some("dlx"));
-        assert!(a.reject_publish);
-        assert_eq!(a.max_priority, Some(3));
-        for bad in [
-            args(vec![("x-message-ttl", AMQPValue::LongInt(-1))]),
-            args(vec![("x-message-ttl", AMQPValue::Boolean(true))]),
-            args(vec![("x-expires", AMQPValue::LongInt(0))]),
-            args(vec![(
-                "x-overflow",
-                AMQPValue::LongString(LongString::from("bogus")),
-            )]),
-            args(vec![(
-                "x-dead-letter-routing-key",
-                AMQPValue::LongString(LongString::from("k")),
-            )]),
-            args(vec![("x-max-priority", AMQPValue::LongInt(256))]),
-        ] {
-            assert_eq!(
-                QueueArgs::parse(&bad).map(|_| ()).unwrap_err().code,
-                crate::error::ReplyCode::PreconditionFailed
-            );
-        }
-    }
-
-    #[test]
-    fn credit_window() {
-        let c = Credit::new(2);
-        assert!(c.try_acquire());
-        assert!(c.try_acquire());
-        assert!(!c.try_acquire());
-        assert!(c.release_one());
-        assert!(!c.release_one());
-        let unlimited = Credit::new(0);
-        for _ in 0..100 {
-            assert!(unlimited.try_acquire());
-        }
-        assert!(!unlimited.release_one());
-    }
+    groups
+        .into_iter()
+        .map(|(q, msgs)| {
+            let fallout = q.put_back(msgs, false);
+            (q, fallout)
+        })
+        .collect()
 }

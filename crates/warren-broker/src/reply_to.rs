@@ -2,11 +2,10 @@
 //! deliveries go straight to the consuming channel, addressed by a unique
 //! `amq.rabbitmq.reply-to.<token>` routing key.
 
-use crate::connection::ConnEvent;
+use crate::event::{ConnEvent, Inbox};
 use crate::message::{random_token, Message};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use tokio::sync::mpsc::UnboundedSender;
 
 /// The pseudo-queue name clients consume from and put in `reply_to`.
 pub(crate) const REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -16,7 +15,7 @@ pub(crate) const REPLY_TO_PREFIX: &str = "amq.rabbitmq.reply-to.";
 /// Where replies for one token go.
 #[derive(Debug, Clone)]
 struct Target {
-    tx: UnboundedSender<ConnEvent>,
+    tx: Inbox,
     channel: u16,
     consumer_tag: Arc<str>,
 }
@@ -29,12 +28,7 @@ pub(crate) struct ReplyRegistry {
 
 impl ReplyRegistry {
     /// Register a reply consumer; returns its token.
-    pub(crate) fn register(
-        &self,
-        tx: UnboundedSender<ConnEvent>,
-        channel: u16,
-        consumer_tag: Arc<str>,
-    ) -> String {
+    pub(crate) fn register(&self, tx: Inbox, channel: u16, consumer_tag: Arc<str>) -> String {
         let token = random_token(24);
         let mut map = match self.targets.write() {
             Ok(m) => m,

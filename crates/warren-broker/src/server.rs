@@ -3,8 +3,8 @@
 //! the shutdown broadcast.
 
 use crate::admission::Admission;
+use crate::shared::Shared;
 use crate::shutdown::{Notifier, Shutdown};
-use crate::Shared;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -77,14 +77,14 @@ pub(crate) async fn accept_loop(
     tracing::info!("accept loop stopped");
 }
 
-/// Periodic vhost maintenance (TTL expiry, queue expiry).
-pub(crate) async fn ticker(shared: Arc<Shared>, mut stop: Shutdown) {
+/// Samples memory use for the memory alarm (message TTL and queue expiry run by
+/// deadline, in the vhost's expiry task).
+pub(crate) async fn memory_sampler(shared: Arc<Shared>, mut stop: Shutdown) {
     let mut interval = tokio::time::interval(std::time::Duration::from_millis(50));
     loop {
         tokio::select! {
             _ = stop.recv() => break,
             _ = interval.tick() => {
-                shared.vhost.tick();
                 shared.vhost.memory.check();
             }
         }

@@ -16,7 +16,7 @@ impl Channel {
         use queue::AMQPMethod as Q;
         match m {
             Q::Declare(d) => {
-                let (q, messages, consumers) = ctx.vhost.declare_queue(
+                let declared = ctx.vhost.declare_queue(
                     ctx.conn_id,
                     QueueDecl {
                         name: d.queue.to_string(),
@@ -27,14 +27,15 @@ impl Channel {
                         arguments: d.arguments,
                     },
                 )?;
+                let q = declared.queue;
                 self.last_queue = Some(q.name.clone());
                 if !d.nowait {
                     ctx.out.method(
                         self.id,
                         AMQPClass::Queue(Q::DeclareOk(queue::DeclareOk {
                             queue: short(q.name.as_str()),
-                            message_count: messages,
-                            consumer_count: consumers,
+                            message_count: declared.counts.messages,
+                            consumer_count: declared.counts.consumers,
                         })),
                     );
                 }
@@ -71,7 +72,8 @@ impl Channel {
             Q::Purge(p) => {
                 let name = self.queue_name(p.queue.as_str())?;
                 let q = ctx.vhost.queue(&name, ctx.conn_id)?;
-                let n = q.purge();
+                let (n, fallout) = q.purge();
+                ctx.vhost.settle(&q, fallout);
                 if !p.nowait {
                     ctx.out.method(
                         self.id,

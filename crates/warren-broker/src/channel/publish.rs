@@ -4,6 +4,7 @@
 
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
+use crate::frame::Out;
 use crate::message::{short, Message};
 use crate::queue::Queue;
 use crate::reply_to::{REPLY_TO, REPLY_TO_PREFIX};
@@ -191,18 +192,21 @@ impl Channel {
             return;
         }
         let confirm = seq.map(|seq| ConfirmTo {
-            tx: ctx.tx.clone(),
+            sink: ctx.confirms.clone(),
             channel: self.id,
             seq,
         });
         match (ctx.vhost.enqueue(&queues, msg, confirm), seq) {
             (Confirm::Ack, Some(seq)) => self.ack_publish(ctx, seq),
             (Confirm::Nack, Some(seq)) => self.nack_publish(ctx, seq),
+            (Confirm::Store, Some(seq)) => self.confirms.wait_for_store(seq),
             _ => {}
         }
     }
 
-    fn nack_publish(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
+    fn nack_publish(&mut self, ctx: &mut ConnCtx<'_>, seq: u64) {
+        // The acks ready before this nack go first.
+        self.write_confirms(ctx.out);
         ctx.out.method(
             self.id,
             AMQPClass::Basic(basic::AMQPMethod::Nack(basic::Nack {
@@ -213,14 +217,17 @@ impl Channel {
         );
     }
 
-    fn ack_publish(&self, ctx: &mut ConnCtx<'_>, seq: u64) {
-        ctx.out.method(
-            self.id,
-            AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
-                delivery_tag: seq,
-                multiple: false,
-            })),
-        );
+    /// Ack a publish at the end of this batch (coalesced with the others ready).
+    fn ack_publish(&mut self, ctx: &mut ConnCtx<'_>, seq: u64) {
+        self.confirms.ack(seq);
+        *ctx.confirms_due = true;
+    }
+
+    /// Write the acks that are ready (at a batch's end, or before a nack or a close).
+    pub(crate) fn write_confirms(&mut self, out: &mut Out) {
+        if self.confirms.has_ready() {
+            self.confirms.write(self.id, out);
+        }
     }
 
     fn basic_return(&self, ctx: &mut ConnCtx<'_>, msg: &Message) {
@@ -235,14 +242,19 @@ impl Channel {
 
     /// A publisher confirm became ready: after fsync (`ack`), or after the store
     /// failed to write the message (basic.nack).
-    pub(crate) fn confirm_ready(&self, ctx: &mut ConnCtx<'_>, seq: u64, ack: bool) {
+    pub(crate) fn confirm_ready(&mut self, ctx: &mut ConnCtx<'_>, seq: u64, ack: bool) {
         if self.closing {
+            self.confirms.store_answered(seq);
             return;
         }
         if ack {
+            self.confirms.store_answered(seq);
             self.ack_publish(ctx, seq);
         } else {
+            // Still waiting while the acks ready before it are written, so that no
+            // `multiple` ack among them covers the publish being nacked.
             self.nack_publish(ctx, seq);
+            self.confirms.store_answered(seq);
         }
     }
 }

@@ -5,6 +5,7 @@ use super::{requeue_grouped, Channel, ConnCtx, Unacked};
 use crate::error::AmqpError;
 use crate::message::Message;
 use crate::queue::Queue;
+use crate::vhost::VHost;
 use amq_protocol::protocol::{tx, AMQPClass};
 use std::sync::Arc;
 
@@ -31,36 +32,37 @@ pub(super) struct Tx {
 
 impl Channel {
     /// Settle deliveries now, or at commit on a transactional channel.
-    pub(super) fn settle(&mut self, taken: Vec<(u64, Unacked)>, how: Settle) {
+    pub(super) fn settle(&mut self, vhost: &VHost, taken: Vec<(u64, Unacked)>, how: Settle) {
         if let Some(tx) = self.tx.as_mut() {
             tx.acks
                 .extend(taken.into_iter().map(|(tag, u)| (tag, u, how)));
             return;
         }
-        self.apply_settle(taken.into_iter().map(|(_, u)| u).collect(), how);
+        self.apply_settle(vhost, taken.into_iter().map(|(_, u)| u).collect(), how);
     }
 
-    fn apply_settle(&mut self, list: Vec<Unacked>, how: Settle) {
+    fn apply_settle(&mut self, vhost: &VHost, list: Vec<Unacked>, how: Settle) {
         match how {
             Settle::Ack => {
                 for u in list {
                     if let Some(c) = &u.credit {
                         c.release(1);
                     }
-                    u.queue.forget(&u.msg);
+                    vhost.forget(&u.queue, &u.msg);
                 }
             }
-            Settle::Reject { requeue: true } => requeue_grouped(list),
+            Settle::Reject { requeue: true } => requeue_grouped(vhost, list),
             Settle::Reject { requeue: false } => {
                 for u in list {
                     if let Some(c) = &u.credit {
                         c.release(1);
                     }
-                    u.queue.reject(u.msg);
+                    let fallout = u.queue.reject(u.msg);
+                    vhost.settle(&u.queue, fallout);
                 }
             }
         }
-        self.kick();
+        self.kick(vhost);
     }
 
     /// Put settlements held by an open transaction back as unacked.
@@ -101,7 +103,7 @@ impl Channel {
                     self.deliver_routed(ctx, msg, queues, mandatory, None);
                 }
                 for (_, u, how) in work.acks {
-                    self.apply_settle(vec![u], how);
+                    self.apply_settle(ctx.vhost, vec![u], how);
                 }
                 ctx.out.method(
                     self.id,

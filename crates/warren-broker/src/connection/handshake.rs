@@ -1,18 +1,22 @@
 //! The connection handshake: protocol header, connection.start/start-ok
 //! (PLAIN and AMQPLAIN authentication), tune/tune-ok negotiation and open.
 
-use super::Conn;
-use crate::admission::Refused;
+use super::writer::Writer;
+use super::{send_close, HANDSHAKE_FRAME_MAX};
+use crate::admission::{Refused, Ticket};
 use crate::error::AmqpError;
+use crate::frame::Out;
 use crate::frame::{decode, InFrame, PROTOCOL_HEADER};
 use crate::message::{short, value_as_str};
+use crate::shared::Shared;
 use amq_protocol::protocol::{connection, AMQPClass};
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Errors ending the handshake.
 #[derive(Debug, thiserror::Error)]
@@ -27,25 +31,58 @@ pub(super) enum HandshakeError {
     Evicted,
 }
 
-impl Conn {
-    async fn read_more(&mut self, rd: &mut OwnedReadHalf) -> Result<(), HandshakeError> {
-        match rd.read_buf(&mut self.rbuf).await {
+/// What the handshake settled, from which the connection is built.
+#[derive(Debug)]
+pub(super) struct Tuned {
+    /// Negotiated frame_max (0 = unlimited).
+    pub(super) frame_max: u32,
+    /// Negotiated channel_max (never 0: 0 from both sides means u16::MAX).
+    pub(super) channel_max: u16,
+    /// Negotiated heartbeat in seconds (0 = off).
+    pub(super) heartbeat: u16,
+    /// The client announced `consumer_cancel_notify`.
+    pub(super) cancel_notify: bool,
+    /// The client announced `connection.blocked`.
+    pub(super) blocked_notify: bool,
+    /// The established-connection slot the client now holds.
+    pub(super) permit: OwnedSemaphorePermit,
+}
+
+/// One socket's handshake: the framed I/O it runs on and what it needs to decide.
+pub(super) struct Handshake<'a> {
+    /// Connection id (for logs).
+    pub(super) id: u64,
+    /// Broker state (credentials, limits, vhost).
+    pub(super) shared: &'a Shared,
+    /// The socket's read half.
+    pub(super) rd: &'a mut OwnedReadHalf,
+    /// Bytes read and not yet decoded.
+    pub(super) rbuf: &'a mut BytesMut,
+    /// Frames to write.
+    pub(super) out: &'a mut Out,
+    /// The socket's writer task.
+    pub(super) writer: &'a Writer,
+    /// The pending-handshake slot, traded for an established one after login.
+    pub(super) ticket: Option<Ticket>,
+}
+
+impl Handshake<'_> {
+    fn flush(&mut self) {
+        self.writer.send(self.out);
+    }
+
+    async fn read_more(&mut self) -> Result<(), HandshakeError> {
+        match self.rd.read_buf(self.rbuf).await {
             Ok(0) | Err(_) => Err(HandshakeError::Eof),
             Ok(_) => Ok(()),
         }
     }
 
-    async fn next_frame(&mut self, rd: &mut OwnedReadHalf) -> Result<InFrame, HandshakeError> {
-        // Before tune-ok we accept frames up to 128 KiB.
-        let limit = if self.frame_max == 0 {
-            128 * 1024
-        } else {
-            self.frame_max
-        };
+    async fn next_frame(&mut self, limit: u32) -> Result<InFrame, HandshakeError> {
         loop {
-            match decode(&mut self.rbuf, limit) {
+            match decode(self.rbuf, limit) {
                 Ok(Some(f)) => return Ok(f),
-                Ok(None) => self.read_more(rd).await?,
+                Ok(None) => self.read_more().await?,
                 Err(e) => return Err(self.hs_fail(e)),
             }
         }
@@ -53,16 +90,18 @@ impl Conn {
 
     /// Send connection.close for a handshake failure.
     fn hs_fail(&mut self, e: AmqpError) -> HandshakeError {
-        self.send_close(&e);
+        send_close(self.out, &e);
         HandshakeError::Protocol(e)
     }
 
+    /// The next connection method, in frames of at most `limit` bytes (before
+    /// tune-ok: [`HANDSHAKE_FRAME_MAX`]).
     async fn expect_method(
         &mut self,
-        rd: &mut OwnedReadHalf,
+        limit: u32,
     ) -> Result<connection::AMQPMethod, HandshakeError> {
         loop {
-            match self.next_frame(rd).await? {
+            match self.next_frame(limit).await? {
                 InFrame::Heartbeat => continue,
                 InFrame::Method(0, AMQPClass::Connection(m)) => return Ok(m),
                 InFrame::Method(_, c) => {
@@ -80,9 +119,11 @@ impl Conn {
         }
     }
 
-    pub(super) async fn handshake(&mut self, rd: &mut OwnedReadHalf) -> Result<(), HandshakeError> {
+    /// Run the handshake: protocol header, start/start-ok (login), tune/tune-ok, open.
+    pub(super) async fn run(mut self) -> Result<Tuned, HandshakeError> {
+        let limit = HANDSHAKE_FRAME_MAX;
         while self.rbuf.len() < 8 {
-            self.read_more(rd).await?;
+            self.read_more().await?;
             if self.rbuf.len() < 8 && !PROTOCOL_HEADER.starts_with(&self.rbuf[..]) {
                 break;
             }
@@ -96,7 +137,7 @@ impl Conn {
         if let Some(ticket) = self.ticket.as_mut() {
             ticket.progress();
         }
-        let shared = self.shared.clone();
+        let shared: &Shared = self.shared;
         let cfg = &shared.config;
         self.out.method(
             0,
@@ -109,7 +150,7 @@ impl Conn {
             })),
         );
         self.flush();
-        let start_ok = match self.expect_method(rd).await? {
+        let start_ok = match self.expect_method(limit).await? {
             connection::AMQPMethod::StartOk(s) => s,
             _ => {
                 return Err(self.hs_fail(
@@ -131,12 +172,13 @@ impl Conn {
             let err = self.hs_fail(e);
             self.flush();
             // Give the client a moment to read the close before we hang up.
-            let _ = tokio::time::timeout(Duration::from_millis(200), self.expect_method(rd)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), self.expect_method(limit)).await;
             return Err(err);
         }
-        self.take_established_slot(rd).await?;
-        self.cancel_notify = capability(&start_ok.client_properties, "consumer_cancel_notify");
-        self.block.notify = capability(&start_ok.client_properties, "connection.blocked");
+        let permit = self.take_established_slot().await?;
+        let cancel_notify = capability(&start_ok.client_properties, "consumer_cancel_notify");
+        let blocked_notify = capability(&start_ok.client_properties, "connection.blocked");
         let (server_channel_max, server_frame_max, server_heartbeat) =
             (cfg.channel_max, cfg.frame_max, cfg.heartbeat);
         self.out.method(
@@ -148,7 +190,7 @@ impl Conn {
             })),
         );
         self.flush();
-        let tune_ok = match self.expect_method(rd).await? {
+        let tune_ok = match self.expect_method(limit).await? {
             connection::AMQPMethod::TuneOk(t) => t,
             _ => {
                 return Err(self.hs_fail(
@@ -188,18 +230,23 @@ impl Conn {
                     .with_method(10, 31),
             ));
         }
-        self.frame_max = frame_max;
         self.out.frame_max = frame_max;
-        self.channel_max = match (tune_ok.channel_max, server_channel_max) {
+        let channel_max = match (tune_ok.channel_max, server_channel_max) {
+            (0, 0) => u16::MAX,
             (0, s) => s,
             (c, 0) => c,
             (c, s) => c.min(s),
         };
-        if self.channel_max == 0 {
-            self.channel_max = u16::MAX;
-        }
-        self.heartbeat = tune_ok.heartbeat;
-        let open = match self.expect_method(rd).await? {
+        let tuned = Tuned {
+            frame_max,
+            channel_max,
+            heartbeat: tune_ok.heartbeat,
+            cancel_notify,
+            blocked_notify,
+            permit,
+        };
+        let limit = if frame_max == 0 { limit } else { frame_max };
+        let open = match self.expect_method(limit).await? {
             connection::AMQPMethod::Open(o) => o,
             _ => {
                 return Err(self.hs_fail(
@@ -212,7 +259,8 @@ impl Conn {
                 .with_method(10, 40);
             let err = self.hs_fail(e);
             self.flush();
-            let _ = tokio::time::timeout(Duration::from_millis(200), self.expect_method(rd)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(200), self.expect_method(limit)).await;
             return Err(err);
         }
         self.out.method(
@@ -220,26 +268,17 @@ impl Conn {
             AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
         );
         self.flush();
-        Ok(())
+        Ok(tuned)
     }
-}
-
-impl Conn {
     /// The client authenticated: trade its pending-handshake slot for an established
     /// one, or refuse it (530, like RabbitMQ's node connection limit) when all
     /// `max_connections` are taken.
-    async fn take_established_slot(
-        &mut self,
-        rd: &mut OwnedReadHalf,
-    ) -> Result<(), HandshakeError> {
+    async fn take_established_slot(&mut self) -> Result<OwnedSemaphorePermit, HandshakeError> {
         let Some(ticket) = self.ticket.take() else {
             return Err(HandshakeError::Evicted);
         };
         match ticket.authenticate() {
-            Ok(permit) => {
-                self.permit = Some(permit);
-                Ok(())
-            }
+            Ok(permit) => Ok(permit),
             Err(Refused::Evicted) => Err(HandshakeError::Evicted),
             Err(refused @ Refused::Full(_)) => {
                 tracing::warn!(
@@ -250,8 +289,11 @@ impl Conn {
                     .with_method(10, 11);
                 let err = self.hs_fail(e);
                 self.flush();
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(200), self.expect_method(rd)).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    self.expect_method(HANDSHAKE_FRAME_MAX),
+                )
+                .await;
                 Err(err)
             }
         }

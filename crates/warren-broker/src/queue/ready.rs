@@ -23,8 +23,6 @@ pub(crate) struct Ready {
     lanes: Vec<VecDeque<QueuedMessage>>,
     len: usize,
     bytes: usize,
-    /// Messages carrying their own expiry (so the queue needs ticking).
-    expiring: usize,
 }
 
 impl Ready {
@@ -35,7 +33,6 @@ impl Ready {
             lanes: (0..n).map(|_| VecDeque::new()).collect(),
             len: 0,
             bytes: 0,
-            expiring: 0,
         }
     }
 
@@ -50,9 +47,6 @@ impl Ready {
     fn added(&mut self, m: &QueuedMessage) {
         self.len += 1;
         self.bytes += m.msg.body.len();
-        if m.expires_at.is_some() {
-            self.expiring += 1;
-        }
     }
 
     /// Append at the tail of the message's lane.
@@ -81,9 +75,6 @@ impl Ready {
         shrink(lane);
         self.len -= 1;
         self.bytes = self.bytes.saturating_sub(m.msg.body.len());
-        if m.expires_at.is_some() {
-            self.expiring -= 1;
-        }
         Some(m)
     }
 
@@ -91,7 +82,6 @@ impl Ready {
     pub(crate) fn take_all(&mut self) -> Vec<QueuedMessage> {
         self.len = 0;
         self.bytes = 0;
-        self.expiring = 0;
         // Taken whole, so the emptied lanes hold no storage.
         self.lanes
             .iter_mut()
@@ -113,10 +103,5 @@ impl Ready {
     /// Total body bytes.
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
-    }
-
-    /// Whether any message carries an expiry time.
-    pub(crate) fn has_expiring(&self) -> bool {
-        self.expiring > 0
     }
 }

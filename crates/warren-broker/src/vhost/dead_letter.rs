@@ -16,7 +16,7 @@ impl VHost {
         m: QueuedMessage,
         reason: DeathReason,
     ) {
-        from.forget(&m);
+        self.forget(from, &m);
         let msg = &m.msg;
         let routing_key = from
             .args

@@ -1,8 +1,8 @@
 //! A minimal raw AMQP client for protocol-level tests (uses amq-protocol).
 #![allow(dead_code)]
 
-use amq_protocol::frame::{gen_frame, parse_frame, AMQPFrame, WriteContext};
-use amq_protocol::protocol::{channel, connection, queue, AMQPClass};
+use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
+use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
 use amq_protocol::types::{FieldTable, LongString};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +31,30 @@ pub fn queue_declare(name: &str) -> queue::Declare {
 /// A method frame's payload: queue.declare.
 pub fn declare(d: queue::Declare) -> AMQPClass {
     AMQPClass::Queue(queue::AMQPMethod::Declare(d))
+}
+
+/// The encoded frames of one basic.publish of `body` to the default exchange with
+/// `routing_key` on channel `ch` (method, header, one body frame).
+pub fn publish(ch: u16, routing_key: &str, body: &[u8]) -> Vec<u8> {
+    let mut frames = encode(&AMQPFrame::Method(
+        ch,
+        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
+            exchange: "".into(),
+            routing_key: routing_key.into(),
+            mandatory: false,
+            immediate: false,
+        })),
+    ));
+    frames.extend(encode(&AMQPFrame::Header(
+        ch,
+        AMQPContentHeader {
+            class_id: 60,
+            body_size: body.len() as u64,
+            properties: Default::default(),
+        },
+    )));
+    frames.extend(encode(&AMQPFrame::Body(ch, body.to_vec())));
+    frames
 }
 
 pub fn encode(frame: &AMQPFrame) -> Vec<u8> {

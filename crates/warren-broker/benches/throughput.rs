@@ -1,6 +1,8 @@
-//! Throughput smoke checks (ignored by default; run with `--ignored --nocapture`,
-//! ideally in release mode).
+//! Throughput of the embedded broker through lapin: publish/consume, durable
+//! publishes with confirms, and a raw-frame publish then drain. Prints numbers,
+//! asserts nothing: `cargo bench -p warren-broker --bench throughput`.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use common::*;
@@ -10,8 +12,6 @@ use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use std::time::Instant;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn throughput_publish_consume() {
     let b = start().await;
     let (_c1, p) = channel(&b).await;
@@ -62,8 +62,6 @@ async fn throughput_publish_consume() {
     b.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn throughput_durable_confirms() {
     let dir = std::env::temp_dir().join(format!("warren-perf-{}", std::process::id()));
     let b = warren_broker::Broker::builder()
@@ -126,12 +124,8 @@ async fn throughput_durable_confirms() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn throughput_raw_publish_then_drain() {
-    use amq_protocol::frame::{AMQPContentHeader, AMQPFrame};
-    use amq_protocol::protocol::{basic, AMQPClass};
-    use common::raw::{encode, Raw};
+    use common::raw::Raw;
     use tokio::io::AsyncWriteExt;
     let b = start().await;
     let (_c, ch) = channel(&b).await;
@@ -144,24 +138,7 @@ async fn throughput_raw_publish_then_drain() {
     .unwrap();
     let mut r = Raw::connect(b.local_addr(), 131072).await;
     r.open_channel(1).await;
-    let mut one = encode(&AMQPFrame::Method(
-        1,
-        AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {
-            exchange: "".into(),
-            routing_key: "rawperf".into(),
-            mandatory: false,
-            immediate: false,
-        })),
-    ));
-    one.extend(encode(&AMQPFrame::Header(
-        1,
-        AMQPContentHeader {
-            class_id: 60,
-            body_size: 256,
-            properties: Default::default(),
-        },
-    )));
-    one.extend(encode(&AMQPFrame::Body(1, vec![7u8; 256])));
+    let one = common::raw::publish(1, "rawperf", &[7u8; 256]);
     const N: usize = 200_000;
     let mut batch = Vec::new();
     for _ in 0..1000 {
@@ -201,4 +178,15 @@ async fn throughput_raw_publish_then_drain() {
         N as f64 / t1.elapsed().as_secs_f64()
     );
     b.shutdown().await;
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(throughput_publish_consume());
+    rt.block_on(throughput_durable_confirms());
+    rt.block_on(throughput_raw_publish_then_drain());
 }

@@ -1,0 +1,17 @@
+//! The broker's behaviour as clients see it (lapin, and raw frames where a client
+//! library would not send what a test needs), one module per subject.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod confirms_and_tx;
+mod consuming;
+mod direct_reply_to;
+mod handshake;
+mod helpers;
+mod priorities;
+mod properties;
+mod protocol_errors;
+mod queue_lifecycle;
+mod routing;
+mod ttl_dead_letter;
