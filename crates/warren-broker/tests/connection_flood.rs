@@ -2,6 +2,11 @@
 //! handshake (idle, or slow-loris dripping the header or a start-ok byte by byte), each
 //! reopened by the attacker as soon as it closes, must not keep real clients out.
 
+// The figure also goes to $WARREN_FIGURES for scripts/test.sh (shared with warren-cli's
+// reliability tests until the tests get a support crate).
+#[path = "../../warren-cli/tests/common/figures.rs"]
+mod figures;
+
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
@@ -324,7 +329,7 @@ fn real_clients_get_in_during_a_handshake_flood() {
     errors.sort();
     errors.dedup();
     let mean_open = samples.iter().sum::<usize>() / samples.len().max(1);
-    println!(
+    figures::report(&format!(
         "flood {FLOOD_SOCKETS} sockets (mean {mean_open} connected, min {}; {churn} reopened \
          in {real_secs:.1} s = {:.0}/s; {} connects failed): real clients {ok}/{REAL_ATTEMPTS} \
          ok, connect p50 {:?} p99 {:?} max {:?}, connect+publish+consume+close p50 {:?} p99 {:?}",
@@ -336,7 +341,7 @@ fn real_clients_get_in_during_a_handshake_flood() {
         connects.last().copied().unwrap_or_default(),
         percentile(&totals, 50),
         percentile(&totals, 99),
-    );
+    ));
     if !errors.is_empty() {
         println!("real client errors: {errors:?}");
     }
