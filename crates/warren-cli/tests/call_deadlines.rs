@@ -20,10 +20,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use broker_process::{BrokerProcess, WARREN};
+use common::servers::announcing_sleep_server;
 use common::unique;
 use hostile::{BlackHole, FullBacklog, ScriptedPeer, SilentAfter};
 use tokio::sync::mpsc;
-use warren_rpc::{Request, Response, RpcServer, ServerHandle, Status};
 
 /// The `--timeout` of every call.
 const TIMEOUT: &str = "2s";
@@ -97,31 +97,6 @@ fn check(case: &str, ran: &Ran, code: i32, says: Option<&str>) {
     if let Some(phrase) = says {
         assert!(ran.stderr.contains(phrase), "{case}: {}", ran.stderr);
     }
-}
-
-/// A server for `queue` that reports each request's body on `seen` as it starts, then
-/// sleeps that many milliseconds and echoes it.
-async fn announcing_sleep_server(
-    url: &str,
-    queue: &str,
-    seen: mpsc::UnboundedSender<String>,
-) -> ServerHandle {
-    RpcServer::new()
-        .route(queue, move |req: Request| {
-            let seen = seen.clone();
-            async move {
-                let body = String::from_utf8_lossy(&req.body).into_owned();
-                let _ = seen.send(body.clone());
-                let ms: u64 = body
-                    .parse()
-                    .map_err(|_| Status::invalid_argument("send milliseconds"))?;
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok::<_, Status>(Response::text(body))
-            }
-        })
-        .start(url)
-        .await
-        .expect("server starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

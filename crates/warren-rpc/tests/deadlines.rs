@@ -13,11 +13,12 @@ mod hostile;
 
 use std::time::{Duration, Instant};
 
+use common::servers::announcing_sleep_server;
 use common::{bounded, unique, Target};
 use hostile::{BlackHole, FullBacklog, Proxy, ScriptedPeer, SilentAfter};
 use tokio::sync::mpsc;
 use warren_rpc::{
-    CallOptions, ConnectStep, Error, Request, Response, RpcClient, RpcServer, ServerHandle, Status,
+    CallOptions, ConnectStep, Error, Request, Response, RpcClient, RpcServer, Status,
 };
 
 /// Slack allowed past a bound: scheduling on a loaded 2-core machine.
@@ -123,31 +124,6 @@ async fn a_black_hole_does_not_starve_the_fallback_address() {
     );
     assert!(client.is_connected());
     client.shutdown().await.expect("closes");
-}
-
-/// A server for `queue` that sends the body of each request on `seen` as it starts
-/// working on it, then sleeps that many milliseconds and echoes it.
-async fn announcing_sleep_server(
-    url: &str,
-    queue: &str,
-    seen: mpsc::UnboundedSender<String>,
-) -> ServerHandle {
-    RpcServer::new()
-        .route(queue, move |req: Request| {
-            let seen = seen.clone();
-            async move {
-                let body = String::from_utf8_lossy(&req.body).into_owned();
-                let _ = seen.send(body.clone());
-                let ms: u64 = body
-                    .parse()
-                    .map_err(|_| Status::invalid_argument("send milliseconds"))?;
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                Ok::<_, Status>(Response::text(body))
-            }
-        })
-        .start(url)
-        .await
-        .expect("server starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod rabbitmqctl;
+pub mod servers;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
