@@ -376,3 +376,65 @@ async fn drop_then_restart_recovers() {
     })
     .await;
 }
+
+/// A persistent message its durable queue drops as it arrives (`x-max-length` 0, no
+/// dead-letter exchange) is gone for good: its `Remove` record follows its `Publish`
+/// in the log (the store logs a message before any queue can deliver, drop or
+/// dead-letter it), so a restart does not bring it back.
+#[tokio::test]
+async fn messages_dropped_on_arrival_do_not_come_back_after_a_restart() {
+    const N: usize = 20;
+    bounded(async {
+        let dir = temp_dir("dropped");
+        let b = start_in(&dir).await;
+        let (c, ch) = channel(&b).await;
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-max-length".into(),
+            lapin::types::AMQPValue::LongLongInt(0),
+        );
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare("zq".into(), durable, args).await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let persistent = BasicProperties::default().with_delivery_mode(2);
+        for i in 0..N {
+            let confirm = ch
+                .basic_publish(
+                    "".into(),
+                    "zq".into(),
+                    BasicPublishOptions::default(),
+                    format!("{i}").as_bytes(),
+                    persistent.clone(),
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert!(confirm.is_ack(), "publish {i} confirmed");
+        }
+        let _ = c.close(200, "done".into()).await;
+        b.shutdown().await;
+        let b = start_in(&dir).await;
+        let (_c, ch) = channel(&b).await;
+        let q = ch
+            .queue_declare(
+                "zq".into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(q.message_count(), 0, "dropped messages came back");
+        b.shutdown().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}

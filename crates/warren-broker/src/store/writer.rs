@@ -5,7 +5,7 @@
 //! On a failed write or fsync it undoes everything since the last good fsync: the
 //! log is cut back to that length (`set_len`), so no torn record stays in front of
 //! later ones; the publishes in the cut are dropped from the live state and every
-//! publish waiting is nacked (see [`Waiter`](super::Waiter)); the other records
+//! publish waiting is nacked (see [`Waiter`]); the other records
 //! (declares, bindings, removals) are kept and written again before anything else.
 //! The store then reports itself not writable until a write and fsync succeed again:
 //! the next batch, or a probe file written every [`PROBE_EVERY`] while idle.

@@ -215,8 +215,13 @@ impl VHost {
         msg: Arc<Message>,
         confirm: Option<ConfirmTo>,
     ) -> Confirm {
+        // Decide every queue first and log the records before any queue takes the
+        // message: once queued it may be delivered (no-ack), dropped or dead-lettered at
+        // once, and the `Remove` record that follows must come after its `Publish` in
+        // the log, or the message would come back after a restart.
         let mut records = Vec::new();
         let mut refused = false;
+        let mut takers = Vec::with_capacity(queues.len());
         for q in queues {
             if q.refuses_new() {
                 refused = true;
@@ -234,10 +239,9 @@ impl VHost {
                 }
                 _ => None,
             };
-            let fallout = q.enqueue(msg.clone(), store_id);
-            self.settle(q, fallout);
+            takers.push((q, store_id));
         }
-        match &self.store {
+        let answer = match &self.store {
             Some(store) if !records.is_empty() => {
                 if refused {
                     store.log_publish(records, None);
@@ -249,6 +253,11 @@ impl VHost {
             }
             _ if refused => Confirm::Nack,
             _ => Confirm::Ack,
+        };
+        for (q, store_id) in takers {
+            let fallout = q.enqueue(msg.clone(), store_id);
+            self.settle(q, fallout);
         }
+        answer
     }
 }
