@@ -9,6 +9,9 @@
 #   scripts/rabbitmq-node.sh node  [NAME]         print the node name (for rabbitmqctl -n)
 # NAME defaults to warren-faults, PORT to 5710. scripts/cluster.sh sources this file for
 # start_node / await_node / stop_node.
+# Two variables shape a node for one kind of test (TLS, access control, management):
+#   WARREN_NODE_PLUGINS     plugins to enable, comma-separated (e.g. rabbitmq_management)
+#   WARREN_NODE_EXTRA_CONF  lines appended to its rabbitmq.conf (e.g. an ssl listener)
 set -euo pipefail
 
 node_name() { echo "$1@localhost"; }
@@ -18,8 +21,9 @@ node_url() { echo "amqp://guest:guest@127.0.0.1:$1/%2f"; }
 start_node() {
   local name=$1 port=$2 dir=$3
   mkdir -p "$dir/mnesia" "$dir/log"
-  echo "[]." > "$dir/enabled_plugins"
+  echo "[${WARREN_NODE_PLUGINS:-}]." > "$dir/enabled_plugins"
   printf 'loopback_users = none\nlisteners.tcp.1 = 127.0.0.1:%s\n' "$port" > "$dir/rabbitmq.conf"
+  if [ -n "${WARREN_NODE_EXTRA_CONF:-}" ]; then printf '%s\n' "$WARREN_NODE_EXTRA_CONF" >> "$dir/rabbitmq.conf"; fi
   if id rabbitmq >/dev/null 2>&1; then chown -R rabbitmq:rabbitmq "$dir"; fi
   env RABBITMQ_NODENAME="$(node_name "$name")" \
       RABBITMQ_NODE_PORT="$port" \
