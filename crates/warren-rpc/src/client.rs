@@ -14,7 +14,7 @@
 pub(crate) mod pending;
 mod session;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -26,13 +26,14 @@ use lapin::Confirmation;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use crate::connect::{
     self, Backoff, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_SHUTDOWN_TIMEOUT,
 };
 use crate::error::{Error, Result};
 use crate::status::Code;
+use crate::telemetry::{Observer, Side};
 use crate::wire;
 use pending::{CorrelationIds, Pending, PendingGuard};
 use session::Session;
@@ -170,9 +171,18 @@ pub struct ClientBuilder {
     max_in_flight: usize,
     when_full: WhenFull,
     backoff: Backoff,
+    observer: Observer,
 }
 
 impl ClientBuilder {
+    /// Counts this client's calls, in-flight calls, reconnects and deadline expiries
+    /// into `metrics` (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.observer.metrics = Some(metrics);
+        self
+    }
+
     /// Adds a fallback broker address, tried in order after the one given to
     /// [`connect`](ClientBuilder::connect) (and after the fallbacks added before it).
     pub fn fallback_url(mut self, url: impl Into<String>) -> Self {
@@ -259,6 +269,7 @@ impl ClientBuilder {
             Arc::clone(&pending),
             ids.clone(),
             sessions,
+            self.observer.clone(),
         ));
         Ok(RpcClient {
             inner: Arc::new(Inner {
@@ -272,9 +283,20 @@ impl ClientBuilder {
                 when_full: self.when_full,
                 shutdown_timeout: self.shutdown_timeout,
                 supervisor,
+                observer: self.observer,
             }),
         })
     }
+}
+
+/// How far one call got, for its timeout warning and its log line.
+#[derive(Default)]
+struct Progress {
+    /// Whether the broker confirmed the (last) request: if not by the deadline, the
+    /// broker itself is stuck, which is worth saying.
+    confirmed: AtomicBool,
+    /// The sequence number of the latest request plus one (0: none sent yet).
+    seq: AtomicU64,
 }
 
 /// Where one call goes, checked and converted once for all its attempts.
@@ -297,6 +319,7 @@ struct Inner {
     backoff: Backoff,
     shutdown_timeout: Duration,
     supervisor: JoinHandle<()>,
+    observer: Observer,
 }
 
 impl Drop for Inner {
@@ -343,6 +366,7 @@ impl RpcClient {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             when_full: WhenFull::default(),
             backoff: Backoff::default(),
+            observer: Observer::default(),
         }
     }
 
@@ -390,6 +414,37 @@ impl RpcClient {
         body: impl AsRef<[u8]>,
         options: CallOptions,
     ) -> Result<Reply> {
+        let scope = self
+            .inner
+            .observer
+            .call(Side::Client, queue.into(), options.method.as_deref());
+        let progress = Progress::default();
+        let outcome = self
+            .call_in_span(queue, body.as_ref(), options, &scope, &progress)
+            .instrument(scope.span().clone())
+            .await;
+        match &outcome {
+            Ok(reply) => scope.finish(&Code::Ok, Some(&reply.correlation_id)),
+            Err(e) => {
+                let correlation_id = match progress.seq.load(Ordering::Relaxed) {
+                    0 => None,
+                    seq => Some(self.inner.ids.format(seq - 1)),
+                };
+                scope.finish(&e.code(), correlation_id.as_deref());
+            }
+        }
+        outcome
+    }
+
+    /// [`RpcClient::call_with`] inside the call's span.
+    async fn call_in_span(
+        &self,
+        queue: &str,
+        body: &[u8],
+        options: CallOptions,
+        scope: &crate::telemetry::CallScope,
+        progress: &Progress,
+    ) -> Result<Reply> {
         let routing_key = ShortString::try_new(queue).map_err(|_| {
             Error::InvalidArgument(format!(
                 "queue name is longer than 255 bytes: {queue:.40}..."
@@ -406,6 +461,8 @@ impl RpcClient {
             .map(headers::to_field_table)
             .transpose()
             .map_err(Error::InvalidArgument)?;
+        #[cfg(feature = "otel")]
+        let extra_headers = crate::telemetry::propagation::inject(scope.span(), extra_headers);
         let target = Target {
             queue,
             routing_key,
@@ -426,16 +483,14 @@ impl RpcClient {
             timeout = timeout.min(left);
         }
         let deadline = Instant::now() + timeout;
-        // Whether the broker confirmed the (last) request: if not by the deadline, the
-        // broker itself is stuck, which is worth saying.
-        let confirmed = AtomicBool::new(false);
+        let confirmed = &progress.confirmed;
         let attempts = async {
             let _slot = self.slot().await?;
             let mut retry = 0u32;
             loop {
                 confirmed.store(false, Ordering::Relaxed);
                 let outcome = self
-                    .attempt(&target, body.as_ref(), &options, deadline, &confirmed)
+                    .attempt(&target, body, &options, deadline, progress, scope)
                     .await;
                 match outcome {
                     // Resend idempotent calls after a connection loss. Right after a
@@ -520,7 +575,8 @@ impl RpcClient {
         body: &[u8],
         options: &CallOptions,
         deadline: Instant,
-        confirmed: &AtomicBool,
+        progress: &Progress,
+        scope: &crate::telemetry::CallScope,
     ) -> Result<Reply> {
         let queue = target.queue;
         let inner = &self.inner;
@@ -531,6 +587,8 @@ impl RpcClient {
             id: seq,
         };
         let correlation_id = inner.ids.format(seq);
+        progress.seq.store(seq + 1, Ordering::Relaxed);
+        scope.correlation_id(&correlation_id);
         let remaining = deadline.saturating_duration_since(Instant::now());
         let props = wire::request_properties(
             Some(&session.reply_to),
@@ -571,7 +629,7 @@ impl RpcClient {
             }
             Confirmation::Ack(None) | Confirmation::NotRequested => {}
         }
-        confirmed.store(true, Ordering::Relaxed);
+        progress.confirmed.store(true, Ordering::Relaxed);
         rx.await.unwrap_or_else(|_| {
             Err(Error::Unavailable {
                 reason: "the client's reply consumer stopped".to_owned(),

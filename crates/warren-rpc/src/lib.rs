@@ -183,6 +183,9 @@ mod server;
 #[cfg(feature = "demo-services")]
 pub mod services;
 mod status;
+mod telemetry;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod typed;
 pub mod wire;
 

@@ -24,7 +24,7 @@ use lapin::{Channel, Connection, Consumer};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 mod acks;
 
@@ -39,6 +39,7 @@ use crate::handler::Handler;
 use crate::headers;
 use crate::queue::QueueSpec;
 use crate::status::{Code, Status};
+use crate::telemetry::{Observer, Side};
 use crate::wire;
 
 /// Default number of requests a server works on at once per queue (its prefetch).
@@ -80,6 +81,7 @@ pub struct RpcServer {
     backoff: Backoff,
     connect_timeout: Duration,
     heartbeat: Duration,
+    observer: Observer,
 }
 
 impl Default for RpcServer {
@@ -108,7 +110,16 @@ impl RpcServer {
             backoff: Backoff::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             heartbeat: DEFAULT_HEARTBEAT,
+            observer: Observer::default(),
         }
+    }
+
+    /// Counts this server's calls, requests in flight, reconnects and deadline
+    /// expiries into `metrics` (feature `metrics`).
+    #[cfg(feature = "metrics")]
+    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.observer.metrics = Some(metrics);
+        self
     }
 
     /// Requests worked on at once per queue: the consumer's `basic.qos` prefetch.
@@ -179,6 +190,7 @@ impl RpcServer {
                 name: "warren-server",
                 heartbeat: self.heartbeat,
             },
+            observer: self.observer,
         };
         let first = Session::open(&settings).await?;
         let (stop, stop_rx) = watch::channel(false);
@@ -205,12 +217,14 @@ struct Settings {
     backoff: Backoff,
     connect_timeout: Duration,
     dial: Dial,
+    observer: Observer,
 }
 
 /// One connection's worth of server state: a channel and consumer per route.
 struct Session {
     connection: Connection,
     queues: Vec<(Channel, Consumer, Arc<dyn Handler>)>,
+    observer: Observer,
     cut: CutOnDrop,
 }
 
@@ -238,6 +252,7 @@ impl Session {
         Ok(Session {
             connection: link.connection,
             queues,
+            observer: settings.observer.clone(),
             cut: link.cut,
         })
     }
@@ -256,6 +271,7 @@ impl Session {
                 handler,
                 session_stop_rx.clone(),
                 blocked.clone(),
+                self.observer.clone(),
             ));
         }
         let lost = tokio::select! {
@@ -331,6 +347,7 @@ async fn supervise(
             match opened {
                 Ok(s) => {
                     info!(attempt, "server reconnected");
+                    settings.observer.reconnected(Side::Server);
                     break s;
                 }
                 Err(e) => debug!(attempt, error = %e, "reconnection failed"),
@@ -399,7 +416,9 @@ async fn serve_queue(
     handler: Arc<dyn Handler>,
     mut stop: watch::Receiver<bool>,
     blocked: watch::Receiver<bool>,
+    observer: Observer,
 ) -> Result<()> {
+    let queue: Arc<str> = consumer.queue().as_str().into();
     let mut in_flight = JoinSet::new();
     let acks = Acks::new(channel.clone());
     let spawn = |in_flight: &mut JoinSet<()>, delivery: Delivery| {
@@ -410,6 +429,7 @@ async fn serve_queue(
             delivery,
             blocked.clone(),
             acks.clone(),
+            (observer.clone(), Arc::clone(&queue)),
         ));
     };
     let outcome = loop {
@@ -515,18 +535,37 @@ async fn process(
     mut delivery: Delivery,
     mut blocked: watch::Receiver<bool>,
     acks: Acks,
+    (observer, queue): (Observer, Arc<str>),
 ) {
     let request = request_of(&mut delivery);
     let reply_to = request.context.reply_to.clone();
     if request.context.is_expired() {
-        debug!(correlation_id = ?request.context.correlation_id, "skipping a request past its deadline");
+        observer.request_expired(&queue, request.context.correlation_id.as_deref());
     } else {
-        let result = run_handler(handler.as_ref(), request).await;
+        let scope = observer.call(Side::Server, queue, request.method.as_deref());
+        #[cfg(feature = "otel")]
+        crate::telemetry::propagation::continue_trace(
+            scope.span(),
+            delivery.properties.headers().as_ref(),
+        );
+        if let Some(id) = &request.context.correlation_id {
+            scope.correlation_id(id);
+        }
+        let correlation_id = request.context.correlation_id.clone();
+        let span = scope.span().clone();
+        let result = run_handler(handler.as_ref(), request)
+            .instrument(span.clone())
+            .await;
+        let code = match &result {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        };
+        span.in_scope(|| scope.finish(&code, correlation_id.as_deref()));
         if let Some(reply_to) = reply_to {
             let (body, content_type, code) = match result {
                 Ok(resp) => (resp.body, resp.content_type, Code::Ok),
                 Err(status) => {
-                    debug!(%status, "call failed");
+                    debug!(%status, "replying with an error");
                     (
                         status.message().as_bytes().to_vec(),
                         Some("text/plain".to_owned()),

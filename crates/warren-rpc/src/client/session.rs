@@ -187,6 +187,7 @@ pub(crate) async fn supervise(
     pending: Arc<Pending>,
     ids: CorrelationIds,
     sessions: watch::Sender<Option<Arc<Session>>>,
+    observer: crate::telemetry::Observer,
 ) {
     let mut generation = first_generation;
     loop {
@@ -211,6 +212,7 @@ pub(crate) async fn supervise(
                 Ok((session, consumer)) => {
                     generation += 1;
                     info!(generation, attempt, "client reconnected");
+                    observer.reconnected(crate::telemetry::Side::Client);
                     pending.session_up(generation);
                     sessions.send_replace(Some(Arc::new(session)));
                     break consumer;
