@@ -3,10 +3,11 @@
 mod cmd;
 mod declare;
 mod exit;
+mod metrics_http;
 mod parse;
 mod signal;
+mod telemetry;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -16,6 +17,9 @@ use exit::Failure;
 #[derive(Debug, Parser)]
 #[command(name = "warren", version, about, after_help = LOGGING_HELP)]
 struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, env = "WARREN_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,30 +48,26 @@ Logging (to stderr):
   RUST_LOG=<filter>    tracing filter, e.g. RUST_LOG=debug or RUST_LOG=warren_rpc=trace
                        [default: warn, with lapin off]
   WARREN_LOG=<filter>  the same; used when RUST_LOG is not set
-Colour is used only when stderr is a terminal.";
-
-/// The log filter: `RUST_LOG`, else `WARREN_LOG`, else warnings with lapin off.
-fn log_filter() -> tracing_subscriber::EnvFilter {
-    use tracing_subscriber::EnvFilter;
-    for var in ["RUST_LOG", "WARREN_LOG"] {
-        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
-            if let Ok(filter) = EnvFilter::try_from_env(var) {
-                return filter;
-            }
-        }
-    }
-    // lapin logs as errors what Warren reports itself, typed (a lost connection, a
-    // refused login) or does on purpose (shutting a stalled connection's socket down).
-    EnvFilter::new("warn,lapin=off")
-}
+  RUST_LOG=warren_rpc::calls=debug   one line per call (failed calls at info)
+  --log-format json / WARREN_LOG_FORMAT=json   one JSON object per line
+Colour is used only when stderr is a terminal.
+Traces (OpenTelemetry, OTLP/HTTP protobuf), off unless the endpoint is set:
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318   OTEL_SERVICE_NAME [warren]
+  OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG         [parentbased_always_on]";
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(log_filter())
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let traces = match &cli.command {
+        Command::Bench(args) if args.observe() => telemetry::Traces::Always,
+        _ => telemetry::Traces::FromEnv,
+    };
+    let telemetry = match telemetry::init(cli.log_format, traces) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("warren: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
     if let Command::Completions(args) = cli.command {
         // No runtime, no logging of its own: the script is all it prints.
         return match cmd::completions::run(args, Cli::command()) {
@@ -98,6 +98,7 @@ fn main() -> ExitCode {
     // Do not wait on stray blocking work (a name lookup that hangs): the command's
     // deadline is over.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

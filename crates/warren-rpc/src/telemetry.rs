@@ -2,8 +2,8 @@
 //! `tracing`, to OpenTelemetry (feature `otel`) and to [`Metrics`](crate::metrics::Metrics)
 //! (feature `metrics`).
 //!
-//! Every call gets a `tracing` span (`warren_rpc::call` for clients, `warren_rpc::serve`
-//! for servers) at `info` level, whose fields carry OpenTelemetry's attribute names
+//! Every call gets a `tracing` span (target `warren_rpc::span::client` for clients,
+//! `warren_rpc::span::server` for servers) at `info` level, whose fields carry OpenTelemetry's attribute names
 //! (semantic conventions v1.45.0, messaging and RPC): `messaging.system = "rabbitmq"`,
 //! `messaging.destination.name` and `messaging.rabbitmq.destination.routing_key` (the
 //! request queue), `messaging.operation.type` (`send` / `process`),
@@ -12,8 +12,9 @@
 //! `x-status` name). `otel.kind` and `otel.status_code` are read by
 //! `tracing-opentelemetry`. With no subscriber interested, a span costs a branch.
 //!
-//! When a call ends, one event goes out: at `debug` for a success, `info` for a
-//! failure, with `queue`, `method`, `status`, `duration_us` and `correlation_id`.
+//! When a call ends, one event goes out (target `warren_rpc::calls`): at `debug` for a
+//! success, `info` for a failure, with `side`, `queue`, `method`, `status`,
+//! `duration_us` and `correlation_id`.
 
 #[cfg(feature = "otel")]
 pub(crate) mod propagation;
@@ -61,6 +62,7 @@ impl Observer {
             queue,
             method: method.map(str::to_owned),
             started: Instant::now(),
+            #[cfg(feature = "metrics")]
             observer: self.clone(),
         }
     }
@@ -77,8 +79,12 @@ impl Observer {
     /// A server skipped a request whose deadline had passed before it arrived.
     pub(crate) fn request_expired(&self, queue: &str, correlation_id: Option<&str>) {
         debug!(
+            target: "warren_rpc::calls",
+            side = "server",
             queue,
-            correlation_id, "skipping a request past its deadline"
+            status = "deadline_exceeded",
+            correlation_id,
+            "skipped a request past its deadline"
         );
         #[cfg(feature = "metrics")]
         if let Some(m) = &self.metrics {
@@ -89,7 +95,7 @@ impl Observer {
 
 fn client_span(queue: &str, method: Option<&str>) -> Span {
     tracing::info_span!(
-        target: "warren_rpc::call",
+        target: "warren_rpc::span::client",
         "call",
         otel.name = %SpanName("send", queue, method),
         otel.kind = "client",
@@ -107,7 +113,7 @@ fn client_span(queue: &str, method: Option<&str>) -> Span {
 
 fn server_span(queue: &str, method: Option<&str>) -> Span {
     tracing::info_span!(
-        target: "warren_rpc::serve",
+        target: "warren_rpc::span::server",
         "serve",
         otel.name = %SpanName("process", queue, method),
         otel.kind = "server",
@@ -144,6 +150,7 @@ pub(crate) struct CallScope {
     queue: Arc<str>,
     method: Option<String>,
     started: Instant,
+    #[cfg(feature = "metrics")]
     observer: Observer,
 }
 
@@ -171,11 +178,11 @@ impl CallScope {
         };
         self.span.record("rpc.response.status_code", status);
         if *code == Code::Ok {
-            debug!(side, queue, method, status, duration_us, correlation_id, "call");
+            debug!(target: "warren_rpc::calls", side, queue, method, status, duration_us, correlation_id, "call");
         } else {
             self.span.record("error.type", status);
             self.span.record("otel.status_code", "ERROR");
-            info!(side, queue, method, status, duration_us, correlation_id, "call failed");
+            info!(target: "warren_rpc::calls", side, queue, method, status, duration_us, correlation_id, "call failed");
         }
         #[cfg(feature = "metrics")]
         if let Some(m) = &self.observer.metrics {

@@ -77,6 +77,18 @@ pub struct Args {
     /// runtimes (default: one per core, as a separate process would have).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+    /// Turn observability on, to measure its cost: call metrics on the clients and
+    /// workers, and a span per call on both ends recorded with an always-on sampler
+    /// (exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, else dropped).
+    #[arg(long)]
+    observe: bool,
+}
+
+impl Args {
+    /// Whether `--observe` was given (traces are set up before the command runs).
+    pub fn observe(&self) -> bool {
+        self.observe
+    }
 }
 
 /// Latency and errors of one run (or one task's share of it).
@@ -264,8 +276,10 @@ async fn rpc(
         }
     };
     let queue = spec.name.clone();
+    let metrics = args.observe.then(warren_rpc::metrics::Metrics::new);
     let mut workers = Vec::new();
     for _ in 0..args.workers {
+        let metrics = metrics.clone();
         let (spec, url, concurrency, typed) = (
             spec.clone(),
             url.to_owned(),
@@ -273,7 +287,10 @@ async fn rpc(
             args.typed,
         );
         let server = on(&rts.worker, async move {
-            let server = RpcServer::new().concurrency(concurrency);
+            let mut server = RpcServer::new().concurrency(concurrency);
+            if let Some(m) = metrics {
+                server = server.metrics(m);
+            }
             let server = if typed {
                 server.serve(CalcServer::new(Calculator).queue(spec))
             } else {
@@ -296,11 +313,13 @@ async fn rpc(
             ReplyMode::DirectReplyTo
         };
         let url = url.to_owned();
+        let metrics = metrics.clone();
         let client = on(&rts.client, async move {
-            RpcClient::builder()
-                .reply_mode(mode)
-                .connect(url.as_str())
-                .await
+            let mut builder = RpcClient::builder().reply_mode(mode);
+            if let Some(m) = metrics {
+                builder = builder.metrics(m);
+            }
+            builder.connect(url.as_str()).await
         })
         .await?;
         roles.claim_new(cpu::CLIENT);

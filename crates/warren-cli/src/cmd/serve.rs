@@ -47,6 +47,10 @@ pub struct Args {
     /// broker without quorum queues, such as the embedded one.
     #[arg(long)]
     quorum: bool,
+    /// Serve call metrics in Prometheus text format at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9464; port 0 picks a free one, printed on stderr).
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -77,6 +81,18 @@ pub async fn run(args: Args) -> Result<(), Failure> {
         Procedure::Calc => RpcServer::new().serve(CalcServer::new(Calculator).queue(queue)),
     };
     let mut server = server.concurrency(args.concurrency);
+    let mut metrics_server = None;
+    if let Some(addr) = args.metrics_listen {
+        let metrics = warren_rpc::metrics::Metrics::new();
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        let served = crate::metrics_http::serve(addr, std::sync::Arc::new(registry))
+            .await
+            .map_err(Failure::Other)?;
+        eprintln!(" [x] Metrics at http://{}/metrics", served.addr);
+        metrics_server = Some(served);
+        server = server.metrics(metrics);
+    }
     for url in args.broker.fallbacks() {
         server = server.fallback_url(url.clone());
     }
@@ -89,7 +105,11 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     println!(" [x] Awaiting RPC requests");
     crate::signal::shutdown().await;
     eprintln!(" [x] Shutting down: finishing calls in flight");
-    handle.shutdown().await.map_err(Failure::Rpc)
+    let stopped = handle.shutdown().await.map_err(Failure::Rpc);
+    if let Some(served) = metrics_server {
+        served.stop();
+    }
+    stopped
 }
 
 /// `url` without its password, for messages.
