@@ -24,19 +24,40 @@ impl Injector for Inject<'_> {
     }
 }
 
-struct Extract<'a>(&'a FieldTable);
+struct Extract<'a> {
+    headers: &'a FieldTable,
+    /// `traceparent` with only the flags OpenTelemetry's Rust SDK reads.
+    traceparent: Option<String>,
+}
+
+fn header_str<'a>(headers: &'a FieldTable, key: &str) -> Option<&'a str> {
+    match headers.inner().get(key)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// `traceparent` with its trace flags cut to the `sampled` bit. W3C Trace Context
+/// level 2 adds a `random` flag (`03`), which OpenTelemetry's Python SDK sends and the
+/// Rust SDK's propagator (0.31) refuses for version `00`; the flag only describes how
+/// the trace id was made, so dropping it loses nothing this hop needs.
+fn sampled_flag_only(traceparent: &str) -> Option<String> {
+    let (head, flags) = traceparent.rsplit_once('-')?;
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    (flags > 1).then(|| format!("{head}-{:02x}", flags & 1))
+}
 
 impl Extractor for Extract<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        match self.0.inner().get(key)? {
-            AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
-            AMQPValue::ShortString(s) => Some(s.as_str()),
-            _ => None,
+        match (&self.traceparent, key) {
+            (Some(fixed), "traceparent") => Some(fixed),
+            _ => header_str(self.headers, key),
         }
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.inner().keys().map(|k| k.as_str()).collect()
+        self.headers.inner().keys().map(|k| k.as_str()).collect()
     }
 }
 
@@ -57,12 +78,40 @@ pub(crate) fn inject(span: &Span, headers: Option<FieldTable>) -> Option<FieldTa
 /// Makes `span` a child of the trace context in `headers`, if they carry one.
 pub(crate) fn continue_trace(span: &Span, headers: Option<&FieldTable>) {
     let Some(headers) = headers else { return };
-    if !headers.contains_key("traceparent") {
+    let Some(traceparent) = header_str(headers, "traceparent") else {
+        return;
+    };
+    let extract = Extract {
+        headers,
+        traceparent: sampled_flag_only(traceparent),
+    };
+    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&extract));
+    if !cx.span().span_context().is_valid() {
+        tracing::debug!("the request's traceparent is not a valid W3C trace context");
         return;
     }
-    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Extract(headers)));
-    if cx.span().span_context().is_valid() {
-        // Fails only when no OpenTelemetry layer records this span: nothing to continue.
-        let _ = span.set_parent(cx);
+    // Fails only when no OpenTelemetry layer records this span: nothing to continue.
+    if let Err(e) = span.set_parent(cx) {
+        tracing::debug!(error = %e, "cannot continue the caller's trace");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_2_flags_are_cut_to_sampled() {
+        let id = "00-1c2618349872b7f499c9df83e869035f-e2e8a09b0901a12a";
+        assert_eq!(
+            sampled_flag_only(&format!("{id}-03")),
+            Some(format!("{id}-01"))
+        );
+        assert_eq!(
+            sampled_flag_only(&format!("{id}-02")),
+            Some(format!("{id}-00"))
+        );
+        assert_eq!(sampled_flag_only(&format!("{id}-01")), None);
+        assert_eq!(sampled_flag_only("garbage"), None);
     }
 }
