@@ -56,6 +56,10 @@ for t in "${targets[@]}"; do
     | row "$name" "raw publish+consume, one queue (messages/s)" 256 >> "$out"
   "$W" bench --url "$url" --in-flight 64 --exclusive-reply-queue --duration "${SECS}s" --json "${pidarg[@]}" \
     | row "$name" "warren, exclusive reply queue" 64 >> "$out"
+  # Observability's cost: call metrics on both ends and a span per call recorded with
+  # an always-on sampler (dropped after the batch processor, no exporter), vs off.
+  "$W" bench --observe --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
+    | row "$name" "warren, traces + metrics on (--observe)" 64 >> "$out"
   for k in 1 8 64 256; do
     "$W" bench --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
       | row "$name" "warren" "$k" >> "$out"

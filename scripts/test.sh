@@ -76,3 +76,5 @@ cat "$WARREN_FAULT_REPORT"
 echo "--- figures ($WARREN_FIGURES)"
 cat "$WARREN_FIGURES"
 WARREN_BIN="$PWD/target/release/warren" bash tests/pika/run.sh
+echo "--- observability: traces across pika and warren (OTLP/HTTP), Prometheus scraping /metrics (tests/otel)"
+WARREN_BIN="$PWD/target/release/warren" bash tests/otel/run.sh

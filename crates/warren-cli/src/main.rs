@@ -18,7 +18,13 @@ use exit::Failure;
 #[command(name = "warren", version, about, after_help = LOGGING_HELP)]
 struct Cli {
     /// Log line format on stderr.
-    #[arg(long, global = true, env = "WARREN_LOG_FORMAT", value_enum, default_value_t)]
+    #[arg(
+        long,
+        global = true,
+        env = "WARREN_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
     log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,

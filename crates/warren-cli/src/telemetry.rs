@@ -69,9 +69,12 @@ fn log_filter() -> EnvFilter {
 }
 
 fn otlp_configured() -> bool {
-    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+    [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
 }
 
 /// Drops every span: the exporter of `Traces::Always` without an endpoint.
@@ -130,13 +133,18 @@ pub fn init(format: LogFormat, traces: Traces) -> Result<Telemetry, String> {
     let spans = provider.as_ref().map(|p| {
         // Only Warren's call spans: their parents, children and attributes are the trace.
         let calls = Targets::new().with_target("warren_rpc::span", tracing::Level::INFO);
+        // The span's own fields are its attributes; busy/idle times, code locations,
+        // thread names and a context switch on every poll would cost each call more
+        // than they tell (bench/run.sh's --observe rows).
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("warren"))
+            .with_location(false)
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_context_activation(false)
             .with_filter(calls)
     });
-    tracing_subscriber::registry()
-        .with(logs)
-        .with(spans)
-        .init();
+    tracing_subscriber::registry().with(logs).with(spans).init();
     Ok(Telemetry { provider })
 }

@@ -26,7 +26,7 @@ use lapin::Confirmation;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, warn};
 
 use crate::connect::{
     self, Backoff, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_SHUTDOWN_TIMEOUT,
@@ -421,7 +421,6 @@ impl RpcClient {
         let progress = Progress::default();
         let outcome = self
             .call_in_span(queue, body.as_ref(), options, &scope, &progress)
-            .instrument(scope.span().clone())
             .await;
         match &outcome {
             Ok(reply) => scope.finish(&Code::Ok, Some(&reply.correlation_id)),
@@ -436,7 +435,8 @@ impl RpcClient {
         outcome
     }
 
-    /// [`RpcClient::call_with`] inside the call's span.
+    /// [`RpcClient::call_with`], recording on the call's span (not entered: entering it on
+    /// every poll cost more than its few log events gain from it).
     async fn call_in_span(
         &self,
         queue: &str,

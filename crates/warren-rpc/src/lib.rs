@@ -177,6 +177,8 @@ mod context;
 mod error;
 mod handler;
 mod headers;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod nested;
 mod queue;
 mod server;
@@ -184,8 +186,6 @@ mod server;
 pub mod services;
 mod status;
 mod telemetry;
-#[cfg(feature = "metrics")]
-pub mod metrics;
 pub mod typed;
 pub mod wire;
 
