@@ -3,6 +3,7 @@
 pub mod bench;
 mod bench_cpu;
 mod bench_raw;
+mod bench_rpc_raw;
 pub mod raw;
 mod bench_report;
 pub mod broker;
