@@ -11,6 +11,8 @@ use super::RawError;
 
 /// Frame type (1), channel (2) and payload size (4) come before the payload.
 const FRAME_HEADER_LEN: usize = 7;
+/// The frame type of a content body frame.
+const FRAME_BODY: u8 = 3;
 /// The frame-end octet that closes every frame.
 const FRAME_END: u8 = 0xCE;
 /// A frame larger than this is refused before it is buffered, whatever the peer says.
@@ -53,6 +55,14 @@ impl FrameReader {
         }
         if self.buf[total - 1] != FRAME_END {
             return Err(RawError::Frame("missing frame-end octet".to_owned()));
+        }
+        // Body frames are bytes as they are: cut them out with one copy (parse_frame
+        // collects a body byte by byte).
+        if self.buf[0] == FRAME_BODY {
+            let channel = u16::from_be_bytes([self.buf[1], self.buf[2]]);
+            let body = self.buf[FRAME_HEADER_LEN..total - 1].to_vec();
+            self.buf.advance(total);
+            return Ok(Some(AMQPFrame::Body(channel, body)));
         }
         let frame = match parse_frame(&self.buf[..total]) {
             Ok((rest, frame)) if rest.is_empty() => frame,
