@@ -205,7 +205,12 @@ pub async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn summary(args: &Args, total: Outcome, elapsed: Duration, spent: &cpu::Spent) -> Summary {
+pub(super) fn summary(
+    args: &Args,
+    total: Outcome,
+    elapsed: Duration,
+    spent: &cpu::Spent,
+) -> Summary {
     let calls = total.latency.len();
     Summary {
         mode: match (args.raw, args.typed, args.client) {

@@ -69,7 +69,10 @@ pub async fn run(
         histogram,
         on_delivery,
     ));
-    let published = publish(&mut publ, &queue, &progress, in_flight, payload, budget, started, stop_at).await;
+    let published = publish(
+        &mut publ, &queue, &progress, in_flight, payload, budget, started, stop_at,
+    )
+    .await;
     progress.publishing_done.store(true, Ordering::Release);
     let (mut sub, latency) = consumer.await.map_err(|e| e.to_string())??;
     published?;
@@ -98,7 +101,10 @@ async fn publish(
     let mut sent = 0u64;
     while sent < budget && Instant::now() < stop_at {
         let ahead = sent.saturating_sub(progress.delivered.load(Ordering::Acquire));
-        let room = (in_flight as u64).saturating_sub(ahead).min(BATCH).min(budget - sent);
+        let room = (in_flight as u64)
+            .saturating_sub(ahead)
+            .min(BATCH)
+            .min(budget - sent);
         if room == 0 {
             let _ = tokio::time::timeout(Duration::from_millis(10), progress.wake.notified()).await;
             continue;

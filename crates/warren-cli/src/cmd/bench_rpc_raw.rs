@@ -69,7 +69,13 @@ async fn serve(mut s: Session, stop: Arc<AtomicBool>) -> Result<(), String> {
         }
         let mut last_tag = None;
         while let Some(event) = s.buffered_event().map_err(err)? {
-            let Event::Deliver { delivery_tag, props, body, .. } = event else {
+            let Event::Deliver {
+                delivery_tag,
+                props,
+                body,
+                ..
+            } = event
+            else {
                 continue;
             };
             last_tag = Some(delivery_tag);
@@ -147,7 +153,10 @@ pub async fn calls(
         while let Some(event) = s.buffered_event().map_err(err)? {
             match event {
                 Event::Deliver { props, .. } => {
-                    let id = props.correlation_id().as_ref().and_then(|c| c.as_str().parse().ok());
+                    let id = props
+                        .correlation_id()
+                        .as_ref()
+                        .and_then(|c| c.as_str().parse().ok());
                     let Some(t0) = id.and_then(|id| pending.remove(&id)) else {
                         *errors.entry("unknown_reply".to_owned()).or_default() += 1;
                         continue;
@@ -161,7 +170,10 @@ pub async fn calls(
                     }
                 }
                 Event::Return { props, .. } => {
-                    let id = props.correlation_id().as_ref().and_then(|c| c.as_str().parse().ok());
+                    let id = props
+                        .correlation_id()
+                        .as_ref()
+                        .and_then(|c| c.as_str().parse().ok());
                     if let Some(id) = id {
                         pending.remove(&id);
                     }
@@ -195,8 +207,10 @@ pub(super) async fn run(
     let mut workers = Vec::new();
     for _ in 0..args.workers {
         let (url, queue, prefetch) = (url.to_owned(), queue.clone(), args.worker_concurrency);
-        let w = on(&rts.worker, async move { Worker::start(&url, &queue, prefetch).await })
-            .await??;
+        let w = on(&rts.worker, async move {
+            Worker::start(&url, &queue, prefetch).await
+        })
+        .await??;
         roles.claim_new(cpu::WORKER);
         workers.push(w);
     }
@@ -213,13 +227,28 @@ pub(super) async fn run(
     for _ in 0..args.clients {
         let (url, queue, body, tick) = (url.to_owned(), queue.clone(), body.clone(), bar.clone());
         tasks.push(rts.client.spawn(async move {
-            calls(&url, &queue, per_client, &body, each, run_for, new_histogram(), move || tick.inc(1)).await
+            calls(
+                &url,
+                &queue,
+                per_client,
+                &body,
+                each,
+                run_for,
+                new_histogram(),
+                move || tick.inc(1),
+            )
+            .await
         }));
     }
     let mut total = Outcome::new();
     for task in tasks {
-        let out = task.await.map_err(|e| format!("a bench task failed: {e}"))??;
-        total.add(Outcome { latency: out.latency, errors: out.errors });
+        let out = task
+            .await
+            .map_err(|e| format!("a bench task failed: {e}"))??;
+        total.add(Outcome {
+            latency: out.latency,
+            errors: out.errors,
+        });
     }
     let elapsed = started.elapsed();
     let spent = meter.stop(roles);

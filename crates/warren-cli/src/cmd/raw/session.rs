@@ -41,9 +41,10 @@ impl Session {
     pub async fn connect(url: &str) -> Result<Self, RawError> {
         let uri: AMQPUri = url.parse().map_err(RawError::Url)?;
         let auth = &uri.authority;
-        let stream = tokio::time::timeout(STEP, TcpStream::connect((auth.host.as_str(), auth.port)))
-            .await
-            .map_err(|_| RawError::Timeout("the TCP connection"))??;
+        let stream =
+            tokio::time::timeout(STEP, TcpStream::connect((auth.host.as_str(), auth.port)))
+                .await
+                .map_err(|_| RawError::Timeout("the TCP connection"))??;
         stream.set_nodelay(true)?;
         let mut s = Self {
             stream,
@@ -72,8 +73,11 @@ impl Session {
             response: response.into(),
             locale: "en_US".into(),
         };
-        self.send(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)))
-            .await?;
+        self.send(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)),
+        )
+        .await?;
         let tune = match self.method(0).await? {
             AMQPClass::Connection(connection::AMQPMethod::Tune(t)) => t,
             other => return Err(unexpected("connection.tune", &other)),
@@ -88,7 +92,10 @@ impl Session {
             heartbeat: 0,
         };
         self.out.set_frame_max(frame_max);
-        self.out.method(0, &AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok)))?;
+        self.out.method(
+            0,
+            &AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok)),
+        )?;
         let open = Open {
             virtual_host: uri.vhost.as_str().into(),
         };
@@ -116,7 +123,10 @@ impl Session {
             prefetch_count,
             global: false,
         };
-        match self.call(ch, AMQPClass::Basic(basic::AMQPMethod::Qos(qos))).await? {
+        match self
+            .call(ch, AMQPClass::Basic(basic::AMQPMethod::Qos(qos)))
+            .await?
+        {
             AMQPClass::Basic(basic::AMQPMethod::QosOk(_)) => Ok(()),
             other => Err(unexpected("basic.qos-ok", &other)),
         }
@@ -134,7 +144,10 @@ impl Session {
             auto_delete,
             ..Declare::default()
         };
-        match self.call(ch, AMQPClass::Queue(queue::AMQPMethod::Declare(declare))).await? {
+        match self
+            .call(ch, AMQPClass::Queue(queue::AMQPMethod::Declare(declare)))
+            .await?
+        {
             AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)) => Ok(ok.queue.to_string()),
             other => Err(unexpected("queue.declare-ok", &other)),
         }
@@ -146,7 +159,10 @@ impl Session {
             queue: name.into(),
             ..Delete::default()
         };
-        match self.call(ch, AMQPClass::Queue(queue::AMQPMethod::Delete(delete))).await? {
+        match self
+            .call(ch, AMQPClass::Queue(queue::AMQPMethod::Delete(delete)))
+            .await?
+        {
             AMQPClass::Queue(queue::AMQPMethod::DeleteOk(ok)) => Ok(ok.message_count),
             other => Err(unexpected("queue.delete-ok", &other)),
         }
@@ -162,13 +178,21 @@ impl Session {
     }
 
     /// Starts a consumer on `queue`; returns its tag.
-    pub async fn consume(&mut self, ch: u16, queue: &str, no_ack: bool) -> Result<String, RawError> {
+    pub async fn consume(
+        &mut self,
+        ch: u16,
+        queue: &str,
+        no_ack: bool,
+    ) -> Result<String, RawError> {
         let consume = Consume {
             queue: queue.into(),
             no_ack,
             ..Consume::default()
         };
-        match self.call(ch, AMQPClass::Basic(basic::AMQPMethod::Consume(consume))).await? {
+        match self
+            .call(ch, AMQPClass::Basic(basic::AMQPMethod::Consume(consume)))
+            .await?
+        {
             AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)) => Ok(ok.consumer_tag.to_string()),
             other => Err(unexpected("basic.consume-ok", &other)),
         }
@@ -183,8 +207,11 @@ impl Session {
             method_id: 0,
         };
         let done = async {
-            self.send(0, AMQPClass::Connection(connection::AMQPMethod::Close(close)))
-                .await?;
+            self.send(
+                0,
+                AMQPClass::Connection(connection::AMQPMethod::Close(close)),
+            )
+            .await?;
             loop {
                 if let Event::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) =
                     self.next_event().await?

@@ -59,7 +59,10 @@ impl PublishTemplate {
         );
         let mut buf = Vec::with_capacity(64);
         encode(&mut buf, gen_frame(&frame))?;
-        Ok(Self { channel, frame: buf })
+        Ok(Self {
+            channel,
+            frame: buf,
+        })
     }
 }
 
@@ -96,7 +99,8 @@ impl FrameBuf {
     /// Appends `basic.ack` (with `multiple` to cover every tag up to `tag`).
     pub fn ack(&mut self, channel: u16, tag: u64, multiple: bool) {
         let ch = channel.to_be_bytes();
-        self.buf.extend_from_slice(&[1, ch[0], ch[1], 0, 0, 0, 13, 0, 60, 0, 80]);
+        self.buf
+            .extend_from_slice(&[1, ch[0], ch[1], 0, 0, 0, 13, 0, 60, 0, 80]);
         self.buf.extend_from_slice(&tag.to_be_bytes());
         self.buf.push(u8::from(multiple));
         self.buf.push(FRAME_END);
@@ -144,7 +148,8 @@ impl FrameBuf {
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.extend_from_slice(&BASIC_CLASS.to_be_bytes());
         self.buf.extend_from_slice(&0u16.to_be_bytes()); // weight
-        self.buf.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        self.buf
+            .extend_from_slice(&(body.len() as u64).to_be_bytes());
         encode(&mut self.buf, gen_properties(props))?;
         let size = u32::try_from(self.buf.len() - size_at - 4)
             .map_err(|_| RawError::Encode("content header too large".to_owned()))?;
@@ -157,7 +162,8 @@ impl FrameBuf {
         for part in body.chunks(chunk) {
             self.buf.push(FRAME_BODY);
             self.buf.extend_from_slice(&ch);
-            self.buf.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            self.buf
+                .extend_from_slice(&(part.len() as u32).to_be_bytes());
             self.buf.extend_from_slice(part);
             self.buf.push(FRAME_END);
         }
