@@ -42,11 +42,15 @@ enum Head {
     Return(u16),
 }
 
+/// A content-carrying method in progress: its channel, what it is, its header (body
+/// size and properties) once it came, and the body so far.
+type Pending = (u16, Head, Option<(u64, AMQPProperties)>, Vec<u8>);
+
 /// Content in progress on one connection (the bench uses one channel per connection;
 /// frames of another channel in between are a protocol error here).
 #[derive(Debug, Default)]
 pub struct Assembler {
-    pending: Option<(u16, Head, Option<(u64, AMQPProperties)>, Vec<u8>)>,
+    pending: Option<Pending>,
 }
 
 impl Assembler {

@@ -65,7 +65,7 @@ impl FrameReader {
             return Ok(Some(AMQPFrame::Body(channel, body)));
         }
         let frame = match parse_frame(&self.buf[..total]) {
-            Ok((rest, frame)) if rest.is_empty() => frame,
+            Ok(([], frame)) => frame,
             Ok(_) => return Err(RawError::Frame("trailing bytes in a frame".to_owned())),
             Err(e) => return Err(RawError::Frame(e.to_string())),
         };
