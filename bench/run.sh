@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark report: the tutorial's pika client and server (one call at a time) vs
-# Warren with 1, 8, 64, 256 calls in flight (raw bytes echo calls, and typed JSON
+# Warren with 1, 8, 64, 256 calls in flight (and the raw client's RPC spike at 1 and 64,
+# and 64 KiB echoes on both) (raw bytes echo calls, and typed JSON
 # calc.add calls at 1 and 64 next to them), on the embedded broker and on RabbitMQ
 # (when WARREN_RABBITMQ_URL is set), with CPU time per call for client, worker and
 # broker. Writes bench/results.md. Bounded: BENCH_SECONDS (5) per row.
@@ -53,7 +54,16 @@ for t in "${targets[@]}"; do
     | row "$name" "tutorial pika client + server" 1 >> "$out"
   kill $srv 2>/dev/null || true; wait $srv 2>/dev/null || true
   "$W" bench --raw --url "$url" --in-flight 256 --duration "${SECS}s" --json "${pidarg[@]}" \
-    | row "$name" "raw publish+consume, one queue (messages/s)" 256 >> "$out"
+    | row "$name" "raw publish+consume, one queue, 16 B (messages/s; raw client)" 256 >> "$out"
+  # Issue 12's own-client spike: the same RPC loop on the bench's raw client, next to lapin's.
+  for k in 1 64; do
+    "$W" bench --client raw --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
+      | row "$name" "raw client RPC (spike)" "$k" >> "$out"
+  done
+  "$W" bench --client raw --payload 65536 --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
+    | row "$name" "raw client RPC (spike), 64 KiB echo" 64 >> "$out"
+  "$W" bench --payload 65536 --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
+    | row "$name" "warren, 64 KiB echo" 64 >> "$out"
   "$W" bench --url "$url" --in-flight 64 --exclusive-reply-queue --duration "${SECS}s" --json "${pidarg[@]}" \
     | row "$name" "warren, exclusive reply queue" 64 >> "$out"
   # Observability's cost: call metrics on both ends and a span per call recorded with

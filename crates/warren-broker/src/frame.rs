@@ -153,6 +153,8 @@ pub(crate) struct Out {
     pub(crate) buf: Vec<u8>,
     /// Negotiated frame_max (0 = unlimited).
     pub(crate) frame_max: u32,
+    /// Where method frames are encoded before they join `buf`.
+    scratch: Vec<u8>,
 }
 
 impl Out {
@@ -161,18 +163,63 @@ impl Out {
         Self {
             buf: Vec::with_capacity(8192),
             frame_max,
+            scratch: Vec::with_capacity(256),
         }
     }
 
     /// Append a method frame.
     pub(crate) fn method(&mut self, channel: u16, class: AMQPClass) {
         let frame = AMQPFrame::Method(channel, class);
-        let ctx = WriteContext::from(Vec::with_capacity(128));
-        let res = gen_frame(&frame)(ctx);
+        // Encoded into a scratch buffer kept between frames (no allocation per frame),
+        // so that a frame that cannot be encoded leaves the batch as it was.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let res = gen_frame(&frame)(WriteContext::from(scratch));
         match res {
-            Ok(ctx) => self.buf.extend_from_slice(&ctx.into_inner().0),
+            Ok(ctx) => {
+                let scratch = ctx.into_inner().0;
+                self.buf.extend_from_slice(&scratch);
+                self.scratch = scratch;
+            }
             Err(e) => tracing::warn!(error = %e, "failed to encode method frame"),
         }
+    }
+
+    /// Append `basic.deliver` and its content, the method frame written by hand (the
+    /// hottest frame the broker sends: no `AMQPClass`, no short-string copies).
+    /// `consumer_tag`, `exchange` and `routing_key` came in as short strings.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn deliver(
+        &mut self,
+        channel: u16,
+        consumer_tag: &str,
+        delivery_tag: u64,
+        redelivered: bool,
+        exchange: &str,
+        routing_key: &str,
+        raw_props: &[u8],
+        body: &[u8],
+    ) {
+        let shorts = [consumer_tag, exchange, routing_key];
+        if shorts.iter().any(|s| s.len() > 255) {
+            tracing::warn!("delivery with a name over 255 bytes not sent");
+            return;
+        }
+        let size = 4 + 3 + shorts.iter().map(|s| s.len()).sum::<usize>() + 8 + 1;
+        self.buf.push(FRAME_METHOD);
+        self.buf.extend_from_slice(&channel.to_be_bytes());
+        self.buf.extend_from_slice(&(size as u32).to_be_bytes());
+        self.buf.extend_from_slice(&[0, 60, 0, 60]); // basic.deliver
+        self.buf.push(consumer_tag.len() as u8);
+        self.buf.extend_from_slice(consumer_tag.as_bytes());
+        self.buf.extend_from_slice(&delivery_tag.to_be_bytes());
+        self.buf.push(u8::from(redelivered));
+        for s in [exchange, routing_key] {
+            self.buf.push(s.len() as u8);
+            self.buf.extend_from_slice(s.as_bytes());
+        }
+        self.buf.push(FRAME_END);
+        self.header_and_body(channel, raw_props, body);
     }
 
     /// Append a heartbeat frame.
@@ -191,6 +238,11 @@ impl Out {
         body: &[u8],
     ) {
         self.method(channel, class);
+        self.header_and_body(channel, raw_props, body);
+    }
+
+    /// Append a content header (its properties byte-exact) and the body frames.
+    fn header_and_body(&mut self, channel: u16, raw_props: &[u8], body: &[u8]) {
         let ch = channel.to_be_bytes();
         let header_len = (12 + raw_props.len()) as u32;
         self.buf.push(FRAME_HEADER);
@@ -225,5 +277,40 @@ impl Out {
     /// Take the pending bytes.
     pub(crate) fn take(&mut self) -> Vec<u8> {
         std::mem::replace(&mut self.buf, Vec::with_capacity(8192))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::protocol::basic;
+
+    #[test]
+    fn a_hand_written_deliver_is_what_the_codec_writes() {
+        let (props, body) = ([0x80, 0, 4, b't', b'e', b'x', b't'], [7u8; 300]);
+        let mut by_hand = Out::new(128);
+        by_hand.deliver(3, "ctag-1", 42, true, "amq.direct", "rk", &props, &body);
+        let mut by_codec = Out::new(128);
+        let deliver = basic::Deliver {
+            consumer_tag: "ctag-1".into(),
+            delivery_tag: 42,
+            redelivered: true,
+            exchange: "amq.direct".into(),
+            routing_key: "rk".into(),
+        };
+        let class = AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver));
+        by_codec.content(3, class, &props, &body);
+        assert_eq!(by_hand.take(), by_codec.take());
+    }
+
+    #[test]
+    fn methods_append_to_the_batch() {
+        let mut out = Out::new(0);
+        out.heartbeat();
+        let class = AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {}));
+        out.method(1, class);
+        let bytes = out.take();
+        assert_eq!(&bytes[..8], &[8, 0, 0, 0, 0, 0, 0, 0xCE]);
+        assert_eq!(&bytes[8..], &[1, 0, 1, 0, 0, 0, 4, 0, 60, 0, 11, 0xCE]);
     }
 }

@@ -32,15 +32,17 @@ impl Channel {
         let no_ack = c.no_ack;
         let credit = c.credit.clone();
         let tag = self.tag();
-        let method = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
-            consumer_tag: short(&*consumer_tag),
-            delivery_tag: tag,
-            redelivered: msg.redelivered,
-            exchange: short(msg.msg.exchange.as_str()),
-            routing_key: short(msg.msg.routing_key.as_str()),
-        }));
-        ctx.out
-            .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
+        let m = &msg.msg;
+        ctx.out.deliver(
+            self.id,
+            &consumer_tag,
+            tag,
+            msg.redelivered,
+            &m.exchange,
+            &m.routing_key,
+            &m.raw_props,
+            &m.body,
+        );
         if no_ack {
             ctx.vhost.forget(&queue, &msg);
             if credit.release_one() {
@@ -70,14 +72,16 @@ impl Channel {
             return;
         }
         let tag = self.tag();
-        let method = AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
-            consumer_tag: short(&*consumer_tag),
-            delivery_tag: tag,
-            redelivered: false,
-            exchange: short(msg.exchange.as_str()),
-            routing_key: short(msg.routing_key.as_str()),
-        }));
-        ctx.out.content(self.id, method, &msg.raw_props, &msg.body);
+        ctx.out.deliver(
+            self.id,
+            &consumer_tag,
+            tag,
+            false,
+            &msg.exchange,
+            &msg.routing_key,
+            &msg.raw_props,
+            &msg.body,
+        );
     }
 
     /// Our consumer's queue was deleted: drop it and notify the client.

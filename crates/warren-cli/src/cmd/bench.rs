@@ -27,61 +27,67 @@ pub struct Args {
     /// Broker to measure (default: `$AMQP_URL`); without either, an embedded broker is
     /// started in-process.
     #[arg(long, env = "AMQP_URL", value_parser = crate::parse::amqp_url)]
-    url: Option<String>,
+    pub(super) url: Option<String>,
     /// Queue to call (default: a fresh queue served by the bench's own workers).
     #[arg(long)]
-    queue: Option<String>,
+    pub(super) queue: Option<String>,
     /// Number of calls to make (default: run for --duration).
     #[arg(long)]
-    calls: Option<u64>,
+    pub(super) calls: Option<u64>,
     /// How long to run when --calls is not given (at most 10 minutes).
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    duration: Duration,
+    pub(super) duration: Duration,
     /// Calls in flight at once, over all clients.
     #[arg(long, default_value_t = 64)]
-    in_flight: usize,
+    pub(super) in_flight: usize,
     /// Client connections sharing the calls in flight.
     #[arg(long, default_value_t = 1)]
-    clients: usize,
+    pub(super) clients: usize,
     /// Echo workers to start (0: call an existing server on --queue).
     #[arg(long, default_value_t = 1)]
-    workers: usize,
+    pub(super) workers: usize,
     /// Prefetch (concurrency) of each worker.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..))]
-    worker_concurrency: u16,
+    pub(super) worker_concurrency: u16,
     /// Request body size in bytes.
     #[arg(long, default_value_t = 16)]
-    payload: usize,
+    pub(super) payload: usize,
     /// Body to send instead of --payload bytes (e.g. `30` for a fib server).
     #[arg(long)]
-    body: Option<String>,
+    pub(super) body: Option<String>,
     /// Print one JSON object instead of the table.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Receive replies on an exclusive reply queue instead of direct reply-to.
     #[arg(long)]
-    exclusive_reply_queue: bool,
+    pub(super) exclusive_reply_queue: bool,
     /// Measure the broker's raw one-queue ceiling instead: publish + consume, no RPC
     /// (messages/s; --in-flight bounds messages published ahead of the consumer).
     #[arg(long)]
-    raw: bool,
+    pub(super) raw: bool,
     /// Make typed JSON `calc.add(a, b)` calls (the bench's workers serve the typed
     /// `Calc` service) instead of raw bytes echo calls.
     #[arg(long, conflicts_with_all = ["raw", "body"])]
-    typed: bool,
+    pub(super) typed: bool,
     /// Also report the CPU per call of the broker process with this id (e.g. RabbitMQ's
     /// `beam.smp`, or a `warren broker`); an embedded broker is measured without it.
     #[arg(long)]
-    broker_pid: Option<u32>,
+    pub(super) broker_pid: Option<u32>,
     /// Worker threads of each of the client's, the workers' and the embedded broker's
     /// runtimes (default: one per core, as a separate process would have).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    threads: Option<u16>,
+    pub(super) threads: Option<u16>,
     /// Turn observability on, to measure its cost: call metrics on the clients and
     /// workers, and a span per call on both ends recorded with an always-on sampler
     /// (exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, else dropped).
     #[arg(long)]
     observe: bool,
+    /// The AMQP client of the bench's own RPC client and workers: `lapin` (warren-rpc,
+    /// the library) or `raw` (the bench's minimal client on amq-protocol, issue 12's
+    /// spike: echo calls with direct reply-to only).
+    #[arg(long, value_enum, default_value_t = ClientKind::Lapin,
+          conflicts_with_all = ["raw", "typed", "exclusive_reply_queue", "queue", "observe"])]
+    pub(super) client: ClientKind,
 }
 
 impl Args {
@@ -91,21 +97,30 @@ impl Args {
     }
 }
 
+/// Which AMQP client `warren bench` makes its RPC calls with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientKind {
+    /// warren-rpc's `RpcClient` and `RpcServer` (lapin).
+    Lapin,
+    /// The bench's raw client (`cmd::raw`).
+    Raw,
+}
+
 /// Latency and errors of one run (or one task's share of it).
-struct Outcome {
-    latency: Histogram<u64>,
-    errors: BTreeMap<String, u64>,
+pub(super) struct Outcome {
+    pub(super) latency: Histogram<u64>,
+    pub(super) errors: BTreeMap<String, u64>,
 }
 
 impl Outcome {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Outcome {
             latency: new_histogram(),
             errors: BTreeMap::new(),
         }
     }
 
-    fn add(&mut self, other: Outcome) {
+    pub(super) fn add(&mut self, other: Outcome) {
         let _ = self.latency.add(&other.latency);
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
@@ -123,10 +138,10 @@ enum Job {
 }
 
 /// The runtimes the bench's roles run on, so that their CPU can be told apart.
-struct Runtimes {
+pub(super) struct Runtimes {
     broker: Runtime,
-    worker: Runtime,
-    client: Runtime,
+    pub(super) worker: Runtime,
+    pub(super) client: Runtime,
 }
 
 impl Runtimes {
@@ -157,7 +172,7 @@ impl Runtimes {
 }
 
 /// Runs `f` to completion on `rt`.
-async fn on<T: Send + 'static>(
+pub(super) async fn on<T: Send + 'static>(
     rt: &Runtime,
     f: impl std::future::Future<Output = T> + Send + 'static,
 ) -> Result<T, String> {
@@ -184,6 +199,8 @@ pub async fn run(args: Args) -> Result<(), String> {
     roles.claim_new(cpu::BROKER);
     let measured = if args.raw {
         raw(&args, &url, &roles, &rts).await
+    } else if args.client == ClientKind::Raw {
+        super::bench_rpc_raw::run(&args, &url, &mut roles, &rts).await
     } else {
         rpc(&args, &url, &mut roles, &rts).await
     };
@@ -200,13 +217,19 @@ pub async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn summary(args: &Args, total: Outcome, elapsed: Duration, spent: &cpu::Spent) -> Summary {
+pub(super) fn summary(
+    args: &Args,
+    total: Outcome,
+    elapsed: Duration,
+    spent: &cpu::Spent,
+) -> Summary {
     let calls = total.latency.len();
     Summary {
-        mode: match (args.raw, args.typed) {
-            (true, _) => "raw",
-            (false, true) => "typed",
-            (false, false) => "rpc",
+        mode: match (args.raw, args.typed, args.client) {
+            (true, _, _) => "raw",
+            (false, true, _) => "typed",
+            (false, false, ClientKind::Raw) => "rpc-raw-client",
+            (false, false, ClientKind::Lapin) => "rpc",
         },
         broker: if args.url.is_some() {
             "url"
@@ -405,7 +428,7 @@ async fn add(calc: &CalcClient, opts: CallOptions, n: u64) -> Result<(), String>
 
 /// The run's bounds: at most `--calls` calls, for at most `--duration` (without
 /// `--calls`) or [`MAX_RUN`]; and its progress bar.
-fn bounds(args: &Args) -> (u64, Duration, ProgressBar) {
+pub(super) fn bounds(args: &Args) -> (u64, Duration, ProgressBar) {
     let budget = args.calls.unwrap_or(u64::MAX);
     let run_for = match args.calls {
         Some(_) => MAX_RUN,
@@ -414,7 +437,7 @@ fn bounds(args: &Args) -> (u64, Duration, ProgressBar) {
     (budget, run_for, progress(args.calls, run_for, args.json))
 }
 
-fn new_histogram() -> Histogram<u64> {
+pub(super) fn new_histogram() -> Histogram<u64> {
     // 1 µs to 100 s at 3 significant digits; the bounds are constants, so this cannot fail.
     Histogram::new_with_bounds(1, 100_000_000, 3)
         .unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable!()))

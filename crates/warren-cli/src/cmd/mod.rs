@@ -4,10 +4,12 @@ pub mod bench;
 mod bench_cpu;
 mod bench_raw;
 mod bench_report;
+mod bench_rpc_raw;
 pub mod broker;
 pub mod call;
 pub mod completions;
 pub mod demo;
+pub mod raw;
 pub mod serve;
 
 /// `--url`: `$AMQP_URL`, else the local default. Several addresses (repeat `--url`, or

@@ -1,0 +1,197 @@
+//! The write side: frames are encoded with amq-protocol's `gen_frame` (methods) and
+//! `gen_properties` (content headers) straight into one buffer, which is written with
+//! one `write_all` however many frames it holds.
+
+use amq_protocol::frame::{gen_frame, AMQPFrame, WriteContext};
+use amq_protocol::protocol::basic::{gen_properties, AMQPMethod, AMQPProperties, Publish};
+use amq_protocol::protocol::AMQPClass;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::RawError;
+
+const FRAME_HEADER: u8 = 2;
+const FRAME_BODY: u8 = 3;
+const FRAME_HEARTBEAT: u8 = 8;
+const FRAME_END: u8 = 0xCE;
+/// The basic class, the only one that carries content.
+const BASIC_CLASS: u16 = 60;
+
+/// Encodes `f` at the end of `buf` (the buffer is moved through cookie-factory's
+/// context and back, so nothing is copied).
+fn encode(
+    buf: &mut Vec<u8>,
+    f: impl Fn(WriteContext<Vec<u8>>) -> amq_protocol::frame::GenResult<Vec<u8>>,
+) -> Result<(), RawError> {
+    let ctx = WriteContext::from(std::mem::take(buf));
+    match f(ctx) {
+        Ok(ctx) => {
+            *buf = ctx.into_inner().0;
+            Ok(())
+        }
+        Err(e) => Err(RawError::Encode(e.to_string())),
+    }
+}
+
+/// A `basic.publish` method frame encoded once, for a load loop that publishes to the
+/// same exchange and routing key over and over.
+#[derive(Debug, Clone)]
+pub struct PublishTemplate {
+    channel: u16,
+    frame: Vec<u8>,
+}
+
+impl PublishTemplate {
+    /// The publish frame for `exchange` / `routing_key` on `channel`.
+    pub fn new(
+        channel: u16,
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+    ) -> Result<Self, RawError> {
+        let frame = AMQPFrame::Method(
+            channel,
+            AMQPClass::Basic(AMQPMethod::Publish(Publish {
+                exchange: exchange.into(),
+                routing_key: routing_key.into(),
+                mandatory,
+                immediate: false,
+            })),
+        );
+        let mut buf = Vec::with_capacity(64);
+        encode(&mut buf, gen_frame(&frame))?;
+        Ok(Self {
+            channel,
+            frame: buf,
+        })
+    }
+}
+
+/// Outgoing frames, batched.
+#[derive(Debug)]
+pub struct FrameBuf {
+    buf: Vec<u8>,
+    /// Largest frame the peer accepts (0: no limit).
+    frame_max: u32,
+}
+
+impl FrameBuf {
+    /// An empty batch for a connection whose frames may be `frame_max` bytes.
+    pub fn new(frame_max: u32) -> Self {
+        Self {
+            buf: Vec::with_capacity(64 * 1024),
+            frame_max,
+        }
+    }
+
+    /// Changes the frame size limit (after tuning).
+    pub fn set_frame_max(&mut self, frame_max: u32) {
+        self.frame_max = frame_max;
+    }
+
+    /// Appends a method frame.
+    pub fn method(&mut self, channel: u16, class: &AMQPClass) -> Result<(), RawError> {
+        // gen_frame wants an owned frame; AMQPClass is cloned only on setup paths, the
+        // load loops use templates and `ack`.
+        let frame = AMQPFrame::Method(channel, class.clone());
+        encode(&mut self.buf, gen_frame(&frame))
+    }
+
+    /// Appends `basic.ack` (with `multiple` to cover every tag up to `tag`).
+    pub fn ack(&mut self, channel: u16, tag: u64, multiple: bool) {
+        let ch = channel.to_be_bytes();
+        self.buf
+            .extend_from_slice(&[1, ch[0], ch[1], 0, 0, 0, 13, 0, 60, 0, 80]);
+        self.buf.extend_from_slice(&tag.to_be_bytes());
+        self.buf.push(u8::from(multiple));
+        self.buf.push(FRAME_END);
+    }
+
+    /// Appends a heartbeat frame.
+    pub fn heartbeat(&mut self) {
+        self.buf
+            .extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
+    }
+
+    /// Appends a content-carrying method (`basic.publish`, `basic.deliver`, ...), its
+    /// content header and its body, split into frames of at most `frame_max` bytes.
+    pub fn content(
+        &mut self,
+        channel: u16,
+        class: &AMQPClass,
+        props: &AMQPProperties,
+        body: &[u8],
+    ) -> Result<(), RawError> {
+        self.method(channel, class)?;
+        self.header_and_body(channel, props, body)
+    }
+
+    /// Appends a publish from `template` with these properties and body.
+    pub fn publish(
+        &mut self,
+        template: &PublishTemplate,
+        props: &AMQPProperties,
+        body: &[u8],
+    ) -> Result<(), RawError> {
+        self.buf.extend_from_slice(&template.frame);
+        self.header_and_body(template.channel, props, body)
+    }
+
+    fn header_and_body(
+        &mut self,
+        channel: u16,
+        props: &AMQPProperties,
+        body: &[u8],
+    ) -> Result<(), RawError> {
+        let ch = channel.to_be_bytes();
+        self.buf.extend_from_slice(&[FRAME_HEADER, ch[0], ch[1]]);
+        let size_at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        self.buf.extend_from_slice(&BASIC_CLASS.to_be_bytes());
+        self.buf.extend_from_slice(&0u16.to_be_bytes()); // weight
+        self.buf
+            .extend_from_slice(&(body.len() as u64).to_be_bytes());
+        encode(&mut self.buf, gen_properties(props))?;
+        let size = u32::try_from(self.buf.len() - size_at - 4)
+            .map_err(|_| RawError::Encode("content header too large".to_owned()))?;
+        self.buf[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+        self.buf.push(FRAME_END);
+        let chunk = match self.frame_max {
+            0 => body.len().max(1),
+            max => (max as usize).saturating_sub(8).max(1),
+        };
+        for part in body.chunks(chunk) {
+            self.buf.push(FRAME_BODY);
+            self.buf.extend_from_slice(&ch);
+            self.buf
+                .extend_from_slice(&(part.len() as u32).to_be_bytes());
+            self.buf.extend_from_slice(part);
+            self.buf.push(FRAME_END);
+        }
+        Ok(())
+    }
+
+    /// Appends raw bytes (the protocol header).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Takes the pending bytes.
+    #[cfg(test)]
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Writes everything pending with one `write_all` and keeps the buffer's room.
+    pub async fn flush<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> Result<(), RawError> {
+        if !self.buf.is_empty() {
+            w.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
