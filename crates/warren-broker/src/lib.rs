@@ -39,6 +39,8 @@ mod event;
 mod exchange;
 mod fd_limit;
 mod frame;
+#[cfg(feature = "management")]
+mod management;
 mod memory;
 mod message;
 mod queue;
@@ -88,6 +90,7 @@ impl Broker {
                 memory_limit: MemoryLimit::default(),
                 memory_counting: Counting::default(),
             },
+            management: None,
         }
     }
 }
@@ -96,6 +99,8 @@ impl Broker {
 #[derive(Debug, Clone)]
 pub struct BrokerBuilder {
     config: Config,
+    /// Where the management HTTP API listens, if anywhere.
+    management: Option<SocketAddr>,
 }
 
 impl BrokerBuilder {
@@ -200,9 +205,25 @@ impl BrokerBuilder {
         self
     }
 
+    /// Serve RabbitMQ's management HTTP API and the web page on `addr` (feature
+    /// `management`), with Basic auth as the broker's user.
+    #[cfg(feature = "management")]
+    pub fn management_listen(mut self, addr: SocketAddr) -> Self {
+        self.management = Some(addr);
+        self
+    }
+
     /// Bind the listener, recover durable state and start serving.
     pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
         let config = self.config;
+        let management = match self.management {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         if config.frame_max != 0 && config.frame_max < 4096 {
             return Err(BrokerError::Config("frame_max must be 0 or >= 4096".into()));
         }
@@ -295,6 +316,16 @@ impl BrokerBuilder {
         if let Some(m) = disk {
             tokio::spawn(m.run(shutdown::Shutdown::new(&notify)));
         }
+        let management_addr = management.as_ref().and_then(|l| l.local_addr().ok());
+        #[cfg(feature = "management")]
+        if let Some(l) = management {
+            tracing::info!(addr = ?management_addr, "management API listening");
+            tokio::spawn(management::serve(
+                l,
+                shared.clone(),
+                shutdown::Shutdown::new(&notify),
+            ));
+        }
         tracing::info!(%local_addr, "warren broker started");
         Ok(BrokerHandle {
             local_addr,
@@ -303,6 +334,7 @@ impl BrokerBuilder {
             done_rx,
             accept,
             store,
+            management_addr,
         })
     }
 }
@@ -357,9 +389,15 @@ pub struct BrokerHandle {
     done_rx: mpsc::Receiver<()>,
     accept: tokio::task::JoinHandle<()>,
     store: Option<Arc<store::Store>>,
+    management_addr: Option<SocketAddr>,
 }
 
 impl BrokerHandle {
+    /// Where the management HTTP API listens (None: not enabled).
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management_addr
+    }
+
     /// The address the broker listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
