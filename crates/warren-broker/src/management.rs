@@ -99,7 +99,10 @@ fn router(api: Arc<Api>) -> Router {
             "/api/connections/{name}",
             get(connections::one).delete(connections::close),
         )
-        .route("/api/connections/{name}/channels", get(connections::of_connection))
+        .route(
+            "/api/connections/{name}/channels",
+            get(connections::of_connection),
+        )
         .route("/api/channels", get(connections::channels))
         .route("/api/channels/{name}", get(connections::channel))
         .route("/api/consumers", get(connections::consumers))
@@ -113,8 +116,14 @@ fn router(api: Arc<Api>) -> Router {
                 .delete(exchanges::remove),
         )
         .route(&format!("{x}/publish"), post(messages::publish))
-        .route(&format!("{x}/bindings/source"), get(bindings::from_exchange))
-        .route(&format!("{x}/bindings/destination"), get(bindings::to_exchange))
+        .route(
+            &format!("{x}/bindings/source"),
+            get(bindings::from_exchange),
+        )
+        .route(
+            &format!("{x}/bindings/destination"),
+            get(bindings::to_exchange),
+        )
         .route("/api/queues", get(queues::list))
         .route("/api/queues/{vhost}", get(queues::list_in))
         .route(
@@ -143,7 +152,10 @@ fn router(api: Arc<Api>) -> Router {
             get(definitions::export_vhost).post(definitions::import_vhost),
         )
         .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn_with_state(api.clone(), auth::require));
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            auth::require,
+        ));
     Router::new()
         .route("/", get(page::index))
         .route("/app.js", get(page::script))
@@ -153,7 +165,11 @@ fn router(api: Arc<Api>) -> Router {
 }
 
 /// Serve the API on `listener` until shutdown.
-pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, mut stop: Shutdown) {
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut stop: Shutdown,
+) {
     let addr = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -168,7 +184,10 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
     });
     let app = router(api);
     let done = async move { stop.recv().await };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(done).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(done)
+        .await
+    {
         tracing::warn!(error = %e, "management API stopped");
     }
 }

@@ -26,7 +26,9 @@ fn basic(req: &Request) -> Option<(String, String)> {
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let b64 = h.strip_prefix("Basic ").or_else(|| h.strip_prefix("basic "))?;
+    let b64 = h
+        .strip_prefix("Basic ")
+        .or_else(|| h.strip_prefix("basic "))?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .ok()?;

@@ -18,7 +18,11 @@ use serde_json::{json, Value};
 /// The properties key of a binding.
 pub(crate) fn props_key(routing_key: &str, arguments: &Value) -> String {
     let empty = arguments.as_object().is_none_or(|m| m.is_empty());
-    let rk = if routing_key.is_empty() { "~" } else { routing_key };
+    let rk = if routing_key.is_empty() {
+        "~"
+    } else {
+        routing_key
+    };
     if empty {
         return rk.to_owned();
     }
@@ -71,7 +75,9 @@ pub(crate) async fn to_queue(
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Query<Params>,
 ) -> Json<Value> {
-    let l = select(&api, |b| b.vhost == vhost && !b.to_exchange && b.destination == name);
+    let l = select(&api, |b| {
+        b.vhost == vhost && !b.to_exchange && b.destination == name
+    });
     listing::list(l, &q)
 }
 
@@ -90,7 +96,9 @@ pub(crate) async fn to_exchange(
     Query(q): Query<Params>,
 ) -> Json<Value> {
     let name = exchange_name(&name);
-    let l = select(&api, |b| b.vhost == vhost && b.to_exchange && b.destination == name);
+    let l = select(&api, |b| {
+        b.vhost == vhost && b.to_exchange && b.destination == name
+    });
     listing::list(l, &q)
 }
 

@@ -110,7 +110,11 @@ pub(crate) async fn of_connection(
     Query(q): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let c = find(&api, &name).await?;
-    let l = c.channels.iter().map(|ch| channel_json(&api, &c, ch)).collect();
+    let l = c
+        .channels
+        .iter()
+        .map(|ch| channel_json(&api, &c, ch))
+        .collect();
     Ok(listing::list(l, &q))
 }
 

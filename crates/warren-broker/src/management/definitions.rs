@@ -94,14 +94,19 @@ pub(crate) async fn export(api: St) -> Json<Value> {
     Json(Value::Object(m))
 }
 
-pub(crate) async fn export_vhost(api: St, Path(vhost): Path<String>) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn export_vhost(
+    api: St,
+    Path(vhost): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     api.vhost(&vhost)?;
     Ok(Json(Value::Object(topology(&api, Some(&vhost)))))
 }
 
 /// The items of one list in a definitions document.
 fn items<'a>(doc: &'a Value, key: &str) -> &'a [Value] {
-    doc.get(key).and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    doc.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 /// Declare the topology in `doc`; `vhost` overrides each item's own.
@@ -111,19 +116,26 @@ fn load(api: &Api, doc: &Value, vhost: Option<&str>) -> Result<(), ApiError> {
         if api.vhost(v).is_ok() {
             Some(v.to_owned())
         } else {
-            tracing::warn!(vhost = v, "definitions: skipping an item of an unknown vhost");
+            tracing::warn!(
+                vhost = v,
+                "definitions: skipping an item of an unknown vhost"
+            );
             None
         }
     };
     for x in items(doc, "exchanges") {
-        let (Some(v), Some(name)) = (ours(x), text(x, "name")) else { continue };
+        let (Some(v), Some(name)) = (ours(x), text(x, "name")) else {
+            continue;
+        };
         if name.is_empty() || name.starts_with("amq.") {
             continue;
         }
         exchanges::declare_from(api, &v, name, x)?;
     }
     for q in items(doc, "queues") {
-        let (Some(v), Some(name)) = (ours(q), text(q, "name")) else { continue };
+        let (Some(v), Some(name)) = (ours(q), text(q, "name")) else {
+            continue;
+        };
         queues::declare_from(api, &v, name, q)?;
     }
     for b in items(doc, "bindings") {

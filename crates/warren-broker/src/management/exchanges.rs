@@ -64,7 +64,12 @@ pub(crate) async fn one(
 }
 
 /// Declare an exchange from an API body; says whether it was created.
-pub(crate) fn declare_from(api: &Api, vhost: &str, name: &str, b: &Value) -> Result<bool, ApiError> {
+pub(crate) fn declare_from(
+    api: &Api,
+    vhost: &str,
+    name: &str,
+    b: &Value,
+) -> Result<bool, ApiError> {
     let v = api.vhost(vhost)?;
     let kind = text(b, "type").ok_or_else(|| ApiError::bad_request("type missing"))?;
     let existed = v.exchange(name).is_some();

@@ -94,7 +94,11 @@ pub(crate) fn message_stats(t: &MessageTotals, r: &MessageRates, queue: bool) ->
         put("deliver_get", t.deliver, r.deliver);
     } else {
         put("confirm", t.confirm, r.confirm);
-        put("return_unroutable", t.return_unroutable, r.return_unroutable);
+        put(
+            "return_unroutable",
+            t.return_unroutable,
+            r.return_unroutable,
+        );
         put("drop_unroutable", t.drop_unroutable, r.drop_unroutable);
         put("deliver", t.deliver, r.deliver);
         put("deliver_no_ack", t.deliver_no_ack, r.deliver_no_ack);

@@ -44,8 +44,8 @@ pub(crate) async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let v = api.vhost(&vhost)?;
     let b = body(&raw)?;
-    let routing_key = text(&b, "routing_key")
-        .ok_or_else(|| ApiError::bad_request("routing_key missing"))?;
+    let routing_key =
+        text(&b, "routing_key").ok_or_else(|| ApiError::bad_request("routing_key missing"))?;
     let payload = text(&b, "payload").unwrap_or("");
     let bytes = match text(&b, "payload_encoding").unwrap_or("string") {
         "string" => Bytes::from(payload.as_bytes().to_vec()),
@@ -65,7 +65,12 @@ pub(crate) async fn publish(
 }
 
 /// A got message as JSON (`encoding` auto: a UTF-8 body as a string, else base64).
-fn message_json(m: &QueuedMessage, remaining: u32, encoding: &str, truncate: Option<usize>) -> Value {
+fn message_json(
+    m: &QueuedMessage,
+    remaining: u32,
+    encoding: &str,
+    truncate: Option<usize>,
+) -> Value {
     let body = &m.msg.body[..];
     let shown = &body[..truncate.map_or(body.len(), |t| t.min(body.len()))];
     let (payload, enc) = match std::str::from_utf8(shown) {
@@ -108,7 +113,10 @@ fn get_messages(v: &VHost, name: &str, b: &Value) -> Result<Vec<Value>, ApiError
         other => return Err(ApiError::bad_request(format!("unknown ackmode {other}"))),
     };
     let encoding = text(b, "encoding").unwrap_or("auto");
-    let truncate = b.get("truncate").and_then(Value::as_u64).map(|t| t as usize);
+    let truncate = b
+        .get("truncate")
+        .and_then(Value::as_u64)
+        .map(|t| t as usize);
     let mut taken = Vec::new();
     let mut out = Vec::new();
     for _ in 0..count.min(10_000) {
@@ -171,8 +179,18 @@ fn alive(api: &Api, vhost: &str) -> Result<bool, ApiError> {
             arguments: FieldTable::default(),
         },
     )?;
-    publish_one(&v, "", name, &json!({}), Bytes::from_static(b"test_message"))?;
-    let got = get_messages(&v, name, &json!({"count": 1, "ackmode": "ack_requeue_false"}))?;
+    publish_one(
+        &v,
+        "",
+        name,
+        &json!({}),
+        Bytes::from_static(b"test_message"),
+    )?;
+    let got = get_messages(
+        &v,
+        name,
+        &json!({"count": 1, "ackmode": "ack_requeue_false"}),
+    )?;
     Ok(got
         .first()
         .is_some_and(|m| flag(m, "redelivered", false) || m["payload"] == "test_message"))

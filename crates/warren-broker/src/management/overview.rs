@@ -79,7 +79,11 @@ pub(crate) async fn overview(api: St, Query(q): Query<Params>) -> Json<Value> {
 
 fn node_json(api: &super::Api) -> Value {
     let o = api.stats.overview();
-    let uptime = o.started.elapsed().map(|d| d.as_millis() as u64).unwrap_or(0);
+    let uptime = o
+        .started
+        .elapsed()
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     json!({
         "name": api.node(),
         "type": "disc",
@@ -127,7 +131,9 @@ fn vhost_json(api: &super::Api, name: &str) -> Value {
     let ready: u64 = queues.iter().map(|q| q.messages_ready).sum();
     let unacked: u64 = queues.iter().map(|q| q.messages_unacknowledged).sum();
     let v = api.vhosts().into_iter().find(|v| v.name == name);
-    let totals = v.map(|v| v.stats.read()).unwrap_or(MessageTotals::default());
+    let totals = v
+        .map(|v| v.stats.read())
+        .unwrap_or(MessageTotals::default());
     let o = api.stats.overview();
     json!({
         "name": name,
@@ -143,7 +149,11 @@ fn vhost_json(api: &super::Api, name: &str) -> Value {
 }
 
 pub(crate) async fn vhosts(api: St, Query(q): Query<Params>) -> Json<Value> {
-    let list = api.vhosts().iter().map(|v| vhost_json(&api, &v.name)).collect();
+    let list = api
+        .vhosts()
+        .iter()
+        .map(|v| vhost_json(&api, &v.name))
+        .collect();
     listing::list(list, &q)
 }
 

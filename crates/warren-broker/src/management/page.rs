@@ -14,7 +14,10 @@ pub(crate) async fn index() -> impl IntoResponse {
 }
 
 pub(crate) async fn script() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT)
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
 }
 
 pub(crate) async fn style() -> impl IntoResponse {

@@ -55,7 +55,13 @@ pub(crate) fn from_json(v: &Value) -> AMQPProperties {
         return p;
     };
     for (k, x) in m {
-        let st = || short(x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string()));
+        let st = || {
+            short(
+                x.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| x.to_string()),
+            )
+        };
         p = match k.as_str() {
             "content_type" => p.with_content_type(st()),
             "content_encoding" => p.with_content_encoding(st()),

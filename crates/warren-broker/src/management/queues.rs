@@ -83,7 +83,12 @@ pub(crate) fn body(raw: &str) -> Result<Value, ApiError> {
 }
 
 /// Declare a queue from an API body; says whether it was created.
-pub(crate) fn declare_from(api: &Api, vhost: &str, name: &str, b: &Value) -> Result<bool, ApiError> {
+pub(crate) fn declare_from(
+    api: &Api,
+    vhost: &str,
+    name: &str,
+    b: &Value,
+) -> Result<bool, ApiError> {
     let v = api.vhost(vhost)?;
     let existed = v.all_queues().iter().any(|q| q.name == name);
     let mut arguments = b.get("arguments").cloned().unwrap_or(json!({}));
