@@ -7,7 +7,7 @@ use crate::stats::args::table;
 use amq_protocol::protocol::basic::AMQPProperties;
 use serde_json::{json, Map, Value};
 
-/// Properties as JSON; only the fields that are set.
+/// Properties as JSON; only the fields that are set (`[]` when none is).
 pub(crate) fn to_json(p: &AMQPProperties) -> Value {
     let mut m = Map::new();
     let mut s = |k: &str, v: &Option<amq_protocol::types::ShortString>| {
@@ -36,6 +36,10 @@ pub(crate) fn to_json(p: &AMQPProperties) -> Value {
     }
     if let Some(h) = p.headers() {
         m.insert("headers".into(), json::args(&table(h)));
+    }
+    if m.is_empty() {
+        // RabbitMQ writes no properties as an empty list.
+        return Value::Array(Vec::new());
     }
     Value::Object(m)
 }
