@@ -11,6 +11,8 @@
 #   WARREN_DISRUPT_RABBITMQ=1        instead, let them do that to WARREN_RABBITMQ_URL's
 #                                    broker (WARREN_RABBITMQ_NODE names its node)
 #   WARREN_CLUSTER_URLS              the cluster of bash scripts/cluster.sh start
+#   WARREN_MGMT_RABBITMQ_URL         the management API of a RabbitMQ node with the
+#                                    management plugin (rabbitmqadmin tests, mgmt_api::)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +26,7 @@ if in_ci; then
   have WARREN_RABBITMQ_URL || missing+=(WARREN_RABBITMQ_URL)
   $disruptive || missing+=("WARREN_DISRUPTIVE_RABBITMQ_URL (or WARREN_DISRUPT_RABBITMQ=1)")
   have WARREN_CLUSTER_URLS || missing+=(WARREN_CLUSTER_URLS)
+  have WARREN_MGMT_RABBITMQ_URL || missing+=(WARREN_MGMT_RABBITMQ_URL)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "CI is set but not ${missing[*]}: no test may be skipped in CI" >&2
     exit 1
@@ -58,11 +61,15 @@ if have WARREN_CLUSTER_URLS; then
   echo "--- fault tests on the cluster (WARREN_CLUSTER_URLS)"
   cargo test --release --workspace --tests -- --ignored disruptive_cluster_ --test-threads=1
 fi
+if have WARREN_MGMT_RABBITMQ_URL; then
+  echo "--- rabbitmqadmin on warren broker and on RabbitMQ (WARREN_MGMT_RABBITMQ_URL)"
+  cargo test --release --workspace --tests -- --ignored mgmt_api::
+fi
 if in_ci; then
   # Every ignored test belongs to a group above (throughput_* kept for benchmarks).
   orphans="$(cargo test --release --workspace --tests -- --list --ignored 2>/dev/null \
     | sed -n 's/: test$//p' \
-    | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|throughput_)' || true)"
+    | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|mgmt_api::|throughput_)' || true)"
   if [ -n "$orphans" ]; then
     echo "ignored tests that scripts/test.sh never runs (give them a group):" >&2
     echo "$orphans" >&2

@@ -39,6 +39,8 @@ mod event;
 mod exchange;
 mod fd_limit;
 mod frame;
+#[cfg(feature = "management")]
+mod management;
 mod memory;
 mod message;
 mod queue;
@@ -46,6 +48,7 @@ mod reply_to;
 mod server;
 mod shared;
 mod shutdown;
+pub mod stats;
 mod store;
 mod vhost;
 
@@ -87,6 +90,7 @@ impl Broker {
                 memory_limit: MemoryLimit::default(),
                 memory_counting: Counting::default(),
             },
+            management: None,
         }
     }
 }
@@ -95,6 +99,8 @@ impl Broker {
 #[derive(Debug, Clone)]
 pub struct BrokerBuilder {
     config: Config,
+    /// Where the management HTTP API listens, if anywhere.
+    management: Option<SocketAddr>,
 }
 
 impl BrokerBuilder {
@@ -199,9 +205,25 @@ impl BrokerBuilder {
         self
     }
 
+    /// Serve RabbitMQ's management HTTP API and the web page on `addr` (feature
+    /// `management`), with Basic auth as the broker's user.
+    #[cfg(feature = "management")]
+    pub fn management_listen(mut self, addr: SocketAddr) -> Self {
+        self.management = Some(addr);
+        self
+    }
+
     /// Bind the listener, recover durable state and start serving.
     pub async fn start(self) -> Result<BrokerHandle, BrokerError> {
         let config = self.config;
+        let management = match self.management {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| BrokerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         if config.frame_max != 0 && config.frame_max < 4096 {
             return Err(BrokerError::Config("frame_max must be 0 or >= 4096".into()));
         }
@@ -263,6 +285,9 @@ impl BrokerBuilder {
             config,
             vhost,
             alarms,
+            connections: Default::default(),
+            rates: Default::default(),
+            started: std::time::SystemTime::now(),
         });
         // A watch channel: tasks that first run after `shutdown()` still see it.
         let notify = Arc::new(watch::Sender::new(false));
@@ -273,6 +298,10 @@ impl BrokerBuilder {
             notify.clone(),
             shutdown::Shutdown::new(&notify),
             done_tx,
+        ));
+        tokio::spawn(stats::sampler(
+            shared.clone(),
+            shutdown::Shutdown::new(&notify),
         ));
         tokio::spawn(server::memory_sampler(
             shared.clone(),
@@ -287,6 +316,16 @@ impl BrokerBuilder {
         if let Some(m) = disk {
             tokio::spawn(m.run(shutdown::Shutdown::new(&notify)));
         }
+        let management_addr = management.as_ref().and_then(|l| l.local_addr().ok());
+        #[cfg(feature = "management")]
+        if let Some(l) = management {
+            tracing::info!(addr = ?management_addr, "management API listening");
+            tokio::spawn(management::serve(
+                l,
+                shared.clone(),
+                shutdown::Shutdown::new(&notify),
+            ));
+        }
         tracing::info!(%local_addr, "warren broker started");
         Ok(BrokerHandle {
             local_addr,
@@ -295,6 +334,7 @@ impl BrokerBuilder {
             done_rx,
             accept,
             store,
+            management_addr,
         })
     }
 }
@@ -349,12 +389,24 @@ pub struct BrokerHandle {
     done_rx: mpsc::Receiver<()>,
     accept: tokio::task::JoinHandle<()>,
     store: Option<Arc<store::Store>>,
+    management_addr: Option<SocketAddr>,
 }
 
 impl BrokerHandle {
+    /// Where the management HTTP API listens (None: not enabled).
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management_addr
+    }
+
     /// The address the broker listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A handle that reads the broker's stats: totals, rates, queues,
+    /// connections (see [`stats`]).
+    pub fn stats(&self) -> stats::Stats {
+        stats::Stats::new(self.shared.clone())
     }
 
     /// The memory high watermark in bytes (`None`: no limit), as resolved on this

@@ -43,6 +43,8 @@ impl Channel {
             &m.raw_props,
             &m.body,
         );
+        ctx.vhost.stats.delivered(no_ack, msg.redelivered);
+        queue.stats.handed_out(msg.redelivered);
         if no_ack {
             ctx.vhost.forget(&queue, &msg);
             if credit.release_one() {
@@ -53,6 +55,7 @@ impl Channel {
             self.unacked.insert(
                 tag,
                 Unacked {
+                    _held: queue.stats.hold(),
                     queue,
                     msg,
                     credit: Some(credit),

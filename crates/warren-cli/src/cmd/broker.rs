@@ -44,6 +44,10 @@ pub struct Args {
     /// Time a socket has from accept to `connection.open`, e.g. `5s` or `500ms`.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
+    /// Serve RabbitMQ's management HTTP API (rabbitmqadmin works unchanged) and a
+    /// web page on this address, e.g. `127.0.0.1:15672`; Basic auth as --user.
+    #[arg(long, value_name = "ADDR")]
+    management_listen: Option<SocketAddr>,
 }
 
 /// Like [`parse_size`], and `0` (no limit) is allowed.
@@ -137,6 +141,9 @@ pub async fn run(args: Args) -> Result<(), String> {
         builder = builder.memory_watermark(limit);
     }
     builder = builder.disk_free_limit(args.disk_free_limit);
+    if let Some(addr) = args.management_listen {
+        builder = builder.management_listen(addr);
+    }
     let broker = builder
         .start()
         .await
@@ -149,6 +156,9 @@ pub async fn run(args: Args) -> Result<(), String> {
         " [*] Warren broker listening on {} ({memory})",
         broker.local_addr()
     );
+    if let Some(addr) = broker.management_addr() {
+        println!(" [*] Management API and web page on http://{addr}/");
+    }
     crate::signal::shutdown().await;
     eprintln!(" [*] Shutting down: closing connections");
     broker.shutdown().await;
