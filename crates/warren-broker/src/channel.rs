@@ -8,6 +8,7 @@ use crate::event::Inbox;
 use crate::frame::Out;
 use crate::message::QueuedMessage;
 use crate::queue::{Credit, Queue};
+use crate::stats::counters::Held;
 use crate::store::ConfirmSink;
 use crate::vhost::VHost;
 use amq_protocol::protocol::basic::AMQPProperties;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 mod basic_class;
 mod confirms;
 mod deliver;
+mod describe;
 mod manage;
 mod publish;
 mod tx;
@@ -56,6 +58,8 @@ struct Unacked {
     queue: Arc<Queue>,
     msg: QueuedMessage,
     credit: Option<Arc<Credit>>,
+    /// Counts the message as its queue's unacknowledged while held.
+    _held: Held,
 }
 
 #[derive(Debug)]

@@ -14,6 +14,7 @@ use crate::message::{short, QueuedMessage};
 use crate::queue::Queue;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
+use crate::stats::registry::{ConnEntry, Registered};
 use crate::store::ConfirmSink;
 use handshake::{Handshake, HandshakeError, Tuned};
 
@@ -28,6 +29,7 @@ use amq_protocol::protocol::{connection, AMQPClass};
 use block::Block;
 use bytes::BytesMut;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -86,6 +88,8 @@ struct Conn {
     done: bool,
     /// The established-connection slot, given back when the connection is dropped.
     _permit: OwnedSemaphorePermit,
+    /// Listed in the management API's connections while this lives.
+    _registered: Registered,
 }
 
 /// Serve one accepted socket until it closes. `ticket` is its pending-handshake slot;
@@ -100,6 +104,7 @@ pub(crate) async fn serve(
     mut evicted: oneshot::Receiver<()>,
 ) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(shared.config.listen);
     let (mut rd, wr) = stream.into_split();
     let (writer, writer_task) = Writer::spawn(wr);
     let mut rbuf = BytesMut::with_capacity(HANDSHAKE_READ_BUF);
@@ -122,7 +127,7 @@ pub(crate) async fn serve(
     match hs {
         Ok(Ok(tuned)) => {
             tracing::info!(conn = id, %peer, "connection opened");
-            let mut conn = Conn::new(id, shared, rbuf, out, writer, tuned);
+            let mut conn = Conn::new(id, shared, rbuf, out, writer, tuned, (peer, local));
             let end = conn.run(&mut rd, &mut shutdown).await;
             if matches!(end, End::Closed) && conn.closing.is_none() {
                 // The client closed: like RabbitMQ, let it close the socket first after
@@ -176,8 +181,22 @@ impl Conn {
         mut out: Out,
         writer: Writer,
         tuned: Tuned,
+        (peer, local): (SocketAddr, SocketAddr),
     ) -> Self {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let registered = shared.connections.register(ConnEntry {
+            id,
+            peer,
+            local,
+            user: shared.config.username.clone(),
+            vhost: shared.vhost.name.clone(),
+            connected_at: std::time::SystemTime::now(),
+            frame_max: tuned.frame_max,
+            channel_max: tuned.channel_max,
+            heartbeat: tuned.heartbeat,
+            client_properties: crate::stats::args::table(&tuned.client_properties),
+            inbox: events_tx.clone(),
+        });
         let mut block = Block::new(shared.alarms.clone());
         block.notify = tuned.blocked_notify;
         out.frame_max = tuned.frame_max;
@@ -202,6 +221,7 @@ impl Conn {
             closing: None,
             done: false,
             _permit: tuned.permit,
+            _registered: registered,
         }
     }
 

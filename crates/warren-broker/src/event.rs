@@ -4,6 +4,7 @@
 
 use crate::message::Message;
 use crate::queue::{ConsumerSink, Delivery};
+use crate::stats::info::ChannelInfo;
 use crate::store::ConfirmSink;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
@@ -39,6 +40,10 @@ pub(crate) enum ConnEvent {
         /// Confirm with basic.ack (else basic.nack).
         ack: bool,
     },
+    /// The management API asks for the connection's channels.
+    Describe(tokio::sync::oneshot::Sender<Vec<ChannelInfo>>),
+    /// The management API closes the connection (320 CONNECTION_FORCED).
+    Close(String),
 }
 
 /// A connection's inbox, as the queues and the store see it.

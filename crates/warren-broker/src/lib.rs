@@ -46,6 +46,7 @@ mod reply_to;
 mod server;
 mod shared;
 mod shutdown;
+pub mod stats;
 mod store;
 mod vhost;
 
@@ -263,6 +264,9 @@ impl BrokerBuilder {
             config,
             vhost,
             alarms,
+            connections: Default::default(),
+            rates: Default::default(),
+            started: std::time::SystemTime::now(),
         });
         // A watch channel: tasks that first run after `shutdown()` still see it.
         let notify = Arc::new(watch::Sender::new(false));
@@ -273,6 +277,10 @@ impl BrokerBuilder {
             notify.clone(),
             shutdown::Shutdown::new(&notify),
             done_tx,
+        ));
+        tokio::spawn(stats::sampler(
+            shared.clone(),
+            shutdown::Shutdown::new(&notify),
         ));
         tokio::spawn(server::memory_sampler(
             shared.clone(),
@@ -355,6 +363,12 @@ impl BrokerHandle {
     /// The address the broker listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// A handle that reads the broker's stats: totals, rates, queues,
+    /// connections (see [`stats`]).
+    pub fn stats(&self) -> stats::Stats {
+        stats::Stats::new(self.shared.clone())
     }
 
     /// The memory high watermark in bytes (`None`: no limit), as resolved on this

@@ -8,6 +8,7 @@
 
 use crate::error::AmqpError;
 use crate::message::{Message, QueuedMessage};
+use crate::stats::counters::QueueCounters;
 use amq_protocol::types::FieldTable;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -66,6 +67,8 @@ pub(crate) struct Queue {
     pub(crate) arguments: FieldTable,
     /// Parsed arguments.
     pub(crate) args: QueueArgs,
+    /// Message counters (see [`crate::stats`]).
+    pub(crate) stats: QueueCounters,
     state: Mutex<QueueState>,
 }
 
@@ -101,6 +104,7 @@ impl Queue {
             auto_delete,
             arguments,
             args,
+            stats: QueueCounters::default(),
             state: Mutex::new(QueueState {
                 ready,
                 consumers: Vec::new(),
@@ -392,6 +396,11 @@ impl Queue {
             messages: st.ready.len() as u32,
             consumers: st.consumers.len() as u32,
         }
+    }
+
+    /// Body bytes of the ready messages.
+    pub(crate) fn ready_bytes(&self) -> usize {
+        self.lock().ready.bytes()
     }
 
     /// Drop all ready messages; says how many were dropped.

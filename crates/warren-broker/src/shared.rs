@@ -3,6 +3,8 @@
 
 use crate::alarm::Alarms;
 use crate::memory::{Counting, MemoryLimit};
+use crate::stats::rates::Rates;
+use crate::stats::registry::Registry;
 use crate::vhost::VHost;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,4 +37,10 @@ pub(crate) struct Shared {
     pub(crate) vhost: Arc<VHost>,
     /// The resource alarms that block publishers (memory, disk).
     pub(crate) alarms: Arc<Alarms>,
+    /// Open connections, for the management API.
+    pub(crate) connections: Registry,
+    /// Sampled message rates.
+    pub(crate) rates: Rates,
+    /// When the broker started.
+    pub(crate) started: std::time::SystemTime,
 }

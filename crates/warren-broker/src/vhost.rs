@@ -11,6 +11,7 @@ use crate::memory::Gauge;
 use crate::message::QueuedMessage;
 use crate::queue::{Fallout, Queue};
 use crate::reply_to::ReplyRegistry;
+use crate::stats::counters::MessageCounters;
 use crate::store::{Record, Store};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
@@ -88,6 +89,8 @@ pub(crate) struct VHost {
     deadlines: Mutex<Deadlines<String>>,
     /// Wakes the expiry task when a deadline earlier than all others is added.
     deadline_added: Notify,
+    /// Message counters (see [`crate::stats`]).
+    pub(crate) stats: MessageCounters,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -149,6 +152,7 @@ impl VHost {
             memory,
             deadlines: Mutex::new(Deadlines::default()),
             deadline_added: Notify::new(),
+            stats: MessageCounters::default(),
         })
     }
 
@@ -192,6 +196,16 @@ impl VHost {
             queue: queue.to_owned(),
             id,
         });
+    }
+
+    /// Every queue (for stats snapshots).
+    pub(crate) fn all_queues(&self) -> Vec<Arc<Queue>> {
+        read(&self.queues).values().cloned().collect()
+    }
+
+    /// Every exchange (for stats snapshots).
+    pub(crate) fn all_exchanges(&self) -> Vec<Arc<Exchange>> {
+        read(&self.exchanges).values().cloned().collect()
     }
 
     /// Look up an exchange.

@@ -89,12 +89,15 @@ impl Channel {
                         }));
                         ctx.out
                             .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
+                        ctx.vhost.stats.got(g.no_ack, msg.redelivered);
+                        q.stats.handed_out(msg.redelivered);
                         if g.no_ack {
                             ctx.vhost.forget(&q, &msg);
                         } else {
                             self.unacked.insert(
                                 tag,
                                 Unacked {
+                                    _held: q.stats.hold(),
                                     queue: q,
                                     msg,
                                     credit: None,
@@ -110,6 +113,10 @@ impl Channel {
             }
             B::Ack(a) => {
                 let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
+                ctx.vhost.stats.acked(taken.len());
+                for (_, u) in &taken {
+                    u.queue.stats.ack.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 self.settle(ctx.vhost, taken, tx::Settle::Ack);
                 Ok(())
             }

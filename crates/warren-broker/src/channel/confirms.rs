@@ -17,6 +17,11 @@ pub(super) struct Confirms {
 }
 
 impl Confirms {
+    /// Publishes whose confirm is not yet written.
+    pub(super) fn len(&self) -> usize {
+        self.waiting.len() + self.ready.len()
+    }
+
     /// The confirm of `seq` comes from the store.
     pub(super) fn wait_for_store(&mut self, seq: u64) {
         self.waiting.insert(seq);

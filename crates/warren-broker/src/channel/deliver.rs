@@ -41,6 +41,8 @@ impl Channel {
         }));
         ctx.out
             .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
+        ctx.vhost.stats.delivered(no_ack, msg.redelivered);
+        queue.stats.handed_out(msg.redelivered);
         if no_ack {
             ctx.vhost.forget(&queue, &msg);
             if credit.release_one() {
@@ -51,6 +53,7 @@ impl Channel {
             self.unacked.insert(
                 tag,
                 Unacked {
+                    _held: queue.stats.hold(),
                     queue,
                     msg,
                     credit: Some(credit),

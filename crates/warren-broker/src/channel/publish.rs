@@ -182,6 +182,7 @@ impl Channel {
         mandatory: bool,
         seq: Option<u64>,
     ) {
+        ctx.vhost.stats.published(queues.len(), mandatory && queues.is_empty());
         if queues.is_empty() {
             if mandatory {
                 self.basic_return(ctx, &msg);
@@ -219,6 +220,7 @@ impl Channel {
 
     /// Ack a publish at the end of this batch (coalesced with the others ready).
     fn ack_publish(&mut self, ctx: &mut ConnCtx<'_>, seq: u64) {
+        ctx.vhost.stats.confirmed();
         self.confirms.ack(seq);
         *ctx.confirms_due = true;
     }

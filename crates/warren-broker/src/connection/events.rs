@@ -3,11 +3,17 @@
 //! queues in order.
 
 use super::Conn;
+use crate::error::{AmqpError, ReplyCode};
 use crate::event::ConnEvent;
 use crate::queue::Delivery;
 
 impl Conn {
     pub(super) fn handle_event(&mut self, ev: ConnEvent) {
+        if let ConnEvent::Close(reason) = ev {
+            tracing::info!(conn = self.id, %reason, "closing connection on request");
+            self.close_connection(AmqpError::new(ReplyCode::ConnectionForced, reason));
+            return;
+        }
         let notify = self.cancel_notify;
         let (channels, mut ctx) = self.split();
         match ev {
@@ -42,6 +48,13 @@ impl Conn {
                     ch.confirm_ready(&mut ctx, seq, ack);
                 }
             }
+            ConnEvent::Describe(reply) => {
+                let mut list: Vec<_> = channels.values().map(|c| c.describe()).collect();
+                list.sort_by_key(|c| c.number);
+                let _ = reply.send(list);
+            }
+            // Taken above, before the split.
+            ConnEvent::Close(_) => {}
         }
     }
 

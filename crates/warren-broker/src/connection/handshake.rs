@@ -46,6 +46,8 @@ pub(super) struct Tuned {
     pub(super) blocked_notify: bool,
     /// The established-connection slot the client now holds.
     pub(super) permit: OwnedSemaphorePermit,
+    /// The client's properties from connection.start-ok.
+    pub(super) client_properties: FieldTable,
 }
 
 /// One socket's handshake: the framed I/O it runs on and what it needs to decide.
@@ -244,6 +246,7 @@ impl Handshake<'_> {
             cancel_notify,
             blocked_notify,
             permit,
+            client_properties: start_ok.client_properties.clone(),
         };
         let limit = if frame_max == 0 { limit } else { frame_max };
         let open = match self.expect_method(limit).await? {

@@ -255,6 +255,7 @@ impl VHost {
             _ => Confirm::Ack,
         };
         for (q, store_id) in takers {
+            q.stats.enqueued();
             let fallout = q.enqueue(msg.clone(), store_id);
             self.settle(q, fallout);
         }
