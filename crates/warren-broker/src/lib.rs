@@ -41,6 +41,7 @@ mod fd_limit;
 mod frame;
 mod memory;
 mod message;
+pub mod prometheus;
 mod queue;
 mod reply_to;
 mod server;
