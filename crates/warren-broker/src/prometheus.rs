@@ -9,7 +9,7 @@
 //! caller's (the `warren broker --metrics-listen` command, or a library user's own
 //! server), so this crate takes no HTTP dependency.
 
-use crate::stats::Snapshot;
+use crate::stats::{QueueInfo, Snapshot};
 use std::fmt::Write;
 
 /// The content type of the text this module renders (Prometheus text format 0.0.4).
@@ -17,6 +17,9 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Labels of the global counters the plugin splits by queue type.
 const CLASSIC: &str = "protocol=\"amqp091\",queue_type=\"rabbit_classic_queue\"";
+/// A per-queue gauge: its name, help text and how to read it from a queue.
+type QueueGauge = (&'static str, &'static str, fn(&QueueInfo) -> u64);
+
 /// Labels of the global counters the plugin splits by protocol only.
 const AMQP: &str = "protocol=\"amqp091\"";
 
@@ -85,7 +88,7 @@ pub fn render(snapshot: &Snapshot) -> String {
         let _ = writeln!(out, "{name}{{{CLASSIC}}} {value}");
     }
 
-    let per_queue: [(&str, &str, fn(&crate::stats::QueueInfo) -> u64); 4] = [
+    let per_queue: [QueueGauge; 4] = [
         (
             "rabbitmq_queue_messages_ready",
             "Messages ready to be delivered to consumers",
@@ -140,7 +143,7 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::{MessageStats, MessageTotals, Overview, QueueInfo};
+    use crate::stats::{MessageStats, MessageTotals, Overview};
     use std::time::SystemTime;
 
     fn snapshot() -> Snapshot {
