@@ -115,7 +115,10 @@ impl Channel {
                 let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
                 ctx.vhost.stats.acked(taken.len());
                 for (_, u) in &taken {
-                    u.queue.stats.ack.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    u.queue
+                        .stats
+                        .ack
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 self.settle(ctx.vhost, taken, tx::Settle::Ack);
                 Ok(())

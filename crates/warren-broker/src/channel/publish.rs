@@ -182,7 +182,9 @@ impl Channel {
         mandatory: bool,
         seq: Option<u64>,
     ) {
-        ctx.vhost.stats.published(queues.len(), mandatory && queues.is_empty());
+        ctx.vhost
+            .stats
+            .published(queues.len(), mandatory && queues.is_empty());
         if queues.is_empty() {
             if mandatory {
                 self.basic_return(ctx, &msg);

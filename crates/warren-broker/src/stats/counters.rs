@@ -221,6 +221,9 @@ mod tests {
         c.published(0, true);
         c.published(0, false);
         let t = c.read();
-        assert_eq!((t.publish, t.return_unroutable, t.drop_unroutable), (3, 1, 1));
+        assert_eq!(
+            (t.publish, t.return_unroutable, t.drop_unroutable),
+            (3, 1, 1)
+        );
     }
 }

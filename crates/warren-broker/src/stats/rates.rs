@@ -99,7 +99,10 @@ mod tests {
     fn a_rate_is_the_change_over_the_interval() {
         let r = Rates::default();
         let key = ("/".to_owned(), "q".to_owned());
-        r.record(MessageTotals::default(), vec![(key.clone(), MessageTotals::default())]);
+        r.record(
+            MessageTotals::default(),
+            vec![(key.clone(), MessageTotals::default())],
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
         let t = MessageTotals {
             publish: 10,
