@@ -2,8 +2,8 @@
 the test asks Prometheus's HTTP API for the call counts and checks them against the
 calls it made.
 
-The scrape targets are a list (`targets` below): the embedded broker's /metrics joins
-as one more entry.
+A second test has Prometheus scrape `warren broker --metrics-listen` and checks a
+queue's depth under RabbitMQ's rabbitmq_prometheus names.
 """
 import json
 import os
@@ -107,3 +107,41 @@ def test_prometheus_counts_the_calls_warren_serve_answered(warren, broker_url):
         if prom:
             prom.stop()
         server.stop()
+
+
+def test_prometheus_reads_the_embedded_brokers_queue_depth(warren):
+    """`warren broker --metrics-listen`: a real Prometheus scrapes it and sees the ready
+    messages of a queue the test filled, under rabbitmq_prometheus's names and labels."""
+    import pika
+
+    binary = prometheus_bin()
+    amqp_port, metrics_port = helpers.free_port(), helpers.free_port()
+    broker = helpers.Proc(
+        [warren, "broker", "--listen", f"127.0.0.1:{amqp_port}", "--metrics-listen", f"127.0.0.1:{metrics_port}"],
+        name="warren broker",
+    )
+    prom = conn = None
+    queue = helpers.uname("prom_depth")
+    try:
+        broker.wait_for("Metrics at", timeout=15)
+        prom = Prometheus(binary, {"warren_broker": f"127.0.0.1:{metrics_port}"})
+        conn = pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2f"))
+        ch = conn.channel()
+        ch.queue_declare(queue)
+        n = 17
+        for i in range(n):
+            ch.basic_publish("", queue, f"m{i}".encode())
+        sel = f'job="warren_broker",vhost="/",queue="{queue}"'
+        prom.wait_value('up{job="warren_broker"}', 1)
+        prom.wait_value(f"rabbitmq_queue_messages_ready{{{sel}}}", n)
+        prom.wait_value(f"rabbitmq_queue_consumers{{{sel}}}", 0)
+        prom.wait_value('rabbitmq_connections{job="warren_broker"}', 1)
+        prom.wait_value('rabbitmq_channels{job="warren_broker"}', 1)
+        prom.wait_value('rabbitmq_global_messages_received_total{job="warren_broker",protocol="amqp091"}', n)
+        ch.queue_delete(queue)
+    finally:
+        if conn:
+            conn.close()
+        if prom:
+            prom.stop()
+        broker.stop()

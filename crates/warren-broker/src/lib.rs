@@ -43,6 +43,7 @@ mod frame;
 mod management;
 mod memory;
 mod message;
+pub mod prometheus;
 mod queue;
 mod reply_to;
 mod server;

@@ -33,12 +33,6 @@ impl MetricsServer {
 
 /// Starts serving `registry` at `http://{addr}/metrics`.
 pub async fn serve(addr: SocketAddr, registry: Arc<Registry>) -> Result<MetricsServer, String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("--metrics-listen {addr}: cannot listen: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
     let app = Router::new().route(
         "/metrics",
         get(move || {
@@ -46,6 +40,37 @@ pub async fn serve(addr: SocketAddr, registry: Arc<Registry>) -> Result<MetricsS
             async move { render(&registry) }
         }),
     );
+    serve_app(addr, app).await
+}
+
+/// Starts serving the text `page()` returns, as `content_type`, at `http://{addr}/metrics`
+/// (the embedded broker's page, rendered from a stats snapshot per scrape).
+pub async fn serve_text<F, Fut>(
+    addr: SocketAddr,
+    content_type: &'static str,
+    page: F,
+) -> Result<MetricsServer, String>
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = String> + Send + 'static,
+{
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let page = page.clone();
+            async move { ([(header::CONTENT_TYPE, content_type)], page().await) }
+        }),
+    );
+    serve_app(addr, app).await
+}
+
+async fn serve_app(addr: SocketAddr, app: Router) -> Result<MetricsServer, String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--metrics-listen {addr}: cannot listen: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("--metrics-listen {addr}: {e}"))?;
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "the /metrics server stopped");
