@@ -170,9 +170,17 @@ pub struct ClientBuilder {
     max_in_flight: usize,
     when_full: WhenFull,
     backoff: Backoff,
+    tls: Option<crate::TlsConfig>,
 }
 
 impl ClientBuilder {
+    /// TLS options for `amqps://` addresses: CA bundle, client certificate, EXTERNAL
+    /// login (default: the system's CAs, certificate and host-name checks on).
+    pub fn tls(mut self, tls: crate::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Adds a fallback broker address, tried in order after the one given to
     /// [`connect`](ClientBuilder::connect) (and after the fallbacks added before it).
     pub fn fallback_url(mut self, url: impl Into<String>) -> Self {
@@ -237,12 +245,13 @@ impl ClientBuilder {
         let mut urls = vec![url.to_owned()];
         urls.extend(self.fallbacks);
         let settings = session::Settings {
-            urls,
+            urls: urls.clone(),
             reply_mode: self.reply_mode,
             connect_timeout: self.connect_timeout,
             dial: connect::Dial {
                 name: "warren-client",
                 heartbeat: self.heartbeat,
+                tls: connect::Tls::for_urls(&urls, self.tls.as_ref())?,
             },
             shutdown_timeout: self.shutdown_timeout,
             backoff: self.backoff,
@@ -343,6 +352,7 @@ impl RpcClient {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             when_full: WhenFull::default(),
             backoff: Backoff::default(),
+            tls: None,
         }
     }
 

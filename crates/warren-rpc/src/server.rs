@@ -80,6 +80,7 @@ pub struct RpcServer {
     backoff: Backoff,
     connect_timeout: Duration,
     heartbeat: Duration,
+    tls: Option<crate::TlsConfig>,
 }
 
 impl Default for RpcServer {
@@ -108,7 +109,14 @@ impl RpcServer {
             backoff: Backoff::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             heartbeat: DEFAULT_HEARTBEAT,
+            tls: None,
         }
+    }
+
+    /// TLS options for `amqps://` addresses (see [`ClientBuilder::tls`](crate::ClientBuilder::tls)).
+    pub fn tls(mut self, tls: crate::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Requests worked on at once per queue: the consumer's `basic.qos` prefetch.
@@ -170,7 +178,7 @@ impl RpcServer {
         let mut urls = vec![url.to_owned()];
         urls.extend(self.fallbacks);
         let settings = Settings {
-            urls,
+            urls: urls.clone(),
             routes: self.routes,
             concurrency: self.concurrency,
             backoff: self.backoff,
@@ -178,6 +186,7 @@ impl RpcServer {
             dial: Dial {
                 name: "warren-server",
                 heartbeat: self.heartbeat,
+                tls: connect::Tls::for_urls(&urls, self.tls.as_ref())?,
             },
         };
         let first = Session::open(&settings).await?;
