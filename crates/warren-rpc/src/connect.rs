@@ -94,7 +94,10 @@ pub(crate) struct Tls {
 impl Tls {
     /// Builds the TLS setup for `urls` from `config` (the default when `None`); `None`
     /// when no address is `amqps://` and no TLS options were given.
-    pub(crate) fn for_urls(urls: &[String], config: Option<&TlsConfig>) -> Result<Option<Arc<Tls>>> {
+    pub(crate) fn for_urls(
+        urls: &[String],
+        config: Option<&TlsConfig>,
+    ) -> Result<Option<Arc<Tls>>> {
         let wanted = config.is_some() || urls.iter().any(|u| u.starts_with("amqps://"));
         if !wanted {
             return Ok(None);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 use crate::error::{Error, Result};
 
@@ -181,7 +183,10 @@ impl std::fmt::Display for TlsFailure {
 impl TlsFailure {
     /// Classifies the error a TLS handshake ended with.
     pub(crate) fn from_io(error: &std::io::Error) -> Self {
-        match error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        match error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
             Some(rustls::Error::InvalidCertificate(cert)) => match cert {
                 CertificateError::UnknownIssuer => TlsFailure::UnknownCa,
                 CertificateError::Expired
@@ -211,8 +216,9 @@ fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
 }
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Error::InvalidArgument(format!("cannot read the {what} {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| {
+        Error::InvalidArgument(format!("cannot read the {what} {}: {e}", path.display()))
+    })
 }
 
 /// The verifier behind [`TlsConfig::danger_accept_invalid_certs`]: accepts any
