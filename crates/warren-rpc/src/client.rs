@@ -172,6 +172,7 @@ pub struct ClientBuilder {
     when_full: WhenFull,
     backoff: Backoff,
     observer: Observer,
+    tls: Option<crate::TlsConfig>,
 }
 
 impl ClientBuilder {
@@ -180,6 +181,13 @@ impl ClientBuilder {
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
         self.observer.metrics = Some(metrics);
+        self
+    }
+
+    /// TLS options for `amqps://` addresses: CA bundle, client certificate, EXTERNAL
+    /// login (default: the system's CAs, certificate and host-name checks on).
+    pub fn tls(mut self, tls: crate::TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -247,12 +255,13 @@ impl ClientBuilder {
         let mut urls = vec![url.to_owned()];
         urls.extend(self.fallbacks);
         let settings = session::Settings {
-            urls,
+            urls: urls.clone(),
             reply_mode: self.reply_mode,
             connect_timeout: self.connect_timeout,
             dial: connect::Dial {
                 name: "warren-client",
                 heartbeat: self.heartbeat,
+                tls: connect::Tls::for_urls(&urls, self.tls.as_ref())?,
             },
             shutdown_timeout: self.shutdown_timeout,
             backoff: self.backoff,
@@ -367,6 +376,7 @@ impl RpcClient {
             when_full: WhenFull::default(),
             backoff: Backoff::default(),
             observer: Observer::default(),
+            tls: None,
         }
     }
 

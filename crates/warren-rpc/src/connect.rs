@@ -12,18 +12,19 @@ mod cut;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_compat::Compat;
-use lapin::tcp::{AsyncTcpStream, TLSConfig};
+use lapin::tcp::{AsyncTcpStream, RustlsConnector};
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties};
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 pub(crate) use self::cut::SocketCut;
 use crate::error::{redact_url, AmqpError, ConnectStep, Error, Result};
+use crate::tls::{TlsConfig, TlsFailure};
 /// Capped exponential backoff with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -72,12 +73,42 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 const DROP_GRACE: Duration = Duration::from_secs(1);
 
 /// How to open connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Dial {
     /// The connection name shown in the broker's UI.
     pub(crate) name: &'static str,
     /// The heartbeat interval asked for (zero: whatever the broker offers).
     pub(crate) heartbeat: Duration,
+    /// TLS for `amqps://` addresses (built once; `None` when no address needs it).
+    pub(crate) tls: Option<Arc<Tls>>,
+}
+
+/// A built TLS client configuration, shared by every connection attempt.
+#[derive(Debug)]
+pub(crate) struct Tls {
+    connector: RustlsConnector,
+    insecure: bool,
+    external: bool,
+}
+
+impl Tls {
+    /// Builds the TLS setup for `urls` from `config` (the default when `None`); `None`
+    /// when no address is `amqps://` and no TLS options were given.
+    pub(crate) fn for_urls(
+        urls: &[String],
+        config: Option<&TlsConfig>,
+    ) -> Result<Option<Arc<Tls>>> {
+        let wanted = config.is_some() || urls.iter().any(|u| u.starts_with("amqps://"));
+        if !wanted {
+            return Ok(None);
+        }
+        let config = config.cloned().unwrap_or_default();
+        Ok(Some(Arc::new(Tls {
+            connector: RustlsConnector::from(config.client_config()?),
+            insecure: config.accepts_invalid_certs(),
+            external: config.external(),
+        })))
+    }
 }
 
 impl Dial {
@@ -130,15 +161,37 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
     if uri.query.heartbeat.is_none() {
         uri.query.heartbeat = Some(dial.heartbeat_secs());
     }
+    let tls = match uri.scheme {
+        AMQPScheme::AMQP => None,
+        AMQPScheme::AMQPS => match &dial.tls {
+            Some(tls) => Some(Arc::clone(tls)),
+            None => Tls::for_urls(&[], Some(&TlsConfig::default()))?,
+        },
+    };
+    if let Some(tls) = &tls {
+        if tls.insecure {
+            warn!(url = %shown, "TLS certificate checks are OFF (danger_accept_invalid_certs): the broker is not authenticated");
+        }
+        if tls.external && uri.query.auth_mechanism.is_none() {
+            uri.query.auth_mechanism = Some(lapin::uri::SASLMechanism::External);
+        }
+    }
     let runtime = lapin::runtime::default_runtime().map_err(|source| Error::Connect {
         url: shown.clone(),
         source: AmqpError::from_lapin(source),
     })?;
     let cut = CutOnDrop(SocketCut::default());
     let tcp_up = Arc::new(AtomicBool::new(false));
+    let tls_failed: Arc<Mutex<Option<TlsFailure>>> = Arc::default();
     let connector = {
-        let (cut, tcp_up) = (cut.0.clone(), Arc::clone(&tcp_up));
-        async move |uri: AMQPUri, _runtime| tcp_connect(&uri, deadline, &cut, &tcp_up).await
+        let (cut, tcp_up, failed) = (cut.0.clone(), Arc::clone(&tcp_up), Arc::clone(&tls_failed));
+        async move |uri: AMQPUri, _runtime| {
+            let stream = tcp_connect(&uri, deadline, &cut, &tcp_up).await?;
+            match &tls {
+                None => Ok(stream),
+                Some(tls) => tls_connect(stream, &uri, tls, deadline, &failed).await,
+            }
+        }
     };
     let props = ConnectionProperties::default().with_connection_name(dial.name.into());
     let attempt = Connection::connector(uri, runtime, connector, props);
@@ -156,8 +209,14 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
         Ok(Err(source)) => {
             cut.cut();
             let timed_out = matches!(source.kind(), lapin::ErrorKind::IOError(e) if e.kind() == io::ErrorKind::TimedOut);
+            let tls_failure = tls_failed.lock().ok().and_then(|mut f| f.take());
             if timed_out && !tcp_up.load(Ordering::SeqCst) {
                 Err(stalled(ConnectStep::TcpConnect))
+            } else if let Some(failure) = tls_failure {
+                Err(Error::Tls {
+                    url: shown.clone(),
+                    failure,
+                })
             } else if let Some(reply_text) = access_refused(&source) {
                 Err(Error::AccessRefused {
                     url: shown.clone(),
@@ -217,15 +276,29 @@ async fn tcp_connect(
     stream.set_nodelay(true)?;
     cut.arm(&stream)?;
     tcp_up.store(true, Ordering::SeqCst);
-    let stream = AsyncTcpStream::Plain(Compat::new(stream));
-    Ok(match uri.scheme {
-        AMQPScheme::AMQP => stream,
-        AMQPScheme::AMQPS => {
-            tokio::time::timeout_at(deadline, stream.into_tls(host, TLSConfig::default()))
-                .await
-                .map_err(|_| timed_out())??
+    Ok(AsyncTcpStream::Plain(Compat::new(stream)))
+}
+
+/// The TLS handshake over `stream`, checking the broker's certificate against the
+/// URL's host name; a failure is classified into `failed` for the caller's error.
+async fn tls_connect(
+    stream: AsyncTcpStream<Compat<tokio::net::TcpStream>>,
+    uri: &AMQPUri,
+    tls: &Tls,
+    deadline: Instant,
+    failed: &Mutex<Option<TlsFailure>>,
+) -> lapin::Result<AsyncTcpStream<Compat<tokio::net::TcpStream>>> {
+    let host = uri.authority.host.as_str();
+    match tokio::time::timeout_at(deadline, stream.into_rustls(&tls.connector, host)).await {
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out").into()),
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => {
+            if let Ok(mut slot) = failed.lock() {
+                *slot = Some(TlsFailure::from_io(&e));
+            }
+            Err(e.into())
         }
-    })
+    }
 }
 
 /// Connects to the first of `urls` that answers by `deadline`. Each address gets an
@@ -313,6 +386,7 @@ mod tests {
     const DIAL: Dial = Dial {
         name: "t",
         heartbeat: Duration::from_secs(10),
+        tls: None,
     };
 
     fn soon(secs: u64) -> Instant {
@@ -343,6 +417,7 @@ mod tests {
             Dial {
                 name: "t",
                 heartbeat,
+                tls: None,
             }
             .heartbeat_secs()
         };

@@ -23,6 +23,17 @@ pub enum Error {
         source: AmqpError,
     },
 
+    /// The TLS handshake with the broker failed: its certificate was refused (unknown
+    /// CA, expired, wrong host name) or the handshake broke off. Retrying does not help
+    /// until the certificates or the TLS options change.
+    #[error("TLS with the AMQP broker at {url} failed: {failure}")]
+    Tls {
+        /// The address tried (credentials removed).
+        url: String,
+        /// Which check or step failed.
+        failure: crate::tls::TlsFailure,
+    },
+
     /// The broker refused the login: wrong user name or password, or the user may not
     /// use the virtual host. Retrying with the same credentials fails again.
     #[error("the broker at {url} refused the credentials for user {user} ({reply_text})")]
@@ -203,7 +214,7 @@ impl Error {
             | Error::Unavailable { .. }
             | Error::Amqp(_) => Code::Unavailable,
             Error::NoRoute { .. } => Code::NotFound,
-            Error::AccessRefused { .. } => Code::Unauthenticated,
+            Error::AccessRefused { .. } | Error::Tls { .. } => Code::Unauthenticated,
             Error::Timeout { .. } => Code::DeadlineExceeded,
             Error::Remote(status) => status.code(),
             Error::ResourceExhausted { .. } => Code::ResourceExhausted,

@@ -186,6 +186,7 @@ mod server;
 pub mod services;
 mod status;
 mod telemetry;
+mod tls;
 pub mod typed;
 pub mod wire;
 
@@ -201,6 +202,7 @@ pub use headers::{HeaderValue, Headers, HeadersIter, MAX_NAME_LEN as MAX_HEADER_
 pub use queue::QueueSpec;
 pub use server::{RpcServer, ServerHandle, DEFAULT_CONCURRENCY};
 pub use status::{Code, OtherCode, Status};
+pub use tls::{TlsConfig, TlsFailure};
 
 pub use codec::{Codec, CodecError};
 /// The serde typed services use; `#[service]`'s generated code derives through it,

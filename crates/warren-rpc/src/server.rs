@@ -82,6 +82,7 @@ pub struct RpcServer {
     connect_timeout: Duration,
     heartbeat: Duration,
     observer: Observer,
+    tls: Option<crate::TlsConfig>,
 }
 
 impl Default for RpcServer {
@@ -111,6 +112,7 @@ impl RpcServer {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             heartbeat: DEFAULT_HEARTBEAT,
             observer: Observer::default(),
+            tls: None,
         }
     }
 
@@ -119,6 +121,12 @@ impl RpcServer {
     #[cfg(feature = "metrics")]
     pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
         self.observer.metrics = Some(metrics);
+        self
+    }
+
+    /// TLS options for `amqps://` addresses (see [`ClientBuilder::tls`](crate::ClientBuilder::tls)).
+    pub fn tls(mut self, tls: crate::TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -181,7 +189,7 @@ impl RpcServer {
         let mut urls = vec![url.to_owned()];
         urls.extend(self.fallbacks);
         let settings = Settings {
-            urls,
+            urls: urls.clone(),
             routes: self.routes,
             concurrency: self.concurrency,
             backoff: self.backoff,
@@ -189,6 +197,7 @@ impl RpcServer {
             dial: Dial {
                 name: "warren-server",
                 heartbeat: self.heartbeat,
+                tls: connect::Tls::for_urls(&urls, self.tls.as_ref())?,
             },
             observer: self.observer,
         };

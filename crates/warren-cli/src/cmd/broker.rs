@@ -44,17 +44,14 @@ pub struct Args {
     /// Time a socket has from accept to `connection.open`, e.g. `5s` or `500ms`.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
-<<<<<<< ours
     /// Serve RabbitMQ's management HTTP API (rabbitmqadmin works unchanged) and a
     /// web page on this address, e.g. `127.0.0.1:15672`; Basic auth as --user.
     #[arg(long, value_name = "ADDR")]
     management_listen: Option<SocketAddr>,
-=======
     /// Serve the broker's metrics in Prometheus text format at http://ADDR/metrics,
     /// under rabbitmq_prometheus's names (e.g. 127.0.0.1:15692, its port).
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
->>>>>>> theirs
 }
 
 /// Like [`parse_size`], and `0` (no limit) is allowed.
@@ -163,10 +160,9 @@ pub async fn run(args: Args) -> Result<(), String> {
         " [*] Warren broker listening on {} ({memory})",
         broker.local_addr()
     );
-<<<<<<< ours
     if let Some(addr) = broker.management_addr() {
         println!(" [*] Management API and web page on http://{addr}/");
-=======
+    }
     let mut metrics = None;
     if let Some(addr) = args.metrics_listen {
         let stats = broker.stats();
@@ -179,7 +175,6 @@ pub async fn run(args: Args) -> Result<(), String> {
                 .await?;
         println!(" [*] Metrics at http://{}/metrics", served.addr);
         metrics = Some(served);
->>>>>>> theirs
     }
     crate::signal::shutdown().await;
     eprintln!(" [*] Shutting down: closing connections");

@@ -1,0 +1,272 @@
+//! TLS for `amqps://` connections, on rustls: which CAs to trust, an optional client
+//! certificate (for the EXTERNAL login), the loud opt-out from certificate checks, and
+//! the classification of a failed TLS handshake into [`TlsFailure`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+use crate::error::{Error, Result};
+
+/// How an `amqps://` connection checks the broker and presents itself.
+///
+/// The default trusts the system's CA store (webpki roots when none is found) and
+/// checks the broker's certificate and host name. Hand it to
+/// [`ClientBuilder::tls`](crate::ClientBuilder::tls) or
+/// [`ServerBuilder::tls`](crate::ServerBuilder::tls).
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    ca: Vec<CertificateDer<'static>>,
+    client: Option<(Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>)>,
+    insecure: bool,
+    external: bool,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca_certificates", &self.ca.len())
+            .field("client_certificate", &self.client.is_some())
+            .field("danger_accept_invalid_certs", &self.insecure)
+            .field("external_login", &self.external)
+            .finish()
+    }
+}
+
+impl TlsConfig {
+    /// The default: the system's trust store, certificate and host-name checks on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the CA certificates in `pem` (one or more PEM `CERTIFICATE` blocks)
+    /// instead of the system's store.
+    pub fn ca_pem(mut self, pem: &[u8]) -> Result<Self> {
+        let certs = certs(pem, "the CA bundle")?;
+        self.ca.extend(certs);
+        Ok(self)
+    }
+
+    /// [`TlsConfig::ca_pem`] read from a file.
+    pub fn ca_file(self, path: impl AsRef<Path>) -> Result<Self> {
+        let pem = read(path.as_ref(), "CA bundle")?;
+        self.ca_pem(&pem)
+    }
+
+    /// Presents the client certificate chain `cert_pem` with its private key `key_pem`
+    /// (PKCS#8, PKCS#1 or SEC1 PEM) when the broker asks for one.
+    pub fn client_cert_pem(mut self, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self> {
+        let chain = certs(cert_pem, "the client certificate")?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
+            Error::InvalidArgument(format!("no usable private key in the client key: {e}"))
+        })?;
+        self.client = Some((chain, Arc::new(key)));
+        Ok(self)
+    }
+
+    /// [`TlsConfig::client_cert_pem`] read from files.
+    pub fn client_cert_files(self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Result<Self> {
+        let cert = read(cert.as_ref(), "client certificate")?;
+        let key = read(key.as_ref(), "client key")?;
+        self.client_cert_pem(&cert, &key)
+    }
+
+    /// Logs in with SASL EXTERNAL (the broker takes the user name from the client
+    /// certificate) unless the URL names an `auth_mechanism` itself.
+    pub fn external_login(mut self) -> Self {
+        self.external = true;
+        self
+    }
+
+    /// **Turns off all checks of the broker's certificate**: any certificate, for any
+    /// host, expired or self-signed, is accepted, so anyone on the path can read and
+    /// change the traffic. For tests against throw-away brokers only; every connection
+    /// made with it logs a warning.
+    pub fn danger_accept_invalid_certs(mut self) -> Self {
+        self.insecure = true;
+        self
+    }
+
+    /// Whether certificate checks are off (see [`TlsConfig::danger_accept_invalid_certs`]).
+    pub fn accepts_invalid_certs(&self) -> bool {
+        self.insecure
+    }
+
+    /// Whether the EXTERNAL login was asked for.
+    pub(crate) fn external(&self) -> bool {
+        self.external
+    }
+
+    /// The rustls configuration these options describe.
+    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::InvalidArgument(format!("TLS setup: {e}")))?;
+        let builder = if self.insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnything(provider)))
+        } else {
+            builder.with_root_certificates(self.roots()?)
+        };
+        let config = match &self.client {
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain.clone(), key.clone_key())
+                .map_err(|e| {
+                    Error::InvalidArgument(format!("the client certificate and key: {e}"))
+                })?,
+            None => builder.with_no_client_auth(),
+        };
+        Ok(Arc::new(config))
+    }
+
+    fn roots(&self) -> Result<RootCertStore> {
+        let mut roots = RootCertStore::empty();
+        if self.ca.is_empty() {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        } else {
+            roots.add_parsable_certificates(self.ca.iter().cloned());
+        }
+        if roots.is_empty() {
+            return Err(Error::InvalidArgument(
+                "no CA certificate to check the broker against: give a CA bundle".to_owned(),
+            ));
+        }
+        Ok(roots)
+    }
+}
+
+/// Which part of the TLS handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The broker's certificate is not signed by a trusted CA.
+    UnknownCa,
+    /// The broker's certificate has expired (or is not valid yet).
+    Expired,
+    /// The broker's certificate is not valid for the host name connected to.
+    NameMismatch,
+    /// The broker's certificate was refused for another reason.
+    BadCertificate(String),
+    /// The handshake itself failed (protocol error, the broker refused our
+    /// certificate or asked for one we do not have, the connection dropped).
+    Handshake(String),
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsFailure::UnknownCa => {
+                f.write_str("the broker's certificate is not signed by a trusted CA")
+            }
+            TlsFailure::Expired => f.write_str("the broker's certificate has expired"),
+            TlsFailure::NameMismatch => {
+                f.write_str("the broker's certificate is not valid for this host name")
+            }
+            TlsFailure::BadCertificate(why) => {
+                write!(f, "the broker's certificate was refused: {why}")
+            }
+            TlsFailure::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
+        }
+    }
+}
+
+impl TlsFailure {
+    /// Classifies the error a TLS handshake ended with.
+    pub(crate) fn from_io(error: &std::io::Error) -> Self {
+        match error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            Some(rustls::Error::InvalidCertificate(cert)) => match cert {
+                CertificateError::UnknownIssuer => TlsFailure::UnknownCa,
+                CertificateError::Expired
+                | CertificateError::ExpiredContext { .. }
+                | CertificateError::NotValidYet
+                | CertificateError::NotValidYetContext { .. } => TlsFailure::Expired,
+                CertificateError::NotValidForName
+                | CertificateError::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
+                other => TlsFailure::BadCertificate(format!("{other:?}")),
+            },
+            Some(other) => TlsFailure::Handshake(other.to_string()),
+            None => TlsFailure::Handshake(error.to_string()),
+        }
+    }
+}
+
+fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::InvalidArgument(format!("{what} is not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "{what} holds no PEM CERTIFICATE block"
+        )));
+    }
+    Ok(certs)
+}
+
+fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::InvalidArgument(format!("cannot read the {what} {}: {e}", path.display()))
+    })
+}
+
+/// The verifier behind [`TlsConfig::danger_accept_invalid_certs`]: accepts any
+/// certificate, still checking that the handshake's signatures are sound.
+#[derive(Debug)]
+struct AcceptAnything(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnything {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
