@@ -5,6 +5,7 @@
 //! (`channels.rs`), events from below (`events.rs`), the writer task (`writer.rs`)
 //! and the alarm state machine (`block.rs`) each have their own file.
 
+use crate::access::grant::Grant;
 use crate::admission::Ticket;
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
@@ -84,6 +85,8 @@ struct Conn {
     /// Set once we sent connection.close: the deadline for close-ok.
     closing: Option<Instant>,
     done: bool,
+    /// What the user may do on the vhost.
+    grant: Grant,
     /// The established-connection slot, given back when the connection is dropped.
     _permit: OwnedSemaphorePermit,
 }
@@ -112,6 +115,7 @@ pub(crate) async fn serve(
         out: &mut out,
         writer: &writer,
         ticket: Some(ticket),
+        peer,
     };
     let handshake_timeout = shared.config.handshake_timeout;
     let hs = tokio::select! {
@@ -202,6 +206,7 @@ impl Conn {
             closing: None,
             done: false,
             _permit: tuned.permit,
+            grant: tuned.grant,
         }
     }
 
@@ -344,6 +349,7 @@ impl Conn {
             confirms_due,
             id,
             unsent,
+            grant,
             ..
         } = self;
         let ctx = ConnCtx {
@@ -354,7 +360,7 @@ impl Conn {
             confirms_due,
             out,
             max_body: MAX_BODY,
-            user: &shared.config.username,
+            grant,
             unsent,
         };
         (channels, ctx)

@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 mod admission;
 mod alarm;
 mod channel;
@@ -49,6 +50,7 @@ mod shutdown;
 mod store;
 mod vhost;
 
+pub use access::{AccessControl, AccessError, Permissions, User};
 pub use error::BrokerError;
 pub use fd_limit::raise_fd_limit;
 pub use memory::{Counting, MemoryLimit};
@@ -76,6 +78,9 @@ impl Broker {
                 username: "guest".into(),
                 password: "guest".into(),
                 vhost: "/".into(),
+                access: None,
+                simple_user: true,
+                loopback_users: vec!["guest".into()],
                 data_dir: None,
                 frame_max: 131_072,
                 channel_max: 2047,
@@ -104,16 +109,34 @@ impl BrokerBuilder {
         self
     }
 
-    /// The single user's credentials (default guest/guest).
+    /// The simple user's credentials (default guest/guest): an `administrator`
+    /// with full permissions on [`vhost`](Self::vhost), added to any
+    /// [`access_control`](Self::access_control) store.
     pub fn credentials(mut self, user: impl Into<String>, pass: impl Into<String>) -> Self {
         self.config.username = user.into();
         self.config.password = pass.into();
+        self.config.simple_user = true;
         self
     }
 
-    /// The virtual host name (default `/`).
+    /// The virtual host served (default `/`).
     pub fn vhost(mut self, vhost: impl Into<String>) -> Self {
         self.config.vhost = vhost.into();
+        self
+    }
+
+    /// Users, vhosts and permissions (RabbitMQ's internal backend). Replaces the
+    /// default guest user unless [`credentials`](Self::credentials) is called after.
+    pub fn access_control(mut self, access: AccessControl) -> Self {
+        self.config.access = Some(access);
+        self.config.simple_user = false;
+        self
+    }
+
+    /// Users that may only log in from a loopback address (RabbitMQ's
+    /// `loopback_users`; default `["guest"]`, empty to allow guest from anywhere).
+    pub fn loopback_users<S: Into<String>>(mut self, users: impl IntoIterator<Item = S>) -> Self {
+        self.config.loopback_users = users.into_iter().map(Into::into).collect();
         self
     }
 
@@ -259,7 +282,9 @@ impl BrokerBuilder {
             source,
         })?;
         let local_addr = listener.local_addr()?;
+        let access = config.access_store()?;
         let shared = Arc::new(Shared {
+            access: std::sync::RwLock::new(access),
             config,
             vhost,
             alarms,
@@ -361,6 +386,24 @@ impl BrokerHandle {
     /// machine.
     pub fn memory_limit(&self) -> Option<usize> {
         self.shared.vhost.memory.limit()
+    }
+
+    /// A copy of the user store (users, vhosts, permissions) as it is now.
+    pub fn access_control(&self) -> AccessControl {
+        match self.shared.access.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Change the user store; logins from then on see the change (open
+    /// connections keep the permissions they were granted). Only the vhost given
+    /// to [`BrokerBuilder::vhost`] is served.
+    pub fn update_access_control<R>(&self, f: impl FnOnce(&mut AccessControl) -> R) -> R {
+        match self.shared.access.write() {
+            Ok(mut a) => f(&mut a),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
     }
 
     /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
