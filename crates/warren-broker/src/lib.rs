@@ -34,6 +34,7 @@ mod alarm;
 mod channel;
 mod connection;
 mod deadline;
+pub mod definitions;
 mod disk;
 mod error;
 mod event;
@@ -51,6 +52,7 @@ mod store;
 mod vhost;
 
 pub use access::{AccessControl, AccessError, Permissions, User};
+pub use definitions::Definitions;
 pub use error::BrokerError;
 pub use fd_limit::raise_fd_limit;
 pub use memory::{Counting, MemoryLimit};
