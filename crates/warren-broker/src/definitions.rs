@@ -103,7 +103,9 @@ pub enum DefinitionsError {
     #[error("definitions are not valid JSON of the expected shape: {0}")]
     Json(#[from] serde_json::Error),
     /// A user hashed with an algorithm Warren does not verify.
-    #[error("user '{user}' uses hashing algorithm '{algorithm}'; only {SHA256_ALGORITHM} is supported")]
+    #[error(
+        "user '{user}' uses hashing algorithm '{algorithm}'; only {SHA256_ALGORITHM} is supported"
+    )]
     Algorithm {
         /// The user.
         user: String,
@@ -163,7 +165,10 @@ impl Definitions {
                     tags: Tags::List(u.tags.clone()),
                 })
                 .collect(),
-            vhosts: a.vhosts().map(|v| VhostDef { name: v.to_owned() }).collect(),
+            vhosts: a
+                .vhosts()
+                .map(|v| VhostDef { name: v.to_owned() })
+                .collect(),
             permissions: a
                 .all_permissions()
                 .map(|(u, v, p)| PermissionDef {
