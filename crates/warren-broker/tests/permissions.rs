@@ -416,7 +416,10 @@ mod rabbitmq_access {
                 "^rd-",
             ],
         );
-        let host = base.trim_start_matches("amqp://").trim_end_matches('/');
+        // host:port of `amqp://[user:pass@]host:port[/vhost]`.
+        let rest = base.trim_start_matches("amqp://");
+        let rest = rest.rsplit('@').next().unwrap_or(rest);
+        let host = rest.split('/').next().unwrap_or(rest);
         bounded(matrix(
             &format!("amqp://perm-admin:admin-pass@{host}/{VHOST}"),
             &format!("amqp://{USER}:{PASS}@{host}/{VHOST}"),

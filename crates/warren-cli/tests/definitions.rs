@@ -108,11 +108,15 @@ mod rabbitmq_access {
 
     fn node() -> (String, u16) {
         let url = std::env::var("WARREN_ACCESS_RABBITMQ_URL").expect("WARREN_ACCESS_RABBITMQ_URL");
-        let port = url
+        // The port of `amqp://[user:pass@]host:port[/vhost]`.
+        let rest = url.trim_start_matches("amqp://");
+        let rest = rest.rsplit('@').next().unwrap_or(rest);
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        let port = hostport
             .rsplit(':')
             .next()
-            .and_then(|p| p.trim_end_matches('/').parse().ok())
-            .expect("port in URL");
+            .and_then(|p| p.parse().ok())
+            .expect("port in WARREN_ACCESS_RABBITMQ_URL");
         let node = std::env::var("WARREN_ACCESS_NODE")
             .unwrap_or_else(|_| "warren-access@localhost".into());
         (node, port)
