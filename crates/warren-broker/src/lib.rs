@@ -49,6 +49,7 @@ mod server;
 mod shared;
 mod shutdown;
 mod store;
+mod url;
 mod vhost;
 
 pub use access::{AccessControl, AccessError, Permissions, User};
@@ -413,10 +414,10 @@ impl BrokerHandle {
         let c = &self.shared.config;
         format!(
             "amqp://{}:{}@{}/{}",
-            percent_encode(&c.username),
-            percent_encode(&c.password),
+            url::percent_encode(&c.username),
+            url::percent_encode(&c.password),
             self.local_addr,
-            percent_encode(&c.vhost)
+            url::percent_encode(&c.vhost)
         )
     }
 
@@ -439,28 +440,5 @@ impl Drop for BrokerHandle {
     fn drop(&mut self) {
         // Stop accepting and close connections (not awaited here).
         self.notify.send_replace(true);
-    }
-}
-
-/// Percent-encode everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02x}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn percent_encoding() {
-        assert_eq!(super::percent_encode("/"), "%2f");
-        assert_eq!(super::percent_encode("p@ss:w/rd"), "p%40ss%3aw%2frd");
-        assert_eq!(super::percent_encode("guest"), "guest");
     }
 }
