@@ -52,6 +52,10 @@ if have WARREN_RABBITMQ_URL; then
   echo "--- tests on RabbitMQ (WARREN_RABBITMQ_URL)"
   cargo test --release --workspace --tests -- --ignored rabbitmq::
 fi
+if have WARREN_ACCESS_RABBITMQ_URL; then
+  echo "--- access-control tests on a throw-away RabbitMQ node (WARREN_ACCESS_RABBITMQ_URL)"
+  cargo test --release --workspace --tests -- --ignored rabbitmq_access:: --test-threads=1
+fi
 # The disruptive tests disrupt each other: alone, one at a time.
 if $disruptive; then
   echo "--- fault tests that stop, disconnect and reconfigure a RabbitMQ"
@@ -69,7 +73,7 @@ if in_ci; then
   # Every ignored test belongs to a group above (throughput_* kept for benchmarks).
   orphans="$(cargo test --release --workspace --tests -- --list --ignored 2>/dev/null \
     | sed -n 's/: test$//p' \
-    | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|mgmt_api::|throughput_)' || true)"
+    | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|mgmt_api::|rabbitmq_access::|throughput_)' || true)"
   if [ -n "$orphans" ]; then
     echo "ignored tests that scripts/test.sh never runs (give them a group):" >&2
     echo "$orphans" >&2

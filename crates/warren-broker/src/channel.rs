@@ -3,6 +3,7 @@
 //! what queues deliver (`deliver.rs`), the queue and exchange classes (`manage.rs`)
 //! and transactions (`tx.rs`).
 
+use crate::access::grant::Grant;
 use crate::error::AmqpError;
 use crate::event::Inbox;
 use crate::frame::Out;
@@ -45,8 +46,8 @@ pub(crate) struct ConnCtx<'a> {
     pub(crate) out: &'a mut Out,
     /// Maximum body size we accept.
     pub(crate) max_body: u64,
-    /// The authenticated user name.
-    pub(crate) user: &'a str,
+    /// The authenticated user and what it may do.
+    pub(crate) grant: &'a Grant,
     /// Set when a channel has acks to write at the end of the batch.
     pub(crate) confirms_due: &'a mut bool,
     /// Deliveries for consumers that are gone, to put back in order.

@@ -5,6 +5,7 @@
 //! (`channels.rs`), events from below (`events.rs`), the writer task (`writer.rs`)
 //! and the alarm state machine (`block.rs`) each have their own file.
 
+use crate::access::grant::Grant;
 use crate::admission::Ticket;
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
@@ -86,6 +87,8 @@ struct Conn {
     /// Set once we sent connection.close: the deadline for close-ok.
     closing: Option<Instant>,
     done: bool,
+    /// What the user may do on the vhost.
+    grant: Grant,
     /// The established-connection slot, given back when the connection is dropped.
     _permit: OwnedSemaphorePermit,
     /// Listed in the management API's connections while this lives.
@@ -117,6 +120,7 @@ pub(crate) async fn serve(
         out: &mut out,
         writer: &writer,
         ticket: Some(ticket),
+        peer,
     };
     let handshake_timeout = shared.config.handshake_timeout;
     let hs = tokio::select! {
@@ -188,7 +192,7 @@ impl Conn {
             id,
             peer,
             local,
-            user: shared.config.username.clone(),
+            user: tuned.grant.user().to_owned(),
             vhost: shared.vhost.name.clone(),
             connected_at: std::time::SystemTime::now(),
             frame_max: tuned.frame_max,
@@ -222,6 +226,7 @@ impl Conn {
             done: false,
             _permit: tuned.permit,
             _registered: registered,
+            grant: tuned.grant,
         }
     }
 
@@ -364,6 +369,7 @@ impl Conn {
             confirms_due,
             id,
             unsent,
+            grant,
             ..
         } = self;
         let ctx = ConnCtx {
@@ -374,7 +380,7 @@ impl Conn {
             confirms_due,
             out,
             max_body: MAX_BODY,
-            user: &shared.config.username,
+            grant,
             unsent,
         };
         (channels, ctx)

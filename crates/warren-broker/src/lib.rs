@@ -28,11 +28,13 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 mod admission;
 mod alarm;
 mod channel;
 mod connection;
 mod deadline;
+pub mod definitions;
 mod disk;
 mod error;
 mod event;
@@ -51,8 +53,11 @@ mod shared;
 mod shutdown;
 pub mod stats;
 mod store;
+mod url;
 mod vhost;
 
+pub use access::{AccessControl, AccessError, Permissions, User};
+pub use definitions::Definitions;
 pub use error::BrokerError;
 pub use fd_limit::raise_fd_limit;
 pub use memory::{Counting, MemoryLimit};
@@ -80,6 +85,9 @@ impl Broker {
                 username: "guest".into(),
                 password: "guest".into(),
                 vhost: "/".into(),
+                access: None,
+                simple_user: true,
+                loopback_users: vec!["guest".into()],
                 data_dir: None,
                 frame_max: 131_072,
                 channel_max: 2047,
@@ -111,16 +119,34 @@ impl BrokerBuilder {
         self
     }
 
-    /// The single user's credentials (default guest/guest).
+    /// The simple user's credentials (default guest/guest): an `administrator`
+    /// with full permissions on [`vhost`](Self::vhost), added to any
+    /// [`access_control`](Self::access_control) store.
     pub fn credentials(mut self, user: impl Into<String>, pass: impl Into<String>) -> Self {
         self.config.username = user.into();
         self.config.password = pass.into();
+        self.config.simple_user = true;
         self
     }
 
-    /// The virtual host name (default `/`).
+    /// The virtual host served (default `/`).
     pub fn vhost(mut self, vhost: impl Into<String>) -> Self {
         self.config.vhost = vhost.into();
+        self
+    }
+
+    /// Users, vhosts and permissions (RabbitMQ's internal backend). Replaces the
+    /// default guest user unless [`credentials`](Self::credentials) is called after.
+    pub fn access_control(mut self, access: AccessControl) -> Self {
+        self.config.access = Some(access);
+        self.config.simple_user = false;
+        self
+    }
+
+    /// Users that may only log in from a loopback address (RabbitMQ's
+    /// `loopback_users`; default `["guest"]`, empty to allow guest from anywhere).
+    pub fn loopback_users<S: Into<String>>(mut self, users: impl IntoIterator<Item = S>) -> Self {
+        self.config.loopback_users = users.into_iter().map(Into::into).collect();
         self
     }
 
@@ -282,7 +308,9 @@ impl BrokerBuilder {
             source,
         })?;
         let local_addr = listener.local_addr()?;
+        let access = config.access_store()?;
         let shared = Arc::new(Shared {
+            access: std::sync::RwLock::new(access),
             config,
             vhost,
             alarms,
@@ -416,15 +444,33 @@ impl BrokerHandle {
         self.shared.vhost.memory.limit()
     }
 
+    /// A copy of the user store (users, vhosts, permissions) as it is now.
+    pub fn access_control(&self) -> AccessControl {
+        match self.shared.access.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Change the user store; logins from then on see the change (open
+    /// connections keep the permissions they were granted). Only the vhost given
+    /// to [`BrokerBuilder::vhost`] is served.
+    pub fn update_access_control<R>(&self, f: impl FnOnce(&mut AccessControl) -> R) -> R {
+        match self.shared.access.write() {
+            Ok(mut a) => f(&mut a),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
     /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
     pub fn amqp_url(&self) -> String {
         let c = &self.shared.config;
         format!(
             "amqp://{}:{}@{}/{}",
-            percent_encode(&c.username),
-            percent_encode(&c.password),
+            url::percent_encode(&c.username),
+            url::percent_encode(&c.password),
             self.local_addr,
-            percent_encode(&c.vhost)
+            url::percent_encode(&c.vhost)
         )
     }
 
@@ -447,28 +493,5 @@ impl Drop for BrokerHandle {
     fn drop(&mut self) {
         // Stop accepting and close connections (not awaited here).
         self.notify.send_replace(true);
-    }
-}
-
-/// Percent-encode everything but RFC 3986 unreserved characters.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02x}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn percent_encoding() {
-        assert_eq!(super::percent_encode("/"), "%2f");
-        assert_eq!(super::percent_encode("p@ss:w/rd"), "p%40ss%3aw%2frd");
-        assert_eq!(super::percent_encode("guest"), "guest");
     }
 }

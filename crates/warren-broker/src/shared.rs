@@ -1,6 +1,7 @@
 //! What every connection task shares: the broker's configuration, the vhost and
 //! the resource alarms. Built once by [`crate::BrokerBuilder::start`].
 
+use crate::access::AccessControl;
 use crate::alarm::Alarms;
 use crate::memory::{Counting, MemoryLimit};
 use crate::stats::rates::Rates;
@@ -18,6 +19,12 @@ pub(crate) struct Config {
     pub(crate) username: String,
     pub(crate) password: String,
     pub(crate) vhost: String,
+    /// The user store given to the builder; `None`: only the simple user.
+    pub(crate) access: Option<AccessControl>,
+    /// Add the simple user (`username`/`password`, full permissions on `vhost`).
+    pub(crate) simple_user: bool,
+    /// Users that may only log in from a loopback address (RabbitMQ's `loopback_users`).
+    pub(crate) loopback_users: Vec<String>,
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) frame_max: u32,
     pub(crate) channel_max: u16,
@@ -43,4 +50,26 @@ pub(crate) struct Shared {
     pub(crate) rates: Rates,
     /// When the broker started.
     pub(crate) started: std::time::SystemTime,
+    /// Users, vhosts and permissions (read at each login).
+    pub(crate) access: std::sync::RwLock<AccessControl>,
+}
+
+impl Config {
+    /// The user store to start with: the builder's, plus the simple user with full
+    /// permissions on the served vhost, which always exists.
+    pub(crate) fn access_store(&self) -> Result<AccessControl, crate::BrokerError> {
+        let mut access = self.access.clone().unwrap_or_default();
+        access.add_vhost(&self.vhost);
+        if self.simple_user {
+            access.add_user(&self.username, &self.password, &["administrator"]);
+            access
+                .set_permissions(
+                    &self.username,
+                    &self.vhost,
+                    crate::access::Permissions::full(),
+                )
+                .map_err(|e| crate::BrokerError::Config(e.to_string()))?;
+        }
+        Ok(access)
+    }
 }

@@ -5,6 +5,7 @@ use super::tx;
 use super::{
     requeue_grouped, ChanConsumer, Channel, ConnCtx, Pending, ReplyConsumer, Unacked, NO_ACK_WINDOW,
 };
+use crate::access::grant::Kind;
 use crate::error::AmqpError;
 use crate::message::{random_token, short};
 use crate::queue::{Consumer, Credit, Got};
@@ -27,6 +28,7 @@ impl Channel {
                 if p.immediate {
                     return Err(AmqpError::not_implemented("immediate=true"));
                 }
+                ctx.grant.write(Kind::Exchange, p.exchange.as_str())?;
                 self.pending = Some(Pending {
                     exchange: p.exchange.to_string(),
                     routing_key: p.routing_key.to_string(),
@@ -74,6 +76,7 @@ impl Channel {
             }
             B::Get(g) => {
                 let name = self.queue_name(g.queue.as_str())?;
+                ctx.grant.read(Kind::Queue, &name)?;
                 let q = ctx.vhost.queue(&name, ctx.conn_id)?;
                 let (got, fallout) = q.get();
                 ctx.vhost.settle(&q, fallout);
@@ -221,6 +224,7 @@ impl Channel {
             return Ok(());
         }
         let name = self.queue_name(c.queue.as_str())?;
+        ctx.grant.read(Kind::Queue, &name)?;
         let q = ctx.vhost.queue(&name, ctx.conn_id)?;
         let credit = match (&self.global_credit, c.no_ack) {
             // Prefetch does not apply to no-ack consumers; they get a window of

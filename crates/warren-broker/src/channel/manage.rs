@@ -2,6 +2,7 @@
 //! delete) on a channel.
 
 use super::{Channel, ConnCtx};
+use crate::access::grant::Kind;
 use crate::error::AmqpError;
 use crate::message::short;
 use crate::vhost::{ExchangeDecl, QueueDecl};
@@ -16,6 +17,12 @@ impl Channel {
         use queue::AMQPMethod as Q;
         match m {
             Q::Declare(d) => {
+                if !d.passive {
+                    // A server-named queue is checked as `amq.gen-` (its prefix).
+                    let name = d.queue.as_str();
+                    let name = if name.is_empty() { "amq.gen-" } else { name };
+                    ctx.grant.configure(Kind::Queue, name)?;
+                }
                 let declared = ctx.vhost.declare_queue(
                     ctx.conn_id,
                     QueueDecl {
@@ -43,6 +50,8 @@ impl Channel {
             }
             Q::Bind(b) => {
                 let name = self.queue_name(b.queue.as_str())?;
+                ctx.grant.write(Kind::Queue, &name)?;
+                ctx.grant.read(Kind::Exchange, b.exchange.as_str())?;
                 ctx.vhost.bind(
                     ctx.conn_id,
                     &name,
@@ -58,6 +67,8 @@ impl Channel {
             }
             Q::Unbind(u) => {
                 let name = self.queue_name(u.queue.as_str())?;
+                ctx.grant.write(Kind::Queue, &name)?;
+                ctx.grant.read(Kind::Exchange, u.exchange.as_str())?;
                 ctx.vhost.unbind(
                     ctx.conn_id,
                     &name,
@@ -71,6 +82,7 @@ impl Channel {
             }
             Q::Purge(p) => {
                 let name = self.queue_name(p.queue.as_str())?;
+                ctx.grant.read(Kind::Queue, &name)?;
                 let q = ctx.vhost.queue(&name, ctx.conn_id)?;
                 let (n, fallout) = q.purge();
                 ctx.vhost.settle(&q, fallout);
@@ -84,6 +96,7 @@ impl Channel {
             }
             Q::Delete(d) => {
                 let name = self.queue_name(d.queue.as_str())?;
+                ctx.grant.configure(Kind::Queue, &name)?;
                 let n = ctx
                     .vhost
                     .delete_queue(ctx.conn_id, &name, d.if_unused, d.if_empty)?;
@@ -109,6 +122,9 @@ impl Channel {
         use exchange::AMQPMethod as X;
         match m {
             X::Declare(d) => {
+                if !d.passive {
+                    ctx.grant.configure(Kind::Exchange, d.exchange.as_str())?;
+                }
                 ctx.vhost.declare_exchange(ExchangeDecl {
                     name: d.exchange.to_string(),
                     kind: d.kind.to_string(),
@@ -127,6 +143,7 @@ impl Channel {
                 Ok(())
             }
             X::Delete(d) => {
+                ctx.grant.configure(Kind::Exchange, d.exchange.as_str())?;
                 ctx.vhost
                     .delete_exchange(d.exchange.as_str(), d.if_unused)?;
                 if !d.nowait {
@@ -138,6 +155,8 @@ impl Channel {
                 Ok(())
             }
             X::Bind(b) => {
+                ctx.grant.write(Kind::Exchange, b.destination.as_str())?;
+                ctx.grant.read(Kind::Exchange, b.source.as_str())?;
                 ctx.vhost.bind_exchange(
                     b.destination.as_str(),
                     b.source.as_str(),
@@ -152,6 +171,8 @@ impl Channel {
                 Ok(())
             }
             X::Unbind(u) => {
+                ctx.grant.write(Kind::Exchange, u.destination.as_str())?;
+                ctx.grant.read(Kind::Exchange, u.source.as_str())?;
                 ctx.vhost.bind_exchange(
                     u.destination.as_str(),
                     u.source.as_str(),

@@ -116,11 +116,11 @@ impl Channel {
             }
         }
         if let Some(uid) = props.user_id() {
-            if uid.as_str() != ctx.user {
+            if uid.as_str() != ctx.grant.user() {
                 return Err(AmqpError::precondition(format!(
                     "user_id property set to '{}' but authenticated user was '{}'",
                     uid.as_str(),
-                    ctx.user
+                    ctx.grant.user()
                 ))
                 .with_method(pub_ids.0, pub_ids.1));
             }

@@ -3,6 +3,7 @@
 
 use super::writer::Writer;
 use super::{send_close, HANDSHAKE_FRAME_MAX};
+use crate::access::grant::Grant;
 use crate::admission::{Refused, Ticket};
 use crate::error::AmqpError;
 use crate::frame::Out;
@@ -13,6 +14,7 @@ use amq_protocol::protocol::{connection, AMQPClass};
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::{Buf, BytesMut};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -48,7 +50,13 @@ pub(super) struct Tuned {
     pub(super) permit: OwnedSemaphorePermit,
     /// The client's properties from connection.start-ok.
     pub(super) client_properties: FieldTable,
+    /// The user's permissions on the vhost it opened.
+    pub(super) grant: Grant,
 }
+
+/// How long a failed login waits before the broker answers it, so guessing
+/// passwords costs a second a try per connection.
+const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 
 /// One socket's handshake: the framed I/O it runs on and what it needs to decide.
 pub(super) struct Handshake<'a> {
@@ -66,6 +74,8 @@ pub(super) struct Handshake<'a> {
     pub(super) writer: &'a Writer,
     /// The pending-handshake slot, traded for an established one after login.
     pub(super) ticket: Option<Ticket>,
+    /// The client's address (loopback-only users).
+    pub(super) peer: SocketAddr,
 }
 
 impl Handshake<'_> {
@@ -162,10 +172,13 @@ impl Handshake<'_> {
         };
         let mech = start_ok.mechanism.as_str().to_owned();
         let creds = parse_credentials(&mech, start_ok.response.as_bytes());
-        let ok = creds
-            .as_ref()
-            .is_some_and(|(u, p)| *u == cfg.username && *p == cfg.password);
-        if !ok {
+        let user = match creds {
+            Some((u, p)) => self.login(&u, &p),
+            None => None,
+        };
+        let Some(user) = user else {
+            // Answer late: guessing passwords costs a second a try.
+            tokio::time::sleep(FAILED_LOGIN_DELAY).await;
             let e = AmqpError::access_refused(format!(
                 "Login was refused using authentication mechanism {mech}. For details see the broker logfile."
             ))
@@ -177,7 +190,7 @@ impl Handshake<'_> {
             let _ =
                 tokio::time::timeout(Duration::from_millis(200), self.expect_method(limit)).await;
             return Err(err);
-        }
+        };
         let permit = self.take_established_slot().await?;
         let cancel_notify = capability(&start_ok.client_properties, "consumer_cancel_notify");
         let blocked_notify = capability(&start_ok.client_properties, "connection.blocked");
@@ -239,15 +252,6 @@ impl Handshake<'_> {
             (c, 0) => c,
             (c, s) => c.min(s),
         };
-        let tuned = Tuned {
-            frame_max,
-            channel_max,
-            heartbeat: tune_ok.heartbeat,
-            cancel_notify,
-            blocked_notify,
-            permit,
-            client_properties: start_ok.client_properties.clone(),
-        };
         let limit = if frame_max == 0 { limit } else { frame_max };
         let open = match self.expect_method(limit).await? {
             connection::AMQPMethod::Open(o) => o,
@@ -257,15 +261,26 @@ impl Handshake<'_> {
                 ))
             }
         };
-        if open.virtual_host.as_str() != self.shared.vhost.name {
-            let e = AmqpError::not_allowed(format!("vhost {} not found", open.virtual_host))
-                .with_method(10, 40);
-            let err = self.hs_fail(e);
-            self.flush();
-            let _ =
-                tokio::time::timeout(Duration::from_millis(200), self.expect_method(limit)).await;
-            return Err(err);
-        }
+        let grant = match self.vhost_grant(&user, open.virtual_host.as_str()) {
+            Ok(g) => g,
+            Err(e) => {
+                let err = self.hs_fail(e.with_method(10, 40));
+                self.flush();
+                let _ = tokio::time::timeout(Duration::from_millis(200), self.expect_method(limit))
+                    .await;
+                return Err(err);
+            }
+        };
+        let tuned = Tuned {
+            frame_max,
+            channel_max,
+            heartbeat: tune_ok.heartbeat,
+            cancel_notify,
+            blocked_notify,
+            permit,
+            grant,
+            client_properties: start_ok.client_properties.clone(),
+        };
         self.out.method(
             0,
             AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
@@ -273,6 +288,36 @@ impl Handshake<'_> {
         self.flush();
         Ok(tuned)
     }
+    /// The user name if `password` is theirs and they may log in from this peer.
+    fn login(&self, user: &str, password: &str) -> Option<String> {
+        let cfg = &self.shared.config;
+        if cfg.loopback_users.iter().any(|u| u == user) && !is_loopback(self.peer) {
+            tracing::warn!(conn = self.id, user, peer = %self.peer, "user can only connect via localhost");
+            return None;
+        }
+        let access = self.shared.access.read().ok()?;
+        let ok = access.authenticate(user, password).is_some();
+        if !ok {
+            tracing::warn!(conn = self.id, user, peer = %self.peer, "login refused: bad user name or password");
+        }
+        ok.then(|| user.to_owned())
+    }
+
+    /// The user's grant on `vhost`, or RabbitMQ's 530 refusal.
+    fn vhost_grant(&self, user: &str, vhost: &str) -> Result<Grant, AmqpError> {
+        let refused = || {
+            AmqpError::not_allowed(format!(
+                "access to vhost '{vhost}' refused for user '{user}'"
+            ))
+        };
+        let access = self.shared.access.read().map_err(|_| refused())?;
+        if !access.has_vhost(vhost) || vhost != self.shared.vhost.name {
+            return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
+        }
+        let perms = access.permissions(user, vhost).ok_or_else(refused)?;
+        Ok(Grant::new(user, vhost, perms.clone()))
+    }
+
     /// The client authenticated: trade its pending-handshake slot for an established
     /// one, or refuse it (530, like RabbitMQ's node connection limit) when all
     /// `max_connections` are taken.
@@ -349,6 +394,10 @@ fn parse_credentials(mechanism: &str, response: &[u8]) -> Option<(String, String
             let _authzid = parts.next()?;
             let user = parts.next()?;
             let pass = parts.next()?;
+            if parts.next().is_some() {
+                // Trailing data after the password: malformed, refused.
+                return None;
+            }
             Some((
                 String::from_utf8(user.to_vec()).ok()?,
                 String::from_utf8(pass.to_vec()).ok()?,
@@ -364,5 +413,38 @@ fn parse_credentials(mechanism: &str, response: &[u8]) -> Option<(String, String
             Some((user, pass))
         }
         _ => None,
+    }
+}
+
+/// Whether a peer address is loopback (an IPv4-mapped IPv6 one included).
+pub(crate) fn is_loopback(peer: SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(a) => a.is_loopback(),
+        std::net::IpAddr::V6(a) => {
+            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_rule() {
+        assert!(is_loopback("127.0.0.1:5672".parse().unwrap()));
+        assert!(is_loopback("[::1]:5672".parse().unwrap()));
+        assert!(is_loopback("[::ffff:127.0.0.1]:5672".parse().unwrap()));
+        assert!(!is_loopback("192.168.1.20:5672".parse().unwrap()));
+        assert!(!is_loopback("[2001:db8::1]:5672".parse().unwrap()));
+    }
+
+    #[test]
+    fn plain_with_trailing_data_is_refused() {
+        assert_eq!(
+            parse_credentials("PLAIN", b"\0u\0p"),
+            Some(("u".into(), "p".into()))
+        );
+        assert_eq!(parse_credentials("PLAIN", b"\0u\0p\0extra"), None);
     }
 }

@@ -16,7 +16,7 @@ pub(crate) struct User {
     /// User name.
     pub(crate) name: String,
     /// RabbitMQ tags (`administrator`, `management`, ...).
-    pub(crate) tags: Vec<&'static str>,
+    pub(crate) tags: Vec<String>,
 }
 
 /// Decode `Authorization: Basic ...` into (user, password).
@@ -37,13 +37,21 @@ fn basic(req: &Request) -> Option<(String, String)> {
     Some((u.to_owned(), p.to_owned()))
 }
 
-/// The user behind these credentials, if they are right and may use the API.
+/// The user behind these credentials, if they are right and the user has a tag
+/// that lets it use the management API (as RabbitMQ: management, policymaker,
+/// monitoring or administrator).
 pub(crate) fn check(api: &Api, user: &str, pass: &str) -> Option<User> {
-    let c = &api.shared.config;
-    (user == c.username && pass == c.password).then(|| User {
-        name: user.to_owned(),
-        tags: vec!["administrator"],
-    })
+    let access = api.shared.access.read().ok()?;
+    let found = access.authenticate(user, pass)?;
+    const MANAGEMENT: [&str; 4] = ["management", "policymaker", "monitoring", "administrator"];
+    found
+        .tags
+        .iter()
+        .any(|t| MANAGEMENT.contains(&t.as_str()))
+        .then(|| User {
+            name: user.to_owned(),
+            tags: found.tags.clone(),
+        })
 }
 
 /// Middleware: 401 unless the request authenticates.

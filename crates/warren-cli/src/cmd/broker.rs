@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use warren_broker::{Broker, MemoryLimit};
+use warren_broker::{Broker, Definitions, MemoryLimit};
 
 /// Arguments of `warren broker`.
 #[derive(Debug, clap::Args)]
@@ -16,8 +16,8 @@ pub struct Args {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// User name clients authenticate with.
-    #[arg(long, default_value = "guest")]
-    user: String,
+    #[arg(long)]
+    user: Option<String>,
     /// Password clients authenticate with.
     #[arg(long, default_value = "guest", env = "WARREN_BROKER_PASSWORD")]
     password: String,
@@ -41,6 +41,17 @@ pub struct Args {
     /// idle or slow-loris sockets cannot keep real clients out.
     #[arg(long, default_value_t = 512)]
     max_pending_handshakes: usize,
+    /// The virtual host served (one per broker for now).
+    #[arg(long, default_value = "/")]
+    vhost: String,
+    /// Load users, vhosts and permissions from RabbitMQ definitions JSON (what
+    /// `rabbitmqctl export_definitions` writes). The `--user` is added only if given.
+    #[arg(long, value_name = "FILE")]
+    definitions: Option<PathBuf>,
+    /// Write the broker's users, vhosts and permissions as definitions JSON to FILE
+    /// once it has started (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    export_definitions: Option<PathBuf>,
     /// Time a socket has from accept to `connection.open`, e.g. `5s` or `500ms`.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
@@ -134,10 +145,21 @@ pub async fn run(args: Args) -> Result<(), String> {
     raise_fd_limit(args.max_connections + args.max_pending_handshakes);
     let mut builder = Broker::builder()
         .listen(args.listen)
-        .credentials(args.user, args.password)
+        .vhost(args.vhost.clone())
         .max_connections(args.max_connections)
         .max_pending_handshakes(args.max_pending_handshakes)
         .handshake_timeout(args.handshake_timeout);
+    if let Some(file) = &args.definitions {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read definitions {}: {e}", file.display()))?;
+        let access = Definitions::from_json(&text)
+            .and_then(|d| d.access_control())
+            .map_err(|e| format!("cannot load definitions {}: {e}", file.display()))?;
+        builder = builder.access_control(access);
+    }
+    if args.definitions.is_none() || args.user.is_some() {
+        builder = builder.credentials(args.user.unwrap_or_else(|| "guest".into()), args.password);
+    }
     if let Some(dir) = args.data_dir {
         builder = builder.data_dir(dir);
     }
@@ -175,6 +197,15 @@ pub async fn run(args: Args) -> Result<(), String> {
                 .await?;
         println!(" [*] Metrics at http://{}/metrics", served.addr);
         metrics = Some(served);
+    }
+    if let Some(file) = &args.export_definitions {
+        let json = Definitions::from_access_control(&broker.access_control()).to_json();
+        if file.as_os_str() == "-" {
+            println!("{json}");
+        } else {
+            std::fs::write(file, json)
+                .map_err(|e| format!("cannot write definitions {}: {e}", file.display()))?;
+        }
     }
     crate::signal::shutdown().await;
     eprintln!(" [*] Shutting down: closing connections");
