@@ -41,6 +41,7 @@ mod event;
 mod exchange;
 mod fd_limit;
 mod frame;
+mod handle;
 #[cfg(feature = "management")]
 mod management;
 mod memory;
@@ -60,6 +61,7 @@ pub use access::{AccessControl, AccessError, Permissions, User};
 pub use definitions::Definitions;
 pub use error::BrokerError;
 pub use fd_limit::raise_fd_limit;
+pub use handle::BrokerHandle;
 pub use memory::{Counting, MemoryLimit};
 
 use shared::{Config, Shared};
@@ -406,92 +408,4 @@ fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
         }
     }
     tracing::info!(messages = n, "recovered durable state");
-}
-
-/// A running broker. Dropping the handle without calling
-/// [`BrokerHandle::shutdown`] also stops it, without waiting.
-#[derive(Debug)]
-pub struct BrokerHandle {
-    local_addr: SocketAddr,
-    shared: Arc<Shared>,
-    notify: Arc<shutdown::Notifier>,
-    done_rx: mpsc::Receiver<()>,
-    accept: tokio::task::JoinHandle<()>,
-    store: Option<Arc<store::Store>>,
-    management_addr: Option<SocketAddr>,
-}
-
-impl BrokerHandle {
-    /// Where the management HTTP API listens (None: not enabled).
-    pub fn management_addr(&self) -> Option<SocketAddr> {
-        self.management_addr
-    }
-
-    /// The address the broker listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// A handle that reads the broker's stats: totals, rates, queues,
-    /// connections (see [`stats`]).
-    pub fn stats(&self) -> stats::Stats {
-        stats::Stats::new(self.shared.clone())
-    }
-
-    /// The memory high watermark in bytes (`None`: no limit), as resolved on this
-    /// machine.
-    pub fn memory_limit(&self) -> Option<usize> {
-        self.shared.vhost.memory.limit()
-    }
-
-    /// A copy of the user store (users, vhosts, permissions) as it is now.
-    pub fn access_control(&self) -> AccessControl {
-        match self.shared.access.read() {
-            Ok(a) => a.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    /// Change the user store; logins from then on see the change (open
-    /// connections keep the permissions they were granted). Only the vhost given
-    /// to [`BrokerBuilder::vhost`] is served.
-    pub fn update_access_control<R>(&self, f: impl FnOnce(&mut AccessControl) -> R) -> R {
-        match self.shared.access.write() {
-            Ok(mut a) => f(&mut a),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
-    }
-
-    /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
-    pub fn amqp_url(&self) -> String {
-        let c = &self.shared.config;
-        format!(
-            "amqp://{}:{}@{}/{}",
-            url::percent_encode(&c.username),
-            url::percent_encode(&c.password),
-            self.local_addr,
-            url::percent_encode(&c.vhost)
-        )
-    }
-
-    /// Graceful shutdown: stop accepting, send connection.close (320) to
-    /// every client, wait for connections to finish, flush the store.
-    pub async fn shutdown(mut self) {
-        self.notify.send_replace(true);
-        let _ = (&mut self.accept).await;
-        // Every connection task holds a sender; recv returns None when all
-        // of them are gone.
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.done_rx.recv()).await;
-        if let Some(store) = self.store.take() {
-            let _ = tokio::task::spawn_blocking(move || store.close()).await;
-        }
-        tracing::info!("warren broker stopped");
-    }
-}
-
-impl Drop for BrokerHandle {
-    fn drop(&mut self) {
-        // Stop accepting and close connections (not awaited here).
-        self.notify.send_replace(true);
-    }
 }

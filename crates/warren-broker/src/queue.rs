@@ -18,12 +18,14 @@ mod consumer;
 mod credit;
 mod outcome;
 mod ready;
+mod unsend;
 
 pub(crate) use args::{DeathReason, QueueArgs};
 pub(crate) use consumer::{Consumer, ConsumerSink, Delivery};
 pub(crate) use credit::Credit;
 pub(crate) use outcome::{Counts, Deleted, Expired, Fallout, Got};
 use ready::Ready;
+pub(crate) use unsend::unsend_all;
 
 #[derive(Debug)]
 struct QueueState {
@@ -439,24 +441,4 @@ impl Queue {
             ..Fallout::default()
         }
     }
-}
-
-/// Return messages that were dispatched but never reached their consumer
-/// (it went away meanwhile) to the heads of their queues, in their original
-/// order and with their redelivered flag unchanged.
-pub(crate) fn unsend_all(list: Vec<(Arc<Queue>, QueuedMessage)>) -> Vec<(Arc<Queue>, Fallout)> {
-    let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
-    for (q, m) in list {
-        match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, &q)) {
-            Some((_, v)) => v.push(m),
-            None => groups.push((q, vec![m])),
-        }
-    }
-    groups
-        .into_iter()
-        .map(|(q, msgs)| {
-            let fallout = q.put_back(msgs, false);
-            (q, fallout)
-        })
-        .collect()
 }

@@ -1,0 +1,97 @@
+//! [`BrokerHandle`]: what [`BrokerBuilder::start`](crate::BrokerBuilder::start) returns:
+//! the running broker's address, stats, user store, and its graceful shutdown.
+
+use crate::shared::Shared;
+use crate::{shutdown, stats, store, url, AccessControl};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A running broker. Dropping the handle without calling
+/// [`BrokerHandle::shutdown`] also stops it, without waiting.
+#[derive(Debug)]
+pub struct BrokerHandle {
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) notify: Arc<shutdown::Notifier>,
+    pub(crate) done_rx: mpsc::Receiver<()>,
+    pub(crate) accept: tokio::task::JoinHandle<()>,
+    pub(crate) store: Option<Arc<store::Store>>,
+    pub(crate) management_addr: Option<SocketAddr>,
+}
+
+impl BrokerHandle {
+    /// Where the management HTTP API listens (None: not enabled).
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management_addr
+    }
+
+    /// The address the broker listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that reads the broker's stats: totals, rates, queues,
+    /// connections (see [`stats`](crate::stats)).
+    pub fn stats(&self) -> stats::Stats {
+        stats::Stats::new(self.shared.clone())
+    }
+
+    /// The memory high watermark in bytes (`None`: no limit), as resolved on this
+    /// machine.
+    pub fn memory_limit(&self) -> Option<usize> {
+        self.shared.vhost.memory.limit()
+    }
+
+    /// A copy of the user store (users, vhosts, permissions) as it is now.
+    pub fn access_control(&self) -> AccessControl {
+        match self.shared.access.read() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Change the user store; logins from then on see the change (open
+    /// connections keep the permissions they were granted). Only the vhost given
+    /// to [`BrokerBuilder::vhost`](crate::BrokerBuilder::vhost) is served.
+    pub fn update_access_control<R>(&self, f: impl FnOnce(&mut AccessControl) -> R) -> R {
+        match self.shared.access.write() {
+            Ok(mut a) => f(&mut a),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    pub fn amqp_url(&self) -> String {
+        let c = &self.shared.config;
+        format!(
+            "amqp://{}:{}@{}/{}",
+            url::percent_encode(&c.username),
+            url::percent_encode(&c.password),
+            self.local_addr,
+            url::percent_encode(&c.vhost)
+        )
+    }
+
+    /// Graceful shutdown: stop accepting, send connection.close (320) to
+    /// every client, wait for connections to finish, flush the store.
+    pub async fn shutdown(mut self) {
+        self.notify.send_replace(true);
+        let _ = (&mut self.accept).await;
+        // Every connection task holds a sender; recv returns None when all
+        // of them are gone.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.done_rx.recv()).await;
+        if let Some(store) = self.store.take() {
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        }
+        tracing::info!("warren broker stopped");
+    }
+}
+
+impl Drop for BrokerHandle {
+    fn drop(&mut self) {
+        // Stop accepting and close connections (not awaited here).
+        self.notify.send_replace(true);
+    }
+}
