@@ -234,8 +234,8 @@ impl BrokerBuilder {
         self
     }
 
-    /// Serve RabbitMQ's management HTTP API and the web page on `addr` (feature
-    /// `management`), with Basic auth as the broker's user.
+    /// Serve RabbitMQ's management HTTP API on `addr` (feature
+    /// `management`), with Basic auth by the broker's users (management tags).
     #[cfg(feature = "management")]
     pub fn management_listen(mut self, addr: SocketAddr) -> Self {
         self.management = Some(addr);

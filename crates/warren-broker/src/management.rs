@@ -1,5 +1,6 @@
 //! RabbitMQ's management HTTP API (feature `management`), so `rabbitmqadmin` and
-//! scripts written for RabbitMQ work unchanged, and a web page at `/`. Served with
+//! scripts written for RabbitMQ work unchanged (`/` is a placeholder page that
+//! points to the API; the web view is still to be built). Served with
 //! axum on [`crate::BrokerBuilder::management_listen`].
 //!
 //! One file per job: the router and shared state here; Basic auth (`auth.rs`);

@@ -23,6 +23,10 @@ pub const ACCESS_REFUSED: u8 = 7;
 /// arguments, or the broker has no quorum queues for `--quorum`).
 pub const QUEUE_DECLARATION: u8 = 8;
 
+/// TLS failed: the broker's certificate did not pass a check (unknown CA, expired,
+/// host-name mismatch) or the TLS handshake failed.
+pub const TLS: u8 = 9;
+
 /// The help text listing the codes of `warren serve`.
 pub const SERVE_EXIT_CODES: &str = "\
 Exit codes:
@@ -32,7 +36,8 @@ Exit codes:
   6  broker unavailable (connection refused or lost, not connected in time)
   7  the broker refused the credentials (user, password or vhost in the URL)
   8  the queue cannot be declared as asked: it exists with other arguments
-     (durable, x-queue-type, ...), or --quorum on a broker without quorum queues";
+     (durable, x-queue-type, ...), or --quorum on a broker without quorum queues
+  9  TLS failed: the broker's certificate failed a check, or the handshake failed";
 
 /// The help text listing the codes of `warren call`.
 pub const CALL_EXIT_CODES: &str = "\
@@ -47,7 +52,9 @@ Exit codes:
   6  broker unavailable: connection refused, not connected within the timeout
      (TCP connect, AMQP handshake or channel setup stalled; nothing was sent),
      or the connection was lost
-  7  the broker refused the credentials (user, password or vhost in the URL)";
+  7  the broker refused the credentials (user, password or vhost in the URL)
+  9  TLS failed: the broker's certificate failed a check (unknown CA, expired,
+     host name), or the TLS handshake failed";
 
 /// Why a command failed.
 pub enum Failure {
@@ -86,6 +93,7 @@ pub fn code_of(error: &Error) -> u8 {
         Error::Timeout { .. } => TIMEOUT,
         Error::NoRoute { .. } => NO_ROUTE,
         Error::AccessRefused { .. } => ACCESS_REFUSED,
+        Error::Tls { .. } => TLS,
         Error::Connect { .. } | Error::ConnectTimeout { .. } | Error::Unavailable { .. } => {
             UNAVAILABLE
         }
@@ -104,6 +112,11 @@ pub fn hint(error: &Error) -> Option<String> {
         Error::AccessRefused { .. } => {
             Some("Check the user, password and vhost in --url or AMQP_URL".to_owned())
         }
+        Error::Tls { .. } => Some(
+            "Give the CA that signed the broker's certificate with --tls-ca, and use the \
+             host name the certificate was issued for in --url"
+                .to_owned(),
+        ),
         Error::NoRoute { queue, .. } => Some(format!(
             "Start one with `warren serve fib --queue {queue}` (or `warren serve calc`)"
         )),

@@ -75,13 +75,7 @@ fn topology(api: &Api, vhost: Option<&str>) -> Map<String, Value> {
 
 pub(crate) async fn export(api: St) -> Json<Value> {
     let mut m = topology(&api, None);
-    let user = &api.shared.config.username;
-    m.insert(
-        "users".into(),
-        json!([{"name": user, "password_hash": "",
-            "hashing_algorithm": "rabbit_password_hashing_sha256",
-            "tags": ["administrator"], "limits": {}}]),
-    );
+    m.insert("users".into(), json!(super::overview::user_list(&api)));
     let vhosts: Vec<Value> = api
         .vhosts()
         .iter()

@@ -166,18 +166,33 @@ pub(crate) async fn vhost(
     Ok(listing::one(vhost_json(&api, &name), &q))
 }
 
-fn user_json(name: &str) -> Value {
-    json!({
-        "name": name,
-        "password_hash": "",
-        "hashing_algorithm": "rabbit_password_hashing_sha256",
-        "tags": ["administrator"],
-        "limits": {},
-    })
+/// The user store in RabbitMQ's definitions shapes (users with their hashes and
+/// tags, permissions), as RabbitMQ's API lists them.
+fn access_defs(api: &super::Api) -> crate::Definitions {
+    let store = match api.shared.access.read() {
+        Ok(a) => a.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    crate::Definitions::from_access_control(&store)
+}
+
+/// Every user, as `/api/users` lists them.
+pub(crate) fn user_list(api: &super::Api) -> Vec<Value> {
+    access_defs(api)
+        .users
+        .iter()
+        .filter_map(|u| {
+            let mut v = serde_json::to_value(u).ok()?;
+            if let Some(o) = v.as_object_mut() {
+                o.insert("limits".into(), json!({}));
+            }
+            Some(v)
+        })
+        .collect()
 }
 
 pub(crate) async fn users(api: St, Query(q): Query<Params>) -> Json<Value> {
-    listing::list(vec![user_json(&api.shared.config.username)], &q)
+    listing::list(user_list(&api), &q)
 }
 
 pub(crate) async fn user(
@@ -185,25 +200,19 @@ pub(crate) async fn user(
     Path(name): Path<String>,
     Query(q): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    if name != api.shared.config.username {
-        return Err(ApiError::not_found());
-    }
-    Ok(listing::one(user_json(&name), &q))
+    let found = user_list(&api)
+        .into_iter()
+        .find(|u| u["name"] == name.as_str())
+        .ok_or_else(ApiError::not_found)?;
+    Ok(listing::one(found, &q))
 }
 
-/// The permissions of the broker's one user: everything on every vhost.
+/// Every user's permissions on every vhost, from the user store.
 pub(crate) fn permission_list(api: &super::Api) -> Vec<Value> {
-    api.vhosts()
+    access_defs(api)
+        .permissions
         .iter()
-        .map(|v| {
-            json!({
-                "user": api.shared.config.username,
-                "vhost": v.name,
-                "configure": ".*",
-                "write": ".*",
-                "read": ".*",
-            })
-        })
+        .filter_map(|p| serde_json::to_value(p).ok())
         .collect()
 }
 

@@ -1,6 +1,5 @@
-//! The web page at `/`: HTML, script and style compiled into the binary
-//! (`assets/`), no CDN. The page polls the API with the credentials its login
-//! form was given.
+//! The page at `/`, compiled into the binary (`assets/`, no CDN). For now a
+//! placeholder that points to the API; the live web view is still to be built.
 
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -55,8 +55,8 @@ pub struct Args {
     /// Time a socket has from accept to `connection.open`, e.g. `5s` or `500ms`.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
-    /// Serve RabbitMQ's management HTTP API (rabbitmqadmin works unchanged) and a
-    /// web page on this address, e.g. `127.0.0.1:15672`; Basic auth as --user.
+    /// Serve RabbitMQ's management HTTP API (rabbitmqadmin works unchanged) on
+    /// this address, e.g. `127.0.0.1:15672`; Basic auth with the broker's users.
     #[arg(long, value_name = "ADDR")]
     management_listen: Option<SocketAddr>,
     /// Serve the broker's metrics in Prometheus text format at http://ADDR/metrics,
@@ -183,7 +183,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         broker.local_addr()
     );
     if let Some(addr) = broker.management_addr() {
-        println!(" [*] Management API and web page on http://{addr}/");
+        println!(" [*] Management HTTP API on http://{addr}/api/");
     }
     let mut metrics = None;
     if let Some(addr) = args.metrics_listen {

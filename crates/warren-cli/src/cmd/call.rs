@@ -67,7 +67,7 @@ pub async fn run(args: Args) -> warren_rpc::Result<()> {
     let deadline = Instant::now() + args.timeout;
     let client = args
         .broker
-        .builder()
+        .builder()?
         .connect_timeout(args.timeout.min(DEFAULT_CONNECT_TIMEOUT))
         .shutdown_timeout(CLOSE_TIMEOUT)
         .connect(args.broker.primary())

@@ -96,6 +96,9 @@ pub async fn run(args: Args) -> Result<(), Failure> {
     for url in args.broker.fallbacks() {
         server = server.fallback_url(url.clone());
     }
+    if let Some(tls) = args.broker.tls().map_err(Failure::Rpc)? {
+        server = server.tls(tls);
+    }
     let handle = server.start(args.broker.primary()).await.map_err(|e| {
         match Clash::parse(&e.to_string()) {
             Some(clash) => Failure::QueueDeclaration(clash.advice(args.quorum)),
