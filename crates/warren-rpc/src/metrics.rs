@@ -31,7 +31,8 @@
 //! metrics.register(&mut registry);
 //! let mut text = String::new();
 //! prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
-//! assert!(text.contains("rpc_client_call_duration_seconds"));
+//! // Families show once they have samples; the in-flight gauge is there from the start.
+//! assert!(text.contains("warren_client_calls_in_flight 0"));
 //! # }
 //! ```
 
