@@ -23,8 +23,9 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 pub(crate) use self::cut::SocketCut;
+use crate::error::TlsFailure;
 use crate::error::{redact_url, AmqpError, ConnectStep, Error, Result};
-use crate::tls::{TlsConfig, TlsFailure};
+use crate::tls::TlsConfig;
 /// Capped exponential backoff with full jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -31,7 +31,7 @@ pub enum Error {
         /// The address tried (credentials removed).
         url: String,
         /// Which check or step failed.
-        failure: crate::tls::TlsFailure,
+        failure: TlsFailure,
     },
 
     /// The broker refused the login: wrong user name or password, or the user may not
@@ -271,6 +271,41 @@ pub(crate) fn redact_url(url: &str) -> String {
             format!("{scheme}://{user}:***@{host}")
         }
         None => url.to_owned(),
+    }
+}
+
+/// Which part of the TLS handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The broker's certificate is not signed by a trusted CA.
+    UnknownCa,
+    /// The broker's certificate has expired (or is not valid yet).
+    Expired,
+    /// The broker's certificate is not valid for the host name connected to.
+    NameMismatch,
+    /// The broker's certificate was refused for another reason.
+    BadCertificate(String),
+    /// The handshake itself failed (protocol error, the broker refused our
+    /// certificate or asked for one we do not have, the connection dropped).
+    Handshake(String),
+}
+
+impl std::fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsFailure::UnknownCa => {
+                f.write_str("the broker's certificate is not signed by a trusted CA")
+            }
+            TlsFailure::Expired => f.write_str("the broker's certificate has expired"),
+            TlsFailure::NameMismatch => {
+                f.write_str("the broker's certificate is not valid for this host name")
+            }
+            TlsFailure::BadCertificate(why) => {
+                write!(f, "the broker's certificate was refused: {why}")
+            }
+            TlsFailure::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
+        }
     }
 }
 

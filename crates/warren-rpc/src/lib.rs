@@ -196,13 +196,13 @@ pub use client::{
 };
 pub use connect::{Backoff, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT, DEFAULT_SHUTDOWN_TIMEOUT};
 pub use context::{Context, Request, Response};
-pub use error::{AmqpError, ConnectStep, Error, Result};
+pub use error::{AmqpError, ConnectStep, Error, Result, TlsFailure};
 pub use handler::{Handler, HandlerFuture};
 pub use headers::{HeaderValue, Headers, HeadersIter, MAX_NAME_LEN as MAX_HEADER_NAME_LEN};
 pub use queue::QueueSpec;
 pub use server::{RpcServer, ServerHandle, DEFAULT_CONCURRENCY};
 pub use status::{Code, OtherCode, Status};
-pub use tls::{TlsConfig, TlsFailure};
+pub use tls::TlsConfig;
 
 pub use codec::{Codec, CodecError};
 /// The serde typed services use; `#[service]`'s generated code derives through it,

@@ -1,6 +1,7 @@
 //! TLS for `amqps://` connections, on rustls: which CAs to trust, an optional client
 //! certificate (for the EXTERNAL login), the loud opt-out from certificate checks, and
-//! the classification of a failed TLS handshake into [`TlsFailure`].
+//! the classification of a failed TLS handshake into [`TlsFailure`] (defined beside
+//! [`Error`], which carries it).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TlsFailure};
 
 /// How an `amqps://` connection checks the broker and presents itself.
 ///
@@ -142,41 +143,6 @@ impl TlsConfig {
             ));
         }
         Ok(roots)
-    }
-}
-
-/// Which part of the TLS handshake failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TlsFailure {
-    /// The broker's certificate is not signed by a trusted CA.
-    UnknownCa,
-    /// The broker's certificate has expired (or is not valid yet).
-    Expired,
-    /// The broker's certificate is not valid for the host name connected to.
-    NameMismatch,
-    /// The broker's certificate was refused for another reason.
-    BadCertificate(String),
-    /// The handshake itself failed (protocol error, the broker refused our
-    /// certificate or asked for one we do not have, the connection dropped).
-    Handshake(String),
-}
-
-impl std::fmt::Display for TlsFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TlsFailure::UnknownCa => {
-                f.write_str("the broker's certificate is not signed by a trusted CA")
-            }
-            TlsFailure::Expired => f.write_str("the broker's certificate has expired"),
-            TlsFailure::NameMismatch => {
-                f.write_str("the broker's certificate is not valid for this host name")
-            }
-            TlsFailure::BadCertificate(why) => {
-                write!(f, "the broker's certificate was refused: {why}")
-            }
-            TlsFailure::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
-        }
     }
 }
 
