@@ -18,11 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use lapin::options::BasicPublishOptions;
-use lapin::types::{FieldTable, ShortString};
+use amq_protocol::types::FieldTable;
 
 use crate::headers::{self, Headers};
-use lapin::Confirmation;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -266,14 +264,14 @@ impl ClientBuilder {
             shutdown_timeout: self.shutdown_timeout,
             backoff: self.backoff,
         };
-        let (first, consumer) = session::establish(&settings, 0).await?;
         let pending = Arc::new(Pending::default());
-        pending.session_up(0);
         let ids = CorrelationIds::new();
+        let (first, lost) = session::establish(&settings, 0, &pending, &ids).await?;
+        pending.session_up(0);
         let (sessions, session_rx) = watch::channel(Some(Arc::new(first)));
         let supervisor = tokio::spawn(session::supervise(
             settings,
-            consumer,
+            lost,
             0,
             Arc::clone(&pending),
             ids.clone(),
@@ -311,7 +309,6 @@ struct Progress {
 /// Where one call goes, checked and converted once for all its attempts.
 struct Target<'a> {
     queue: &'a str,
-    routing_key: ShortString,
     /// The caller's extra headers, as AMQP writes them.
     extra_headers: Option<FieldTable>,
 }
@@ -455,11 +452,11 @@ impl RpcClient {
         scope: &crate::telemetry::CallScope,
         progress: &Progress,
     ) -> Result<Reply> {
-        let routing_key = ShortString::try_new(queue).map_err(|_| {
-            Error::InvalidArgument(format!(
+        if queue.len() > 255 {
+            return Err(Error::InvalidArgument(format!(
                 "queue name is longer than 255 bytes: {queue:.40}..."
-            ))
-        })?;
+            )));
+        }
         if options.method.as_ref().is_some_and(|m| m.len() > 255) {
             return Err(Error::InvalidArgument(
                 "method name is longer than 255 bytes".to_owned(),
@@ -475,7 +472,6 @@ impl RpcClient {
         let extra_headers = crate::telemetry::propagation::inject(scope.span(), extra_headers);
         let target = Target {
             queue,
-            routing_key,
             extra_headers,
         };
         let mut timeout = options.timeout.unwrap_or(self.inner.default_timeout);
@@ -591,7 +587,7 @@ impl RpcClient {
         let queue = target.queue;
         let inner = &self.inner;
         let session = self.session().await?;
-        let (seq, rx) = inner.pending.register(session.generation)?;
+        let (seq, mut rx) = inner.pending.register(session.generation)?;
         let _guard = PendingGuard {
             pending: &inner.pending,
             id: seq,
@@ -612,32 +608,27 @@ impl RpcClient {
             Some(method) => props.with_type(method.as_str().into()),
             None => props,
         };
-        let publish = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
-        let lost = |e: lapin::Error| Error::Unavailable {
+        let lost = |e: crate::amqp::RawError| Error::Unavailable {
             reason: format!("the request could not be sent: {e}"),
         };
         let confirm = session
             .channel
-            .basic_publish("".into(), target.routing_key.clone(), publish, body, props)
-            .await
+            .publish(queue, true, &props, body, true)
             .map_err(lost)?;
-        match confirm.await.map_err(lost)? {
-            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-                return Err(Error::NoRoute {
-                    queue: queue.to_owned(),
-                    reply_code: returned.reply_code,
-                    reply_text: returned.reply_text.to_string(),
-                });
+        if let Some(confirm) = confirm {
+            match confirm.await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    if let Ok(Err(e @ Error::NoRoute { .. })) = rx.try_recv() {
+                        return Err(e);
+                    }
+                    return Err(Error::Unavailable {
+                        reason: format!("the broker refused (nacked) the request to `{queue}`"),
+                    });
+                }
+                Ok(Err(e)) => return Err(lost(e)),
+                Err(_) => return Err(lost(session.connection.failure())),
             }
-            Confirmation::Nack(None) => {
-                return Err(Error::Unavailable {
-                    reason: format!("the broker refused (nacked) the request to `{queue}`"),
-                });
-            }
-            Confirmation::Ack(None) | Confirmation::NotRequested => {}
         }
         progress.confirmed.store(true, Ordering::Relaxed);
         rx.await.unwrap_or_else(|_| {

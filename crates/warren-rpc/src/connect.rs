@@ -3,26 +3,26 @@
 //! bound, and the capped exponential backoff with jitter used between reconnection
 //! attempts.
 //!
-//! Every lapin future that waits for the peer is raced against a deadline here, and a
-//! connection given up on has its socket shut down ([`SocketCut`]) so that lapin's I/O
-//! thread for it ends too.
+//! Every step that waits for the peer (TCP connect, TLS, the AMQP handshake) is raced
+//! against a deadline here, and a connection given up on has its socket shut down
+//! ([`SocketCut`]) so that its connection task ([`crate::amqp`]) ends too.
 
 mod cut;
 
 use std::future::Future;
-use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_compat::Compat;
-use lapin::tcp::{AsyncTcpStream, RustlsConnector};
-use lapin::uri::{AMQPScheme, AMQPUri};
-use lapin::{Connection, ConnectionProperties};
+use amq_protocol::uri::{AMQPScheme, AMQPUri, SASLMechanism};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 pub(crate) use self::cut::SocketCut;
+use crate::amqp::framing::FrameReader;
+use crate::amqp::handshake::{handshake, Login, Tuned};
+use crate::amqp::{Connection, FrameBuf, RawError};
 use crate::error::TlsFailure;
 use crate::error::{redact_url, AmqpError, ConnectStep, Error, Result};
 use crate::tls::TlsConfig;
@@ -85,11 +85,19 @@ pub(crate) struct Dial {
 }
 
 /// A built TLS client configuration, shared by every connection attempt.
-#[derive(Debug)]
 pub(crate) struct Tls {
-    connector: RustlsConnector,
+    connector: tokio_rustls::TlsConnector,
     insecure: bool,
     external: bool,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("insecure", &self.insecure)
+            .field("external", &self.external)
+            .finish()
+    }
 }
 
 impl Tls {
@@ -105,7 +113,7 @@ impl Tls {
         }
         let config = config.cloned().unwrap_or_default();
         Ok(Some(Arc::new(Tls {
-            connector: RustlsConnector::from(config.client_config()?),
+            connector: tokio_rustls::TlsConnector::from(config.client_config()?),
             insecure: config.accepts_invalid_certs(),
             external: config.external(),
         })))
@@ -154,14 +162,10 @@ pub(crate) struct Link {
 pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Link> {
     let shown = redact_url(url);
     let timeout = to_millis(deadline.saturating_duration_since(Instant::now()));
-    let mut uri: AMQPUri = url.parse().map_err(|e: String| Error::Connect {
+    let uri: AMQPUri = url.parse().map_err(|e: String| Error::Connect {
         url: shown.clone(),
         source: AmqpError::msg(format!("not an AMQP URL: {e}")),
     })?;
-    let user = uri.authority.userinfo.username.clone();
-    if uri.query.heartbeat.is_none() {
-        uri.query.heartbeat = Some(dial.heartbeat_secs());
-    }
     let tls = match uri.scheme {
         AMQPScheme::AMQP => None,
         AMQPScheme::AMQPS => match &dial.tls {
@@ -169,137 +173,108 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
             None => Tls::for_urls(&[], Some(&TlsConfig::default()))?,
         },
     };
+    let mut external = matches!(uri.query.auth_mechanism, Some(SASLMechanism::External));
     if let Some(tls) = &tls {
         if tls.insecure {
             warn!(url = %shown, "TLS certificate checks are OFF (danger_accept_invalid_certs): the broker is not authenticated");
         }
-        if tls.external && uri.query.auth_mechanism.is_none() {
-            uri.query.auth_mechanism = Some(lapin::uri::SASLMechanism::External);
-        }
+        external |= tls.external && uri.query.auth_mechanism.is_none();
     }
-    let runtime = lapin::runtime::default_runtime().map_err(|source| Error::Connect {
-        url: shown.clone(),
-        source: AmqpError::from_lapin(source),
-    })?;
-    let cut = CutOnDrop(SocketCut::default());
-    let tcp_up = Arc::new(AtomicBool::new(false));
-    let tls_failed: Arc<Mutex<Option<TlsFailure>>> = Arc::default();
-    let connector = {
-        let (cut, tcp_up, failed) = (cut.0.clone(), Arc::clone(&tcp_up), Arc::clone(&tls_failed));
-        async move |uri: AMQPUri, _runtime| {
-            let stream = tcp_connect(&uri, deadline, &cut, &tcp_up).await?;
-            match &tls {
-                None => Ok(stream),
-                Some(tls) => tls_connect(stream, &uri, tls, deadline, &failed).await,
-            }
-        }
+    let login = Login {
+        user: uri.authority.userinfo.username.clone(),
+        password: uri.authority.userinfo.password.clone(),
+        vhost: uri.vhost.clone(),
+        external,
+        heartbeat: uri.query.heartbeat.unwrap_or_else(|| dial.heartbeat_secs()),
+        frame_max: uri.query.frame_max.unwrap_or(0),
+        channel_max: uri.query.channel_max.unwrap_or(0),
+        name: dial.name.to_owned(),
     };
-    let props = ConnectionProperties::default().with_connection_name(dial.name.into());
-    let attempt = Connection::connector(uri, runtime, connector, props);
     let stalled = |step| Error::ConnectTimeout {
         url: shown.clone(),
         step,
         timeout,
     };
-    match tokio::time::timeout_at(deadline, attempt).await {
-        Ok(Ok(connection)) => Ok(Link {
-            connection,
-            cut,
+    let failed = |e: RawError| Error::Connect {
+        url: shown.clone(),
+        source: AmqpError::from_raw(e),
+    };
+    let cut = CutOnDrop(SocketCut::default());
+    let host = uri.authority.host.as_str();
+    let tcp = match tokio::time::timeout_at(
+        deadline,
+        tokio::net::TcpStream::connect((host, uri.authority.port)),
+    )
+    .await
+    {
+        Err(_) => return Err(stalled(ConnectStep::TcpConnect)),
+        Ok(Err(e)) => return Err(failed(e.into())),
+        Ok(Ok(tcp)) => tcp,
+    };
+    tcp.set_nodelay(true).map_err(|e| failed(e.into()))?;
+    cut.0.arm(&tcp).map_err(|e| failed(e.into()))?;
+    let handshake_failed = |e: RawError| match e {
+        RawError::Closed { code: 403, text, .. } => Error::AccessRefused {
             url: shown.clone(),
-        }),
-        Ok(Err(source)) => {
-            cut.cut();
-            let timed_out = matches!(source.kind(), lapin::ErrorKind::IOError(e) if e.kind() == io::ErrorKind::TimedOut);
-            let tls_failure = tls_failed.lock().ok().and_then(|mut f| f.take());
-            if timed_out && !tcp_up.load(Ordering::SeqCst) {
-                Err(stalled(ConnectStep::TcpConnect))
-            } else if let Some(failure) = tls_failure {
-                Err(Error::Tls {
-                    url: shown.clone(),
-                    failure,
-                })
-            } else if let Some(reply_text) = access_refused(&source) {
-                Err(Error::AccessRefused {
-                    url: shown.clone(),
-                    user: user.clone(),
-                    reply_text,
-                })
-            } else {
-                Err(Error::Connect {
-                    url: shown.clone(),
-                    source: AmqpError::from_lapin(source),
-                })
-            }
+            user: login.user.clone(),
+            reply_text: text,
+        },
+        other => failed(other),
+    };
+    let connection = match tls {
+        None => {
+            let mut tcp = tcp;
+            let (reader, out, tuned) = shake(&mut tcp, &login, deadline)
+                .await
+                .map_err(|e| e.map_or_else(|| stalled(ConnectStep::AmqpHandshake), handshake_failed))?;
+            Connection::start(tcp, reader, out, tuned)
         }
-        Err(_) => {
-            cut.cut();
-            Err(stalled(if tcp_up.load(Ordering::SeqCst) {
-                ConnectStep::AmqpHandshake
-            } else {
-                ConnectStep::TcpConnect
-            }))
+        Some(tls) => {
+            let name = ServerName::try_from(host.to_owned()).map_err(|e| Error::Tls {
+                url: shown.clone(),
+                failure: TlsFailure::Handshake(format!("`{host}` is not a valid TLS server name: {e}")),
+            })?;
+            let mut stream = match tokio::time::timeout_at(deadline, tls.connector.connect(name, tcp)).await {
+                Err(_) => return Err(stalled(ConnectStep::TcpConnect)),
+                Ok(Err(e)) => {
+                    return Err(Error::Tls {
+                        url: shown.clone(),
+                        failure: TlsFailure::from_io(&e),
+                    })
+                }
+                Ok(Ok(stream)) => stream,
+            };
+            let (reader, out, tuned) = shake(&mut stream, &login, deadline)
+                .await
+                .map_err(|e| e.map_or_else(|| stalled(ConnectStep::AmqpHandshake), handshake_failed))?;
+            Connection::start(stream, reader, out, tuned)
         }
-    }
+    };
+    Ok(Link {
+        connection,
+        cut,
+        url: shown,
+    })
 }
 
-/// The broker's text when `error` is its refusal of the login (403 ACCESS_REFUSED).
-fn access_refused(error: &lapin::Error) -> Option<String> {
-    const ACCESS_REFUSED: u16 = 403;
-    match error.kind() {
-        lapin::ErrorKind::ProtocolError(e) if e.get_id() == ACCESS_REFUSED => {
-            Some(e.get_message().to_string())
-        }
-        _ => None,
+/// The AMQP handshake on `stream` by `deadline`; `Err(None)` when it ran out of time.
+async fn shake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    login: &Login,
+    deadline: Instant,
+) -> std::result::Result<(FrameReader, FrameBuf, Tuned), Option<RawError>> {
+    let mut reader = FrameReader::new();
+    let mut out = FrameBuf::new(4096);
+    match tokio::time::timeout_at(deadline, handshake(stream, &mut reader, &mut out, login)).await {
+        Err(_) => Err(None),
+        Ok(Err(e)) => Err(Some(e)),
+        Ok(Ok(tuned)) => Ok((reader, out, tuned)),
     }
 }
 
 /// `d` rounded to whole milliseconds, for messages.
 fn to_millis(d: Duration) -> Duration {
     Duration::from_millis(u64::try_from(d.as_micros().div_ceil(1000)).unwrap_or(u64::MAX))
-}
-
-/// The TCP (and TLS) part of a connection attempt, run by lapin on its I/O thread:
-/// bounded by `deadline`, and registered with `cut` as soon as the socket exists.
-async fn tcp_connect(
-    uri: &AMQPUri,
-    deadline: Instant,
-    cut: &SocketCut,
-    tcp_up: &AtomicBool,
-) -> lapin::Result<AsyncTcpStream<Compat<tokio::net::TcpStream>>> {
-    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
-    let host = uri.authority.host.as_str();
-    let stream = tokio::time::timeout_at(
-        deadline,
-        tokio::net::TcpStream::connect((host, uri.authority.port)),
-    )
-    .await
-    .map_err(|_| timed_out())??;
-    stream.set_nodelay(true)?;
-    cut.arm(&stream)?;
-    tcp_up.store(true, Ordering::SeqCst);
-    Ok(AsyncTcpStream::Plain(Compat::new(stream)))
-}
-
-/// The TLS handshake over `stream`, checking the broker's certificate against the
-/// URL's host name; a failure is classified into `failed` for the caller's error.
-async fn tls_connect(
-    stream: AsyncTcpStream<Compat<tokio::net::TcpStream>>,
-    uri: &AMQPUri,
-    tls: &Tls,
-    deadline: Instant,
-    failed: &Mutex<Option<TlsFailure>>,
-) -> lapin::Result<AsyncTcpStream<Compat<tokio::net::TcpStream>>> {
-    let host = uri.authority.host.as_str();
-    match tokio::time::timeout_at(deadline, stream.into_rustls(&tls.connector, host)).await {
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out").into()),
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(e)) => {
-            if let Ok(mut slot) = failed.lock() {
-                *slot = Some(TlsFailure::from_io(&e));
-            }
-            Err(e.into())
-        }
-    }
 }
 
 /// Connects to the first of `urls` that answers by `deadline`. Each address gets an
@@ -355,10 +330,13 @@ pub(crate) async fn close(
     timeout: Duration,
     reason: &str,
 ) -> Result<()> {
-    let outcome = tokio::time::timeout(timeout, connection.close(200, reason.into())).await;
+    let outcome = tokio::time::timeout(timeout, connection.close(200, reason)).await;
     cut.cut();
     match outcome {
-        Ok(closed) => closed.map_err(Error::amqp),
+        Ok(Ok(())) => Ok(()),
+        // Already gone: nothing left to close.
+        Ok(Err(_)) if connection.is_closed() => Ok(()),
+        Ok(Err(e)) => Err(Error::amqp(e)),
         Err(_) => Err(Error::Unavailable {
             reason: format!(
                 "the broker did not answer connection.close within {timeout:?}; the socket was shut down"

@@ -170,14 +170,20 @@ impl AmqpError {
 }
 
 impl AmqpError {
-    /// Wraps lapin's error (a private source: lapin is not part of Warren's API).
-    pub(crate) fn from_lapin(error: lapin::Error) -> Self {
-        let reply_code = match error.kind() {
-            lapin::ErrorKind::ProtocolError(e) => Some(e.get_id()),
-            _ => None,
+    /// Wraps the AMQP client's error (a private source: it is not part of Warren's API).
+    pub(crate) fn from_raw(error: crate::amqp::RawError) -> Self {
+        let reply_code = error.reply_code();
+        let message = match &error {
+            crate::amqp::RawError::Closed { code, text, .. } => {
+                match amq_protocol::protocol::AMQPError::from_id(*code, text.as_str().into()) {
+                    Some(e) => format!("protocol error: {e}"),
+                    None => error.to_string(),
+                }
+            }
+            _ => error.to_string(),
         };
         AmqpError {
-            message: error.to_string(),
+            message,
             reply_code,
             source: Some(Box::new(error)),
         }
@@ -199,9 +205,9 @@ impl std::error::Error for AmqpError {
 }
 
 impl Error {
-    /// An AMQP-level failure, from lapin's error (kept private as the source).
-    pub(crate) fn amqp(error: lapin::Error) -> Self {
-        Error::Amqp(AmqpError::from_lapin(error))
+    /// An AMQP-level failure, from the AMQP client's error (kept private as the source).
+    pub(crate) fn amqp(error: crate::amqp::RawError) -> Self {
+        Error::Amqp(AmqpError::from_raw(error))
     }
 }
 
@@ -365,15 +371,24 @@ mod tests {
     }
 
     #[test]
-    fn amqp_errors_keep_lapin_as_their_source() {
+    fn amqp_errors_keep_their_source_and_reply_code() {
         use std::error::Error as _;
-        let lapin = lapin::Error::from(lapin::ErrorKind::ChannelsLimitReached);
-        let e = Error::amqp(lapin);
+        let e = Error::amqp(crate::amqp::RawError::Eof);
         let Error::Amqp(inner) = &e else {
             panic!("not an AMQP error: {e:?}");
         };
         assert_eq!(inner.reply_code(), None);
         assert!(inner.source().is_some());
         assert!(e.to_string().starts_with("AMQP error: "), "{e}");
+        let closed = Error::amqp(crate::amqp::RawError::Closed {
+            what: "a channel",
+            code: 406,
+            text: "PRECONDITION_FAILED - inequivalent arg 'durable'".to_owned(),
+        });
+        let Error::Amqp(inner) = &closed else {
+            panic!("not an AMQP error: {closed:?}");
+        };
+        assert_eq!(inner.reply_code(), Some(406));
+        assert!(closed.to_string().contains("PRECONDITION_FAILED - inequivalent arg"), "{closed}");
     }
 }

@@ -1,5 +1,5 @@
 //! [`Headers`] and [`HeaderValue`]: Warren's own AMQP field tables, for request and
-//! reply headers and queue arguments, so that no lapin type shows in Warren's API.
+//! reply headers and queue arguments, so that no AMQP client type shows in Warren's API.
 //!
 //! A table maps names (at most 255 bytes) to values. Reading from the wire, every
 //! AMQP integer type becomes [`HeaderValue::Int`] and both string types become
@@ -9,7 +9,7 @@
 
 use std::collections::{btree_map, BTreeMap};
 
-use lapin::types::{AMQPValue, DecimalValue, FieldArray, FieldTable, LongString, ShortString};
+use amq_protocol::types::{AMQPValue, DecimalValue, FieldArray, FieldTable, LongString, ShortString};
 
 /// The longest header (or argument) name AMQP can carry, in bytes.
 pub const MAX_NAME_LEN: usize = 255;

@@ -169,6 +169,7 @@
 // Lets the code `#[service]` generates name `::warren_rpc` inside this crate too.
 extern crate self as warren_rpc;
 
+mod amqp;
 pub mod blocking;
 mod client;
 pub mod codec;
@@ -216,6 +217,17 @@ pub use warren_macros::service;
 pub mod __bench {
     pub use crate::client::pending::{CorrelationIds, Pending};
     pub use crate::wire::props::{reply_properties, reply_status, request_properties};
+}
+
+/// Warren's AMQP client toolkit as `warren bench` drives it in its own loops
+/// (`--raw`, `--client raw`): framing, batched writes, content assembly, the
+/// handshake and a caller-driven connection. Not a stable API.
+#[doc(hidden)]
+pub mod __raw {
+    pub use crate::amqp::{
+        content, error, framing, handshake, session, writer, Assembler, Event, FrameBuf,
+        PublishTemplate, RawError, Session,
+    };
 }
 
 /// The default broker address: a RabbitMQ on this machine with its default user.

@@ -1,6 +1,6 @@
 //! [`QueueSpec`]: how a server declares the queue it serves.
 
-use lapin::options::QueueDeclareOptions;
+use crate::amqp::DeclareFlags;
 
 use crate::headers::Headers;
 
@@ -74,8 +74,8 @@ impl QueueSpec {
         self
     }
 
-    pub(crate) fn declare_options(&self) -> QueueDeclareOptions {
-        QueueDeclareOptions {
+    pub(crate) fn declare_options(&self) -> DeclareFlags {
+        DeclareFlags {
             durable: self.durable,
             auto_delete: self.auto_delete,
             ..Default::default()

@@ -12,41 +12,31 @@
 //! the connect timeout, and shutdown's cancels and closes each within a close timeout,
 //! so neither start nor shutdown hangs on a broker that stalls.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
-use lapin::message::Delivery;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::{FieldTable, ShortString};
-use lapin::{Channel, Connection, Consumer};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, warn};
 
 mod acks;
+mod serve;
 
-use self::acks::Acks;
+use self::serve::{serve_queue, Consumer};
+use crate::amqp::{Connection, Inbound};
 use crate::connect::{
     self, Backoff, CutOnDrop, Dial, DEFAULT_CONNECT_TIMEOUT, DEFAULT_HEARTBEAT,
     DEFAULT_SHUTDOWN_TIMEOUT,
 };
-use crate::context::{Context, Request, Response};
 use crate::error::{Error, Result};
 use crate::handler::Handler;
 use crate::headers;
 use crate::queue::QueueSpec;
-use crate::status::{Code, Status};
 use crate::telemetry::{Observer, Side};
-use crate::wire;
 
 /// Default number of requests a server works on at once per queue (its prefetch).
 pub const DEFAULT_CONCURRENCY: u16 = 32;
-
-/// How long shutdown waits for deliveries still on the wire after cancelling.
-const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 struct Route {
@@ -232,7 +222,7 @@ struct Settings {
 /// One connection's worth of server state: a channel and consumer per route.
 struct Session {
     connection: Connection,
-    queues: Vec<(Channel, Consumer, Arc<dyn Handler>)>,
+    queues: Vec<(Consumer, Arc<dyn Handler>)>,
     observer: Observer,
     cut: CutOnDrop,
 }
@@ -245,14 +235,14 @@ impl Session {
         let subscribe_all = async {
             let mut queues = Vec::with_capacity(settings.routes.len());
             for route in &settings.routes {
-                let (channel, consumer) =
+                let consumer =
                     subscribe(&link.connection, &route.queue, settings.concurrency).await?;
                 info!(
                     queue = route.queue.name,
                     prefetch = settings.concurrency,
                     "serving"
                 );
-                queues.push((channel, consumer, Arc::clone(&route.handler)));
+                queues.push((consumer, Arc::clone(&route.handler)));
             }
             Ok(queues)
         };
@@ -270,12 +260,10 @@ impl Session {
     /// (returns why). Either way, calls already started are finished first.
     async fn run(self, stop: &mut watch::Receiver<bool>) -> Option<String> {
         let (session_stop, session_stop_rx) = watch::channel(false);
-        let (blocked_tx, blocked) = watch::channel(false);
-        let events = tokio::spawn(watch_blocked(self.connection.events_listener(), blocked_tx));
+        let blocked = self.connection.blocked();
         let mut queues = JoinSet::new();
-        for (channel, consumer, handler) in self.queues {
+        for (consumer, handler) in self.queues {
             queues.spawn(serve_queue(
-                channel,
                 consumer,
                 handler,
                 session_stop_rx.clone(),
@@ -293,7 +281,6 @@ impl Session {
         };
         let _ = session_stop.send(true);
         while queues.join_next().await.is_some() {}
-        events.abort();
         let closed = connect::close(
             &self.connection,
             &self.cut,
@@ -305,27 +292,6 @@ impl Session {
             debug!(error = %e, "closing the server connection");
         }
         lost
-    }
-}
-
-/// Mirrors the broker's `connection.blocked` / `unblocked` into `blocked`.
-async fn watch_blocked(
-    events: impl futures_util::Stream<Item = lapin::Event>,
-    blocked: watch::Sender<bool>,
-) {
-    futures_util::pin_mut!(events);
-    while let Some(event) = events.next().await {
-        match event {
-            lapin::Event::ConnectionBlocked(reason) => {
-                warn!(reason, "the broker blocked publishing; replies wait");
-                blocked.send_replace(true);
-            }
-            lapin::Event::ConnectionUnblocked => {
-                info!("the broker unblocked publishing");
-                blocked.send_replace(false);
-            }
-            _ => {}
-        }
     }
 }
 
@@ -365,39 +331,34 @@ async fn supervise(
     }
 }
 
-async fn subscribe(
-    connection: &Connection,
-    queue: &QueueSpec,
-    prefetch: u16,
-) -> Result<(Channel, Consumer)> {
+/// Declares `queue`, sets the prefetch and starts its consumer on a channel of its own.
+async fn subscribe(connection: &Connection, queue: &QueueSpec, prefetch: u16) -> Result<Consumer> {
     let arguments = headers::to_field_table(&queue.arguments).map_err(|e| {
         Error::InvalidArgument(format!("the arguments of queue `{}`: {e}", queue.name))
     })?;
-    let name = ShortString::try_new(queue.name.as_str()).map_err(|_| {
-        Error::InvalidArgument(format!(
+    if queue.name.len() > 255 {
+        return Err(Error::InvalidArgument(format!(
             "queue name is longer than 255 bytes: {:.40}...",
             queue.name
-        ))
-    })?;
-    let channel = connection.create_channel().await.map_err(Error::amqp)?;
+        )));
+    }
+    let channel = connection.open_channel().await.map_err(Error::amqp)?;
     channel
-        .queue_declare(name.clone(), queue.declare_options(), arguments)
+        .queue_declare(&queue.name, queue.declare_options(), arguments)
         .await
         .map_err(Error::amqp)?;
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
+    channel.qos(prefetch).await.map_err(Error::amqp)?;
+    let (tx, deliveries) = mpsc::unbounded_channel::<Inbound>();
+    let tag = channel
+        .consume(&queue.name, false, Box::new(tx))
         .await
         .map_err(Error::amqp)?;
-    let consumer = channel
-        .basic_consume(
-            name,
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(Error::amqp)?;
-    Ok((channel, consumer))
+    Ok(Consumer {
+        channel,
+        tag,
+        queue: queue.name.as_str().into(),
+        deliveries,
+    })
 }
 
 /// A running server.
@@ -417,188 +378,4 @@ impl ServerHandle {
             reason: format!("the server task failed: {e}"),
         })?
     }
-}
-
-async fn serve_queue(
-    channel: Channel,
-    mut consumer: Consumer,
-    handler: Arc<dyn Handler>,
-    mut stop: watch::Receiver<bool>,
-    blocked: watch::Receiver<bool>,
-    observer: Observer,
-) -> Result<()> {
-    let queue: Arc<str> = consumer.queue().as_str().into();
-    let mut in_flight = JoinSet::new();
-    let acks = Acks::new(channel.clone());
-    let spawn = |in_flight: &mut JoinSet<()>, delivery: Delivery| {
-        acks.received(delivery.delivery_tag);
-        in_flight.spawn(process(
-            channel.clone(),
-            Arc::clone(&handler),
-            delivery,
-            blocked.clone(),
-            acks.clone(),
-            (observer.clone(), Arc::clone(&queue)),
-        ));
-    };
-    let outcome = loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => break Ok(()),
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
-            next = consumer.next() => match next {
-                Some(Ok(delivery)) => spawn(&mut in_flight, delivery),
-                Some(Err(e)) => break Err(Error::amqp(e)),
-                None => break Err(Error::Unavailable {
-                    reason: format!("the broker cancelled the consumer of `{}`", consumer.queue()),
-                }),
-            }
-        }
-    };
-    // Whether the broker still answers: once it misses the cancel's bound, the
-    // channel's close is not waited for either.
-    let mut answering = outcome.is_ok();
-    if answering {
-        // Stop new deliveries; take those already on the wire, then drain.
-        let tag = consumer.tag();
-        let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
-        match tokio::time::timeout(DEFAULT_SHUTDOWN_TIMEOUT, cancel).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(error = %e, "cancelling the consumer"),
-            Err(_) => {
-                warn!("the broker did not confirm the consumer's cancel in time");
-                answering = false;
-            }
-        }
-        if answering {
-            while let Ok(Some(Ok(delivery))) =
-                tokio::time::timeout(CANCEL_GRACE, consumer.next()).await
-            {
-                spawn(&mut in_flight, delivery);
-            }
-        }
-    }
-    while in_flight.join_next().await.is_some() {}
-    if answering {
-        // Close the channel ourselves before the connection goes, so no channel is
-        // left closing while the connection closes.
-        let close = channel.close(200, "server shutting down".into());
-        match tokio::time::timeout(DEFAULT_SHUTDOWN_TIMEOUT, close).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => debug!(error = %e, "closing the channel"),
-            Err(_) => debug!("the broker did not confirm the channel's close in time"),
-        }
-    }
-    outcome
-}
-
-fn request_of(delivery: &mut Delivery) -> Request {
-    let props = &delivery.properties;
-    Request {
-        context: Context {
-            correlation_id: props.correlation_id().as_ref().map(|s| s.to_string()),
-            deadline: wire::deadline_of(props),
-            reply_to: props.reply_to().as_ref().map(|s| s.to_string()),
-            redelivered: delivery.redelivered,
-            headers: props
-                .headers()
-                .as_ref()
-                .map(headers::from_field_table)
-                .unwrap_or_default(),
-        },
-        body: std::mem::take(&mut delivery.data),
-        content_type: props.content_type().as_ref().map(|s| s.to_string()),
-        method: props.kind().as_ref().map(|s| s.to_string()),
-    }
-}
-
-/// Runs the handler, turning a panic or a deadline overrun into an error status.
-async fn run_handler(handler: &dyn Handler, request: Request) -> Result<Response, Status> {
-    let remaining = request.context.remaining();
-    let work = AssertUnwindSafe(handler.call(request)).catch_unwind();
-    let outcome = match remaining {
-        Some(left) => match tokio::time::timeout(left, work).await {
-            Ok(res) => res,
-            Err(_) => {
-                return Err(Status::new(
-                    Code::DeadlineExceeded,
-                    "the call's deadline passed while the server worked on it",
-                ))
-            }
-        },
-        None => work.await,
-    };
-    outcome.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".to_owned());
-        warn!(panic = what, "handler panicked");
-        Err(Status::internal(format!("the handler panicked: {what}")))
-    })
-}
-
-async fn process(
-    channel: Channel,
-    handler: Arc<dyn Handler>,
-    mut delivery: Delivery,
-    mut blocked: watch::Receiver<bool>,
-    acks: Acks,
-    (observer, queue): (Observer, Arc<str>),
-) {
-    let request = request_of(&mut delivery);
-    let reply_to = request.context.reply_to.clone();
-    if request.context.is_expired() {
-        observer.request_expired(&queue, request.context.correlation_id.as_deref());
-    } else {
-        let scope = observer.call(Side::Server, queue, request.method.as_deref());
-        #[cfg(feature = "otel")]
-        crate::telemetry::propagation::continue_trace(
-            scope.span(),
-            delivery.properties.headers().as_ref(),
-        );
-        if let Some(id) = &request.context.correlation_id {
-            scope.correlation_id(id);
-        }
-        let correlation_id = request.context.correlation_id.clone();
-        let span = scope.span().clone();
-        let result = run_handler(handler.as_ref(), request)
-            .instrument(span.clone())
-            .await;
-        let code = match &result {
-            Ok(_) => Code::Ok,
-            Err(status) => status.code(),
-        };
-        span.in_scope(|| scope.finish(&code, correlation_id.as_deref()));
-        if let Some(reply_to) = reply_to {
-            let (body, content_type, code) = match result {
-                Ok(resp) => (resp.body, resp.content_type, Code::Ok),
-                Err(status) => {
-                    debug!(%status, "replying with an error");
-                    (
-                        status.message().as_bytes().to_vec(),
-                        Some("text/plain".to_owned()),
-                        status.code(),
-                    )
-                }
-            };
-            let props = wire::reply_properties(&delivery.properties, content_type.as_deref(), code);
-            // Honour connection.blocked: hold the reply until the broker unblocks us.
-            let _ = blocked.wait_for(|b| !*b).await;
-            // Queue the reply's frames and go on to the ack without waiting for lapin's
-            // I/O thread to say they were written: that wait cost the worker a wake-up
-            // per call (about 16% of its CPU per call, bench/PROFILE.md). The ack is
-            // queued behind the reply on the same channel, so a reply that cannot be
-            // written leaves its request unacked too, and a channel that is already
-            // closed fails here, on the first poll.
-            let publish =
-                channel.basic_publish("".into(), reply_to.into(), Default::default(), &body, props);
-            if let Some(Err(e)) = publish.now_or_never() {
-                // Leave the request unacked: the broker redelivers it once this channel closes.
-                warn!(error = %e, "could not publish a reply; the request will be redelivered");
-                return;
-            }
-        }
-    }
-    acks.done(delivery.delivery_tag).await;
 }

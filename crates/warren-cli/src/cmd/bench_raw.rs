@@ -1,6 +1,6 @@
-//! `warren bench --raw`: the broker's one-queue ceiling, without RPC, driven by the raw
-//! client (`super::raw`) so that the load generator is not what bounds it: one
-//! connection publishes 16 B (by default) messages in pipelined batches, at most
+//! `warren bench --raw`: the broker's one-queue ceiling, without RPC, driven by
+//! warren-rpc's own AMQP client (through `warren_rpc::__raw`) so that the load
+//! generator is not what bounds it: one connection publishes 16 B (by default) messages in pipelined batches, at most
 //! `--in-flight` ahead of the consumer; another consumes in no-ack mode. Latency is
 //! publish-to-delivery (a timestamp in the body).
 
@@ -12,7 +12,7 @@ use amq_protocol::protocol::basic::AMQPProperties;
 use hdrhistogram::Histogram;
 use tokio::sync::Notify;
 
-use super::raw::{Event, PublishTemplate, RawError, Session};
+use warren_rpc::__raw::{Event, PublishTemplate, RawError, Session};
 
 /// Most publishes written with one `write_all`.
 const BATCH: u64 = 256;

@@ -1,5 +1,5 @@
 //! `warren bench --client raw`: the RPC loop of Warren's client and echo worker on the
-//! raw client (`super::raw`), for issue 12's own-client spike. The same wire traffic
+//! raw client (warren-rpc's own AMQP client, `warren_rpc::__raw`), for issue 12's own-client spike. The same wire traffic
 //! as `warren-rpc` makes: the client publishes `mandatory` requests with `reply_to`
 //! (direct reply-to) and `correlation_id` on a confirm-mode channel and consumes its
 //! replies no-ack; the worker consumes with a prefetch, publishes each reply to the
@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use super::bench::{bounds, new_histogram, on, summary, Args, Outcome, Runtimes};
 use super::bench_cpu as cpu;
 use super::bench_report::Summary;
-use super::raw::{Event, PublishTemplate, RawError, Session};
+use warren_rpc::__raw::{Event, PublishTemplate, RawError, Session};
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";

@@ -9,7 +9,6 @@ pub mod broker;
 pub mod call;
 pub mod completions;
 pub mod demo;
-pub mod raw;
 pub mod serve;
 
 /// `--url`: `$AMQP_URL`, else the local default. Several addresses (repeat `--url`, or

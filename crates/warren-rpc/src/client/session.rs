@@ -10,16 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, Consumer};
-use tokio::sync::watch;
+use amq_protocol::types::FieldTable;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::pending::{CorrelationIds, Pending};
 use super::{Reply, ReplyMode};
+use crate::amqp::{Channel, Connection, DeclareFlags, Ended, Inbound, Sink};
 use crate::connect::{self, Backoff, CutOnDrop, Dial};
 use crate::error::{Error, Result};
 use crate::headers;
@@ -45,13 +43,21 @@ pub(crate) struct Settings {
     pub(crate) backoff: Backoff,
 }
 
-/// Connects and sets up a session within the connect timeout; returns it with its
-/// reply consumer.
-pub(crate) async fn establish(settings: &Settings, generation: u64) -> Result<(Session, Consumer)> {
+/// Says why a session's reply consumer ended.
+pub(crate) type Lost = oneshot::Receiver<String>;
+
+/// Connects and sets up a session within the connect timeout; returns it with the
+/// receiver of why its reply consumer ended.
+pub(crate) async fn establish(
+    settings: &Settings,
+    generation: u64,
+    pending: &Arc<Pending>,
+    ids: &CorrelationIds,
+) -> Result<(Session, Lost)> {
     let deadline = Instant::now() + settings.connect_timeout;
     let link = connect::open_any(&settings.urls, deadline, &settings.dial).await?;
-    let setup = reply_consumer(&link.connection, settings.reply_mode);
-    let (channel, consumer, reply_to) =
+    let setup = reply_consumer(&link.connection, settings.reply_mode, pending, ids);
+    let (channel, reply_to, lost) =
         connect::set_up(&link, deadline, settings.connect_timeout, setup).await?;
     debug!(generation, reply_to, "client session ready");
     Ok((
@@ -62,24 +68,143 @@ pub(crate) async fn establish(settings: &Settings, generation: u64) -> Result<(S
             reply_to,
             cut: link.cut,
         },
-        consumer,
+        lost,
     ))
 }
 
-/// The confirm-mode channel, the reply consumer and the reply address.
+/// The confirm-mode channel with the reply consumer on it, the reply address, and the
+/// receiver of why the consumer ended.
 async fn reply_consumer(
     connection: &Connection,
     mode: ReplyMode,
-) -> Result<(Channel, Consumer, String)> {
-    match mode {
-        ReplyMode::DirectReplyTo => match direct_reply_to(connection).await {
-            Ok(parts) => Ok(parts),
+    pending: &Arc<Pending>,
+    ids: &CorrelationIds,
+) -> Result<(Channel, String, Lost)> {
+    if mode == ReplyMode::DirectReplyTo {
+        let channel = confirm_channel(connection).await?;
+        let (sink, lost) = ReplySink::new(pending, ids);
+        match channel
+            .consume(wire::DIRECT_REPLY_TO, true, Box::new(sink))
+            .await
+        {
+            Ok(_) => return Ok((channel, wire::DIRECT_REPLY_TO.to_owned(), lost)),
             Err(e) => {
-                warn!(error = %e, "direct reply-to refused; using an exclusive reply queue");
-                exclusive_reply_queue(connection).await
+                warn!(error = %e, "direct reply-to refused; using an exclusive reply queue")
             }
-        },
-        ReplyMode::ExclusiveQueue => exclusive_reply_queue(connection).await,
+        }
+    }
+    let channel = confirm_channel(connection).await?;
+    let flags = DeclareFlags {
+        exclusive: true,
+        auto_delete: true,
+        ..Default::default()
+    };
+    let name = channel
+        .queue_declare("", flags, FieldTable::default())
+        .await
+        .map_err(Error::amqp)?;
+    let (sink, lost) = ReplySink::new(pending, ids);
+    channel
+        .consume(&name, true, Box::new(sink))
+        .await
+        .map_err(Error::amqp)?;
+    Ok((channel, name, lost))
+}
+
+async fn confirm_channel(connection: &Connection) -> Result<Channel> {
+    let channel = connection.open_channel().await.map_err(Error::amqp)?;
+    channel.confirm_select().await.map_err(Error::amqp)?;
+    Ok(channel)
+}
+
+/// Hands each reply to its waiting call, on the connection task, and drops replies
+/// nobody waits for; a returned request fails its call with `NoRoute`.
+struct ReplySink {
+    pending: Arc<Pending>,
+    ids: CorrelationIds,
+    /// Why the consumer ended, for the supervisor.
+    lost: Option<oneshot::Sender<String>>,
+}
+
+impl ReplySink {
+    fn new(pending: &Arc<Pending>, ids: &CorrelationIds) -> (Self, Lost) {
+        let (tx, rx) = oneshot::channel();
+        let sink = ReplySink {
+            pending: Arc::clone(pending),
+            ids: ids.clone(),
+            lost: Some(tx),
+        };
+        (sink, rx)
+    }
+}
+
+impl Sink for ReplySink {
+    fn message(&mut self, m: Inbound) {
+        match m {
+            Inbound::Deliver { props, body, .. } => {
+                let cid = props
+                    .correlation_id()
+                    .as_ref()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default();
+                let Some(seq) = self.ids.parse(&cid) else {
+                    debug!(
+                        correlation_id = cid,
+                        "dropping reply with unknown correlation id"
+                    );
+                    return;
+                };
+                let outcome = match wire::reply_status(&props, &body) {
+                    Ok(()) => Ok(Reply {
+                        content_type: props.content_type().as_ref().map(|s| s.to_string()),
+                        headers: props
+                            .headers()
+                            .as_ref()
+                            .map(headers::from_field_table)
+                            .unwrap_or_default(),
+                        body,
+                        correlation_id: cid,
+                    }),
+                    Err(status) => Err(Error::Remote(status)),
+                };
+                if !self.pending.complete(seq, outcome) {
+                    debug!(seq, "dropping reply to a call that is no longer waiting");
+                }
+            }
+            Inbound::Return {
+                reply_code,
+                reply_text,
+                routing_key,
+                props,
+            } => {
+                let seq = props
+                    .correlation_id()
+                    .as_ref()
+                    .and_then(|c| self.ids.parse(c.as_str()));
+                if let Some(seq) = seq {
+                    self.pending.complete(
+                        seq,
+                        Err(Error::NoRoute {
+                            queue: routing_key,
+                            reply_code,
+                            reply_text,
+                        }),
+                    );
+                }
+            }
+            Inbound::Ended(why) => self.ended(why),
+        }
+    }
+
+    fn ended(&mut self, why: Ended) {
+        let reason = match why {
+            Ended::Cancelled => "the broker cancelled the reply consumer".to_owned(),
+            Ended::CancelOk => "the reply consumer was cancelled".to_owned(),
+            Ended::Failed(e) => format!("the connection to the broker was lost: {e}"),
+        };
+        if let Some(tx) = self.lost.take() {
+            let _ = tx.send(reason);
+        }
     }
 }
 
@@ -94,95 +219,11 @@ fn retire(session: Arc<Session>, timeout: Duration) {
     });
 }
 
-async fn confirm_channel(connection: &Connection) -> Result<Channel> {
-    let channel = connection.create_channel().await.map_err(Error::amqp)?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .map_err(Error::amqp)?;
-    Ok(channel)
-}
-
-async fn consume_no_ack(channel: &Channel, queue: &str) -> Result<Consumer> {
-    let opts = BasicConsumeOptions {
-        no_ack: true,
-        ..Default::default()
-    };
-    channel
-        .basic_consume(queue.into(), "".into(), opts, FieldTable::default())
-        .await
-        .map_err(Error::amqp)
-}
-
-async fn direct_reply_to(connection: &Connection) -> Result<(Channel, Consumer, String)> {
-    let channel = confirm_channel(connection).await?;
-    let consumer = consume_no_ack(&channel, wire::DIRECT_REPLY_TO).await?;
-    Ok((channel, consumer, wire::DIRECT_REPLY_TO.to_owned()))
-}
-
-async fn exclusive_reply_queue(connection: &Connection) -> Result<(Channel, Consumer, String)> {
-    let channel = confirm_channel(connection).await?;
-    let opts = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..Default::default()
-    };
-    let queue = channel
-        .queue_declare("".into(), opts, FieldTable::default())
-        .await
-        .map_err(Error::amqp)?;
-    let name = queue.name().as_str().to_owned();
-    let consumer = consume_no_ack(&channel, &name).await?;
-    Ok((channel, consumer, name))
-}
-
-/// Hands each reply to its waiting call and drops replies nobody waits for. Returns
-/// why the consumer ended (the connection or channel is gone).
-async fn read_replies(mut consumer: Consumer, pending: &Pending, ids: &CorrelationIds) -> String {
-    loop {
-        match consumer.next().await {
-            Some(Ok(delivery)) => {
-                let props = &delivery.properties;
-                let cid = props
-                    .correlation_id()
-                    .as_ref()
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default();
-                let Some(seq) = ids.parse(&cid) else {
-                    debug!(
-                        correlation_id = cid,
-                        "dropping reply with unknown correlation id"
-                    );
-                    continue;
-                };
-                let outcome = match wire::reply_status(props, &delivery.data) {
-                    Ok(()) => Ok(Reply {
-                        content_type: props.content_type().as_ref().map(|s| s.to_string()),
-                        headers: props
-                            .headers()
-                            .as_ref()
-                            .map(headers::from_field_table)
-                            .unwrap_or_default(),
-                        body: delivery.data,
-                        correlation_id: cid,
-                    }),
-                    Err(status) => Err(Error::Remote(status)),
-                };
-                if !pending.complete(seq, outcome) {
-                    debug!(seq, "dropping reply to a call that is no longer waiting");
-                }
-            }
-            Some(Err(e)) => return format!("the connection to the broker was lost: {e}"),
-            None => return "the broker cancelled the reply consumer".to_owned(),
-        }
-    }
-}
-
 /// Runs sessions one after another until the client is dropped: reads replies,
 /// and on loss fails the session's calls, then reconnects with backoff.
 pub(crate) async fn supervise(
     settings: Settings,
-    mut consumer: Consumer,
+    mut lost: Lost,
     first_generation: u64,
     pending: Arc<Pending>,
     ids: CorrelationIds,
@@ -191,7 +232,9 @@ pub(crate) async fn supervise(
 ) {
     let mut generation = first_generation;
     loop {
-        let reason = read_replies(consumer, &pending, &ids).await;
+        let reason = lost
+            .await
+            .unwrap_or_else(|_| "the connection to the broker was lost".to_owned());
         if let Some(lost) = sessions.send_replace(None) {
             retire(lost, settings.shutdown_timeout);
         }
@@ -202,20 +245,20 @@ pub(crate) async fn supervise(
             );
         }
         let mut attempt = 0u32;
-        consumer = loop {
+        lost = loop {
             if sessions.is_closed() {
                 return;
             }
             tokio::time::sleep(settings.backoff.delay(attempt)).await;
             attempt = attempt.saturating_add(1);
-            match establish(&settings, generation + 1).await {
-                Ok((session, consumer)) => {
+            match establish(&settings, generation + 1, &pending, &ids).await {
+                Ok((session, lost)) => {
                     generation += 1;
                     info!(generation, attempt, "client reconnected");
                     observer.reconnected(crate::telemetry::Side::Client);
                     pending.session_up(generation);
                     sessions.send_replace(Some(Arc::new(session)));
-                    break consumer;
+                    break lost;
                 }
                 Err(e) => debug!(attempt, error = %e, "reconnection failed"),
             }

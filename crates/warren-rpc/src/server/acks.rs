@@ -1,10 +1,11 @@
 //! Acknowledgements for one consumer channel, coalesced like a group commit.
 //!
-//! A request is acked once it is done (its reply published). Acks that fall due while
-//! an earlier one is on its way to the broker go out together, as one
-//! `basic.ack(multiple)` up to the highest done delivery tag below which every
-//! request received is done. An idle server acks each request at once; a busy one
-//! sends one ack frame for several requests, which is work the broker saves.
+//! A request is acked once it is done (its reply published). The first request done
+//! yields once before acking, and every request done meanwhile (on this scheduler
+//! turn) goes out with it, as one `basic.ack(multiple)` up to the highest done
+//! delivery tag below which every request received is done. An idle server acks each
+//! request at once; a busy one sends one ack frame for several requests, which is work
+//! the broker saves.
 //!
 //! Requests done while an earlier one still runs are acked one by one, so a slow
 //! request never holds finished ones against the prefetch window. A request that is
@@ -14,9 +15,9 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use lapin::options::BasicAckOptions;
-use lapin::Channel;
 use tracing::warn;
+
+use crate::amqp::Channel;
 
 /// The acks of one channel. Cloning shares them.
 #[derive(Clone)]
@@ -74,7 +75,7 @@ impl Acks {
     }
 
     /// The request with `tag` is done: ack it, with whatever else is due, unless
-    /// another task is already sending acks (then that task sends this one too).
+    /// another task is already about to send acks (then that task sends this one too).
     pub(crate) async fn done(&self, tag: u64) {
         {
             let mut st = self.lock();
@@ -85,20 +86,16 @@ impl Acks {
             }
             st.flushing = true;
         }
-        loop {
-            let due = {
-                let mut st = self.lock();
-                let due = st.take_due();
-                if due.is_none() {
-                    st.flushing = false;
-                }
-                due
-            };
-            let Some((tag, multiple)) = due else { return };
-            let options = BasicAckOptions { multiple };
-            if let Err(e) = self.channel.basic_ack(tag, options).await {
+        // Let the other requests finishing on this turn join the ack.
+        tokio::task::yield_now().await;
+        let due: Vec<(u64, bool)> = {
+            let mut st = self.lock();
+            st.flushing = false;
+            std::iter::from_fn(|| st.take_due()).collect()
+        };
+        for (tag, multiple) in due {
+            if let Err(e) = self.channel.ack(tag, multiple) {
                 warn!(error = %e, "could not ack requests; the broker will redeliver them");
-                self.lock().flushing = false;
                 return;
             }
         }

@@ -7,7 +7,7 @@
 //! caller set by hand in [`CallOptions::headers`](crate::CallOptions::headers) travel
 //! unchanged otherwise.
 
-use lapin::types::{AMQPValue, FieldTable, LongString};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::TraceContextExt;
 use tracing::Span;
@@ -17,7 +17,7 @@ struct Inject<'a>(&'a mut FieldTable);
 
 impl Injector for Inject<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let Ok(name) = lapin::types::ShortString::try_new(key) {
+        if let Ok(name) = amq_protocol::types::ShortString::try_new(key) {
             self.0
                 .insert(name, AMQPValue::LongString(LongString::from(value)));
         }

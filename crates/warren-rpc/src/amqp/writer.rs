@@ -83,6 +83,14 @@ impl FrameBuf {
         }
     }
 
+    /// An empty batch with room for `capacity` bytes.
+    pub fn with_capacity(frame_max: u32, capacity: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(capacity),
+            frame_max,
+        }
+    }
+
     /// Changes the frame size limit (after tuning).
     pub fn set_frame_max(&mut self, frame_max: u32) {
         self.frame_max = frame_max;
@@ -123,6 +131,40 @@ impl FrameBuf {
     ) -> Result<(), RawError> {
         self.method(channel, class)?;
         self.header_and_body(channel, props, body)
+    }
+
+    /// Appends `basic.publish` to the default exchange with `routing_key` (at most 255
+    /// bytes), then the content header and body.
+    pub fn publish_to(
+        &mut self,
+        channel: u16,
+        routing_key: &str,
+        mandatory: bool,
+        props: &AMQPProperties,
+        body: &[u8],
+    ) -> Result<(), RawError> {
+        let key = u8::try_from(routing_key.len())
+            .map_err(|_| RawError::Encode("routing key longer than 255 bytes".to_owned()))?;
+        let ch = channel.to_be_bytes();
+        let size = 4 + 2 + 1 + 1 + u32::from(key) + 1;
+        self.buf.extend_from_slice(&[1, ch[0], ch[1]]);
+        self.buf.extend_from_slice(&size.to_be_bytes());
+        // basic (60) . publish (40), reserved short, exchange "" (length 0).
+        self.buf.extend_from_slice(&[0, 60, 0, 40, 0, 0, 0, key]);
+        self.buf.extend_from_slice(routing_key.as_bytes());
+        self.buf.push(u8::from(mandatory));
+        self.buf.push(FRAME_END);
+        self.header_and_body(channel, props, body)
+    }
+
+    /// Appends frames encoded elsewhere.
+    pub fn append(&mut self, frames: &[u8]) {
+        self.buf.extend_from_slice(frames);
+    }
+
+    /// The frame size limit.
+    pub fn frame_max(&self) -> u32 {
+        self.frame_max
     }
 
     /// Appends a publish from `template` with these properties and body.
@@ -175,13 +217,17 @@ impl FrameBuf {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// How many bytes are pending.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
     /// Takes the pending bytes.
-    #[cfg(test)]
     pub fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
     }
@@ -190,8 +236,34 @@ impl FrameBuf {
     pub async fn flush<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> Result<(), RawError> {
         if !self.buf.is_empty() {
             w.write_all(&self.buf).await?;
+            // A TLS stream keeps what it encrypted until flushed.
+            w.flush().await?;
             self.buf.clear();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::frame::parse_frame;
+
+    #[test]
+    fn publish_to_matches_the_codec() {
+        let props = AMQPProperties::default().with_correlation_id("c.1".into());
+        let mut by_hand = FrameBuf::new(4096);
+        by_hand.publish_to(3, "rpc_queue", true, &props, b"30").unwrap();
+        let mut codec = FrameBuf::new(4096);
+        let publish = AMQPClass::Basic(AMQPMethod::Publish(Publish {
+            exchange: "".into(),
+            routing_key: "rpc_queue".into(),
+            mandatory: true,
+            immediate: false,
+        }));
+        codec.content(3, &publish, &props, b"30").unwrap();
+        let (by_hand, codec) = (by_hand.take(), codec.take());
+        assert_eq!(by_hand, codec);
+        assert!(parse_frame(by_hand.as_slice()).is_ok());
     }
 }

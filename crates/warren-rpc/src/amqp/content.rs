@@ -17,6 +17,8 @@ pub enum Event {
         channel: u16,
         /// Its delivery tag.
         delivery_tag: u64,
+        /// Whether the broker delivered it before.
+        redelivered: bool,
         /// Its properties.
         props: AMQPProperties,
         /// Its body.
@@ -24,8 +26,14 @@ pub enum Event {
     },
     /// A `mandatory` publish that no queue took.
     Return {
+        /// The channel it came on.
+        channel: u16,
         /// The broker's reply code (312: no route).
         reply_code: u16,
+        /// The broker's reply text.
+        reply_text: String,
+        /// The routing key it was published with.
+        routing_key: String,
         /// Its properties.
         props: AMQPProperties,
     },
@@ -38,19 +46,19 @@ pub enum Event {
 /// Which content-carrying method is waiting for its header and body.
 #[derive(Debug)]
 enum Head {
-    Deliver(u64),
-    Return(u16),
+    Deliver(u64, bool),
+    Return(u16, String, String),
 }
 
 /// A content-carrying method in progress: its channel, what it is, its header (body
 /// size and properties) once it came, and the body so far.
 type Pending = (u16, Head, Option<(u64, AMQPProperties)>, Vec<u8>);
 
-/// Content in progress on one connection (the bench uses one channel per connection;
-/// frames of another channel in between are a protocol error here).
+/// Content in progress on one connection, per channel (a channel's content frames
+/// come in order; another channel's frames may come in between).
 #[derive(Debug, Default)]
 pub struct Assembler {
-    pending: Option<Pending>,
+    pending: Vec<Pending>,
 }
 
 impl Assembler {
@@ -63,33 +71,39 @@ impl Assembler {
     pub fn push(&mut self, frame: AMQPFrame) -> Result<Option<Event>, RawError> {
         match frame {
             AMQPFrame::Method(channel, class) => {
-                if self.pending.is_some() {
+                if self.slot(channel).is_some() {
                     return Err(RawError::Frame("method frame inside content".to_owned()));
                 }
                 let head = match &class {
-                    AMQPClass::Basic(AMQPMethod::Deliver(d)) => Head::Deliver(d.delivery_tag),
-                    AMQPClass::Basic(AMQPMethod::Return(r)) => Head::Return(r.reply_code),
+                    AMQPClass::Basic(AMQPMethod::Deliver(d)) => {
+                        Head::Deliver(d.delivery_tag, d.redelivered)
+                    }
+                    AMQPClass::Basic(AMQPMethod::Return(r)) => Head::Return(
+                        r.reply_code,
+                        r.reply_text.to_string(),
+                        r.routing_key.to_string(),
+                    ),
                     _ => return Ok(Some(Event::Method(channel, class))),
                 };
-                self.pending = Some((channel, head, None, Vec::new()));
+                self.pending.push((channel, head, None, Vec::new()));
                 Ok(None)
             }
-            AMQPFrame::Header(channel, header) => match &mut self.pending {
-                Some((ch, _, slot @ None, body)) if *ch == channel => {
-                    let size = header.body_size;
-                    *slot = Some((size, header.properties));
-                    self.complete()
+            AMQPFrame::Header(channel, header) => match self.slot(channel) {
+                Some(i) if self.pending[i].2.is_none() => {
+                    self.pending[i].2 = Some((header.body_size, header.properties));
+                    self.complete(i)
                 }
                 _ => Err(RawError::Frame("unexpected content header".to_owned())),
             },
-            AMQPFrame::Body(channel, bytes) => match &mut self.pending {
-                Some((ch, _, Some(_), body)) if *ch == channel => {
+            AMQPFrame::Body(channel, bytes) => match self.slot(channel) {
+                Some(i) if self.pending[i].2.is_some() => {
+                    let body = &mut self.pending[i].3;
                     if body.is_empty() {
                         *body = bytes;
                     } else {
                         body.extend_from_slice(&bytes);
                     }
-                    self.complete()
+                    self.complete(i)
                 }
                 _ => Err(RawError::Frame("unexpected body frame".to_owned())),
             },
@@ -98,26 +112,38 @@ impl Assembler {
         }
     }
 
-    /// The pending content as an event, if its body is whole.
-    fn complete(&mut self) -> Result<Option<Event>, RawError> {
-        let done = matches!(&self.pending, Some((_, _, Some((size, _)), body)) if body.len() as u64 >= *size);
+    /// Where `channel`'s content in progress is kept, if it has any.
+    fn slot(&self, channel: u16) -> Option<usize> {
+        self.pending.iter().position(|p| p.0 == channel)
+    }
+
+    /// Content `i` as an event, if its body is whole.
+    fn complete(&mut self, i: usize) -> Result<Option<Event>, RawError> {
+        let done = matches!(&self.pending[i], (_, _, Some((size, _)), body) if body.len() as u64 >= *size);
         if !done {
             return Ok(None);
         }
-        let Some((channel, head, Some((size, props)), body)) = self.pending.take() else {
+        let (channel, head, Some((size, props)), body) = self.pending.swap_remove(i) else {
             return Ok(None);
         };
         if body.len() as u64 != size {
             return Err(RawError::Frame("body longer than announced".to_owned()));
         }
         Ok(Some(match head {
-            Head::Deliver(delivery_tag) => Event::Deliver {
+            Head::Deliver(delivery_tag, redelivered) => Event::Deliver {
                 channel,
                 delivery_tag,
+                redelivered,
                 props,
                 body,
             },
-            Head::Return(reply_code) => Event::Return { reply_code, props },
+            Head::Return(reply_code, reply_text, routing_key) => Event::Return {
+                channel,
+                reply_code,
+                reply_text,
+                routing_key,
+                props,
+            },
         }))
     }
 }

@@ -1,24 +1,23 @@
-//! One connection of the raw client: the handshake (protocol header, `connection.start`
-//! / `start-ok` with PLAIN, `tune` / `tune-ok`, `open`), the synchronous methods a bench
-//! needs before its load loop, and event reads for the loop itself.
+//! A connection driven by its caller, for `warren bench`'s own loops (`--raw`,
+//! `--client raw`): the handshake, the synchronous methods a bench needs before its
+//! load loop, and event reads for the loop itself. Warren's client and server use
+//! the connection task ([`super::conn`]) instead.
 
 use std::time::Duration;
 
 use amq_protocol::protocol::basic::{self, Consume, Qos};
 use amq_protocol::protocol::channel::{self, Open as ChannelOpen};
 use amq_protocol::protocol::confirm::{self, Select};
-use amq_protocol::protocol::connection::{self, Close, Open, StartOk, TuneOk};
+use amq_protocol::protocol::connection::{self, Close};
 use amq_protocol::protocol::queue::{self, Declare, Delete};
 use amq_protocol::protocol::AMQPClass;
-use amq_protocol::types::FieldTable;
 use amq_protocol::uri::AMQPUri;
 use tokio::net::TcpStream;
 
 use super::framing::FrameReader;
+use super::handshake::{handshake, unexpected, Login};
 use super::{Assembler, Event, FrameBuf, RawError};
 
-/// The AMQP 0-9-1 protocol header.
-const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
 /// How long any one setup step may take.
 const STEP: Duration = Duration::from_secs(10);
 
@@ -52,60 +51,23 @@ impl Session {
             out: FrameBuf::new(4096),
             asm: Assembler::new(),
         };
-        tokio::time::timeout(STEP, s.handshake(&uri))
-            .await
-            .map_err(|_| RawError::Timeout("the AMQP handshake"))??;
-        Ok(s)
-    }
-
-    async fn handshake(&mut self, uri: &AMQPUri) -> Result<(), RawError> {
-        self.out.raw(PROTOCOL_HEADER);
-        self.out.flush(&mut self.stream).await?;
-        match self.method(0).await? {
-            AMQPClass::Connection(connection::AMQPMethod::Start(_)) => {}
-            other => return Err(unexpected("connection.start", &other)),
-        }
-        let user = &uri.authority.userinfo;
-        let response = format!("\0{}\0{}", user.username, user.password);
-        let start_ok = StartOk {
-            client_properties: FieldTable::default(),
-            mechanism: "PLAIN".into(),
-            response: response.into(),
-            locale: "en_US".into(),
-        };
-        self.send(
-            0,
-            AMQPClass::Connection(connection::AMQPMethod::StartOk(start_ok)),
-        )
-        .await?;
-        let tune = match self.method(0).await? {
-            AMQPClass::Connection(connection::AMQPMethod::Tune(t)) => t,
-            other => return Err(unexpected("connection.tune", &other)),
-        };
-        let frame_max = match tune.frame_max {
-            0 => 128 * 1024,
-            n => n.min(128 * 1024),
-        };
-        let tune_ok = TuneOk {
-            channel_max: tune.channel_max,
-            frame_max,
+        let login = Login {
+            user: auth.userinfo.username.clone(),
+            password: auth.userinfo.password.clone(),
+            vhost: uri.vhost.clone(),
+            external: false,
             heartbeat: 0,
+            frame_max: 0,
+            channel_max: 0,
+            name: "warren-bench".to_owned(),
         };
-        self.out.set_frame_max(frame_max);
-        self.out.method(
-            0,
-            &AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune_ok)),
-        )?;
-        let open = Open {
-            virtual_host: uri.vhost.as_str().into(),
-        };
-        match self
-            .call(0, AMQPClass::Connection(connection::AMQPMethod::Open(open)))
-            .await?
-        {
-            AMQPClass::Connection(connection::AMQPMethod::OpenOk(_)) => Ok(()),
-            other => Err(unexpected("connection.open-ok", &other)),
-        }
+        tokio::time::timeout(
+            STEP,
+            handshake(&mut s.stream, &mut s.reader, &mut s.out, &login),
+        )
+        .await
+        .map_err(|_| RawError::Timeout("the AMQP handshake"))??;
+        Ok(s)
     }
 
     /// Opens channel `ch`.
@@ -296,9 +258,4 @@ impl Session {
             }
         }
     }
-}
-
-/// An `Unexpected` error naming what was awaited.
-fn unexpected(wanted: &str, got: &AMQPClass) -> RawError {
-    RawError::Unexpected(format!("wanted {wanted}, got {got:?}"))
 }

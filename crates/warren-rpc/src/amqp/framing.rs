@@ -101,7 +101,7 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cmd::raw::writer::FrameBuf;
+    use crate::amqp::writer::FrameBuf;
     use amq_protocol::protocol::basic::{AMQPMethod, AMQPProperties, Ack, Deliver};
     use amq_protocol::protocol::AMQPClass;
     use proptest::prelude::*;

@@ -1,14 +1,14 @@
-//! What can go wrong on the raw client's connection.
+//! What can go wrong on a connection of Warren's AMQP client.
 
 use std::io;
 
-/// A raw connection's failure.
-#[derive(Debug, thiserror::Error)]
+/// A connection's or channel's failure.
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum RawError {
     /// The socket failed.
     #[error("socket error: {0}")]
-    Io(#[from] io::Error),
+    Io(std::sync::Arc<io::Error>),
     /// The peer closed the connection.
     #[error("the broker closed the connection")]
     Eof,
@@ -24,7 +24,7 @@ pub enum RawError {
     /// The broker closed the connection or a channel, with its reason.
     #[error("the broker closed {what}: {code} {text}")]
     Closed {
-        /// `connection` or `channel`.
+        /// `the connection` or `a channel`.
         what: &'static str,
         /// The reply code.
         code: u16,
@@ -37,4 +37,26 @@ pub enum RawError {
     /// No reply within the time allowed.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// Nothing came from the broker for two heartbeat intervals.
+    #[error("the broker sent nothing for two heartbeat intervals ({0:?})")]
+    MissedHeartbeats(std::time::Duration),
+    /// The connection is gone (closed by this side, or failed earlier).
+    #[error("the connection is closed: {0}")]
+    Gone(String),
+}
+
+impl From<io::Error> for RawError {
+    fn from(e: io::Error) -> Self {
+        RawError::Io(std::sync::Arc::new(e))
+    }
+}
+
+impl RawError {
+    /// The broker's reply code, when the broker closed something.
+    pub fn reply_code(&self) -> Option<u16> {
+        match self {
+            RawError::Closed { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
 }

@@ -1,0 +1,533 @@
+//! The connection task: one task owns a connection's socket (plain TCP or TLS). It reads
+//! whatever has arrived, handles every frame of it (sync replies, deliveries, returns,
+//! confirms, closes, `connection.blocked`, heartbeats), takes every command the
+//! connection's handles queued meanwhile, and writes all that is due with one write.
+//!
+//! Handles ([`Connection`], [`super::Channel`]) submit commands through one unbounded
+//! channel: that hand-off is the only one between a caller and the socket. A publish's
+//! frames are encoded by the caller, so the task only copies bytes.
+//!
+//! The task ends when the broker closes the connection, the socket fails, nothing has
+//! come from the broker for two heartbeat intervals, or a `connection.close` it sent
+//! is confirmed; every call waiting on it then fails with the reason
+//! ([`Connection::failure`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use amq_protocol::protocol::basic;
+use amq_protocol::protocol::channel::{self, CloseOk, FlowOk};
+use amq_protocol::protocol::connection::{self, Close, CloseOk as ConnCloseOk};
+use amq_protocol::protocol::AMQPClass;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::chan::{Chan, Ended, Inbound, Sink};
+use super::content::{Assembler, Event};
+use super::framing::FrameReader;
+use super::handshake::Tuned;
+use super::writer::FrameBuf;
+use super::RawError;
+
+/// How long a connection whose handles were all dropped waits for its `close-ok`.
+const DROP_GRACE: Duration = Duration::from_secs(1);
+/// Commands taken per turn before the batch is written.
+const BATCH: usize = 512;
+/// Bytes batched before they are written.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// The reply to a synchronous method, or why none came.
+pub(crate) type SyncReply = oneshot::Sender<Result<AMQPClass, RawError>>;
+/// A publish's confirm: `true` for ack, `false` for nack.
+pub(crate) type Confirm = oneshot::Sender<Result<bool, RawError>>;
+
+/// What a handle asks of the connection task.
+pub(crate) enum Cmd {
+    /// A synchronous method on `channel`; `sink` receives the deliveries of a consume.
+    Sync {
+        channel: u16,
+        method: AMQPClass,
+        reply: SyncReply,
+        sink: Option<Box<dyn Sink>>,
+    },
+    /// A publish's frames (its sequence number counts in confirm mode).
+    Publish {
+        channel: u16,
+        frames: Vec<u8>,
+        confirm: Option<Confirm>,
+    },
+    /// Other asynchronous frames (acks).
+    Frames(Vec<u8>),
+    /// Close the connection; `reply` gets the `close-ok`.
+    Close {
+        code: u16,
+        text: String,
+        reply: oneshot::Sender<Result<(), RawError>>,
+    },
+}
+
+/// What the handles and the task share.
+pub(crate) struct Shared {
+    /// Why the connection ended, once it has.
+    pub(crate) closed: watch::Sender<Option<RawError>>,
+    /// Whether the broker has publishing blocked (`connection.blocked`).
+    pub(crate) blocked: watch::Sender<bool>,
+    next_channel: AtomicU16,
+    /// What the handshake agreed on.
+    pub(crate) tuned: Tuned,
+}
+
+/// A handle on an open connection. Clones share it; when the last one is dropped the
+/// task closes the connection (waiting [`DROP_GRACE`] at most for the broker).
+#[derive(Clone)]
+pub(crate) struct Connection {
+    pub(crate) tx: mpsc::UnboundedSender<Cmd>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("tuned", &self.shared.tuned)
+            .field("closed", &self.shared.closed.borrow().is_some())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Starts the task for a connection whose handshake is done.
+    pub(crate) fn start<S>(stream: S, reader: FrameReader, out: FrameBuf, tuned: Tuned) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            closed: watch::channel(None).0,
+            blocked: watch::channel(false).0,
+            next_channel: AtomicU16::new(1),
+            tuned,
+        });
+        let task = Task {
+            stream,
+            reader,
+            out,
+            asm: Assembler::new(),
+            rx,
+            shared: Arc::clone(&shared),
+            chans: HashMap::new(),
+            closing: None,
+            last_read: Instant::now(),
+            last_write: Instant::now(),
+            ending: None,
+        };
+        tokio::spawn(task.run());
+        Connection { tx, shared }
+    }
+
+    /// Why the connection ended (or a generic reason if it has not said yet).
+    pub(crate) fn failure(&self) -> RawError {
+        self.shared
+            .closed
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| RawError::Gone("the connection task ended".to_owned()))
+    }
+
+    /// Queues `cmd`, failing with the connection's end if it has ended.
+    pub(crate) fn send(&self, cmd: Cmd) -> Result<(), RawError> {
+        self.tx.send(cmd).map_err(|_| self.failure())
+    }
+
+    /// A fresh channel number.
+    pub(crate) fn next_channel(&self) -> Result<u16, RawError> {
+        let id = self.shared.next_channel.fetch_add(1, Ordering::Relaxed);
+        let max = match self.shared.tuned.channel_max {
+            0 => u16::MAX,
+            n => n,
+        };
+        if id == 0 || id > max {
+            return Err(RawError::Gone("no channel number left".to_owned()));
+        }
+        Ok(id)
+    }
+
+    /// Whether the broker blocks publishing right now, and its changes.
+    pub(crate) fn blocked(&self) -> watch::Receiver<bool> {
+        self.shared.blocked.subscribe()
+    }
+
+    /// Whether the connection has ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.closed.borrow().is_some() || self.tx.is_closed()
+    }
+
+    /// Sends `connection.close` and waits for the broker's `close-ok`.
+    pub(crate) async fn close(&self, code: u16, text: &str) -> Result<(), RawError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Close {
+            code,
+            text: text.to_owned(),
+            reply,
+        })?;
+        rx.await.unwrap_or_else(|_| Err(self.failure()))
+    }
+}
+
+/// The task's state.
+struct Task<S> {
+    stream: S,
+    reader: FrameReader,
+    out: FrameBuf,
+    asm: Assembler,
+    rx: mpsc::UnboundedReceiver<Cmd>,
+    shared: Arc<Shared>,
+    chans: HashMap<u16, Chan>,
+    /// A `connection.close` sent: who waits for its `close-ok`, and until when.
+    closing: Option<(Option<oneshot::Sender<Result<(), RawError>>>, Option<Instant>)>,
+    last_read: Instant,
+    last_write: Instant,
+    /// The broker closed the connection: end once its close-ok is written.
+    ending: Option<RawError>,
+}
+
+/// How a turn of the loop ended the connection.
+enum Done {
+    /// Our close was confirmed.
+    Closed,
+    /// Anything else.
+    Failed(RawError),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
+    async fn run(mut self) {
+        let done = match self.serve().await {
+            Ok(()) => Done::Closed,
+            Err(e) => Done::Failed(e),
+        };
+        let reason = match &done {
+            Done::Closed => RawError::Gone("closed by this client".to_owned()),
+            Done::Failed(e) => e.clone(),
+        };
+        debug!(reason = %reason, "AMQP connection ended");
+        self.shared.closed.send_replace(Some(reason.clone()));
+        if let Some((Some(reply), _)) = self.closing.take() {
+            let _ = reply.send(match done {
+                Done::Closed => Ok(()),
+                Done::Failed(e) => Err(e),
+            });
+        }
+        for (_, chan) in self.chans.drain() {
+            chan.fail(&reason);
+        }
+        self.rx.close();
+        while let Ok(cmd) = self.rx.try_recv() {
+            fail_cmd(cmd, &reason);
+        }
+    }
+
+    /// The loop: read, handle, take commands, write; until the connection ends.
+    async fn serve(&mut self) -> Result<(), RawError> {
+        let heartbeat = Duration::from_secs(u64::from(self.shared.tuned.heartbeat));
+        let tick_every = if heartbeat.is_zero() {
+            Duration::from_secs(3600)
+        } else {
+            heartbeat / 2
+        };
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let grace = self.closing.as_ref().and_then(|c| c.1);
+            tokio::select! {
+                biased;
+                read = self.reader.fill(&mut self.stream) => {
+                    read?;
+                    self.last_read = Instant::now();
+                    if self.handle_frames()? {
+                        return Ok(());
+                    }
+                    if let Some(e) = self.ending.take() {
+                        let _ = self.flush(heartbeat).await;
+                        return Err(e);
+                    }
+                }
+                cmd = self.rx.recv(), if self.closing.is_none() => match cmd {
+                    Some(cmd) => {
+                        self.command(cmd)?;
+                        let mut n = 1;
+                        while n < BATCH && self.out.len() < BATCH_BYTES {
+                            match self.rx.try_recv() {
+                                Ok(cmd) => self.command(cmd)?,
+                                Err(_) => break,
+                            }
+                            n += 1;
+                        }
+                    }
+                    None => {
+                        // Every handle is gone: close politely, briefly.
+                        self.send_close(200, "the client was dropped");
+                        self.closing = Some((None, Some(Instant::now() + DROP_GRACE)));
+                    }
+                },
+                _ = tick.tick(), if !heartbeat.is_zero() => {
+                    if self.last_read.elapsed() > heartbeat * 2 {
+                        return Err(RawError::MissedHeartbeats(heartbeat));
+                    }
+                    if self.last_write.elapsed() >= tick_every {
+                        self.out.heartbeat();
+                    }
+                }
+                _ = sleep_until(grace), if grace.is_some() => {
+                    return Err(RawError::Gone("the broker did not confirm connection.close".to_owned()));
+                }
+            }
+            self.flush(heartbeat).await?;
+        }
+    }
+
+    /// Writes the batch, within two heartbeat intervals when heartbeats are on.
+    async fn flush(&mut self, heartbeat: Duration) -> Result<(), RawError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        if heartbeat.is_zero() {
+            self.out.flush(&mut self.stream).await?;
+        } else {
+            tokio::time::timeout(heartbeat * 2, self.out.flush(&mut self.stream))
+                .await
+                .map_err(|_| RawError::MissedHeartbeats(heartbeat))??;
+        }
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    fn send_close(&mut self, code: u16, text: &str) {
+        let close = Close {
+            reply_code: code,
+            reply_text: text.into(),
+            class_id: 0,
+            method_id: 0,
+        };
+        let _ = self.out.method(
+            0,
+            &AMQPClass::Connection(connection::AMQPMethod::Close(close)),
+        );
+    }
+
+    fn command(&mut self, cmd: Cmd) -> Result<(), RawError> {
+        match cmd {
+            Cmd::Sync {
+                channel,
+                method,
+                reply,
+                sink,
+            } => {
+                if matches!(method, AMQPClass::Channel(channel::AMQPMethod::Open(_))) {
+                    self.chans.insert(channel, Chan::default());
+                }
+                let Some(chan) = self.chans.get_mut(&channel) else {
+                    let _ = reply.send(Err(RawError::Gone(format!("channel {channel} is closed"))));
+                    return Ok(());
+                };
+                if let Err(e) = self.out.method(channel, &method) {
+                    let _ = reply.send(Err(e));
+                    return Ok(());
+                }
+                if sink.is_some() {
+                    chan.waiting_consumer = sink;
+                }
+                chan.syncs.push_back(reply);
+            }
+            Cmd::Publish {
+                channel,
+                frames,
+                confirm,
+            } => match self.chans.get_mut(&channel) {
+                Some(chan) => {
+                    chan.published(confirm);
+                    self.out.append(&frames);
+                }
+                None => {
+                    if let Some(c) = confirm {
+                        let _ = c.send(Err(RawError::Gone(format!("channel {channel} is closed"))));
+                    }
+                }
+            },
+            Cmd::Frames(frames) => self.out.append(&frames),
+            Cmd::Close { code, text, reply } => {
+                self.send_close(code, &text);
+                self.closing = Some((Some(reply), None));
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles every whole frame buffered; `true` once our close is confirmed.
+    fn handle_frames(&mut self) -> Result<bool, RawError> {
+        while let Some(frame) = self.reader.next_frame()? {
+            if self.ending.is_some() {
+                break;
+            }
+            let Some(event) = self.asm.push(frame)? else {
+                continue;
+            };
+            match event {
+                Event::Deliver {
+                    channel,
+                    delivery_tag,
+                    redelivered,
+                    props,
+                    body,
+                } => {
+                    if let Some(sink) = self.chans.get_mut(&channel).and_then(|c| c.consumer.as_mut()) {
+                        sink.message(Inbound::Deliver {
+                            delivery_tag,
+                            redelivered,
+                            props,
+                            body,
+                        });
+                    }
+                }
+                Event::Return {
+                    channel,
+                    reply_code,
+                    reply_text,
+                    routing_key,
+                    props,
+                } => {
+                    if let Some(sink) = self.chans.get_mut(&channel).and_then(|c| c.consumer.as_mut()) {
+                        sink.message(Inbound::Return {
+                            reply_code,
+                            reply_text,
+                            routing_key,
+                            props,
+                        });
+                    }
+                }
+                Event::Heartbeat => {}
+                Event::Method(0, class) => {
+                    if self.connection_method(class)? {
+                        return Ok(true);
+                    }
+                }
+                Event::Method(channel, class) => self.channel_method(channel, class),
+            }
+        }
+        Ok(false)
+    }
+
+    /// A method on channel 0; `true` once our close is confirmed.
+    fn connection_method(&mut self, class: AMQPClass) -> Result<bool, RawError> {
+        match class {
+            AMQPClass::Connection(connection::AMQPMethod::Close(c)) => {
+                let _ = self.out.method(
+                    0,
+                    &AMQPClass::Connection(connection::AMQPMethod::CloseOk(ConnCloseOk {})),
+                );
+                // Ends the loop once the close-ok is written.
+                self.ending = Some(RawError::Closed {
+                    what: "the connection",
+                    code: c.reply_code,
+                    text: c.reply_text.to_string(),
+                });
+                Ok(false)
+            }
+            AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) => Ok(true),
+            AMQPClass::Connection(connection::AMQPMethod::Blocked(b)) => {
+                warn!(reason = %b.reason, "the broker blocked publishing on this connection");
+                self.shared.blocked.send_replace(true);
+                Ok(false)
+            }
+            AMQPClass::Connection(connection::AMQPMethod::Unblocked(_)) => {
+                info!("the broker unblocked publishing");
+                self.shared.blocked.send_replace(false);
+                Ok(false)
+            }
+            other => {
+                debug!(method = ?other, "ignoring a connection method");
+                Ok(false)
+            }
+        }
+    }
+
+    /// A method on a channel: a confirm, the broker's close or cancel, or a sync reply.
+    fn channel_method(&mut self, channel: u16, class: AMQPClass) {
+        let Some(chan) = self.chans.get_mut(&channel) else {
+            return;
+        };
+        match class {
+            AMQPClass::Basic(basic::AMQPMethod::Ack(a)) => chan.confirmed(a.delivery_tag, a.multiple, true),
+            AMQPClass::Basic(basic::AMQPMethod::Nack(n)) => chan.confirmed(n.delivery_tag, n.multiple, false),
+            AMQPClass::Basic(basic::AMQPMethod::Cancel(c)) => {
+                if let Some(mut sink) = chan.consumer.take() {
+                    sink.ended(Ended::Cancelled);
+                }
+                if !c.nowait {
+                    let ok = basic::CancelOk {
+                        consumer_tag: c.consumer_tag,
+                    };
+                    let _ = self
+                        .out
+                        .method(channel, &AMQPClass::Basic(basic::AMQPMethod::CancelOk(ok)));
+                }
+            }
+            AMQPClass::Channel(channel::AMQPMethod::Close(c)) => {
+                let _ = self
+                    .out
+                    .method(channel, &AMQPClass::Channel(channel::AMQPMethod::CloseOk(CloseOk {})));
+                let err = RawError::Closed {
+                    what: "a channel",
+                    code: c.reply_code,
+                    text: c.reply_text.to_string(),
+                };
+                debug!(channel, error = %err, "the broker closed a channel");
+                if let Some(chan) = self.chans.remove(&channel) {
+                    chan.fail(&err);
+                }
+            }
+            AMQPClass::Channel(channel::AMQPMethod::Flow(f)) => {
+                let ok = FlowOk { active: f.active };
+                let _ = self
+                    .out
+                    .method(channel, &AMQPClass::Channel(channel::AMQPMethod::FlowOk(ok)));
+            }
+            reply => {
+                let closed = matches!(reply, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)));
+                chan.replied(reply);
+                if closed {
+                    if let Some(chan) = self.chans.remove(&channel) {
+                        chan.fail(&RawError::Gone(format!("channel {channel} was closed")));
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Fails a command that the task never took.
+fn fail_cmd(cmd: Cmd, reason: &RawError) {
+    match cmd {
+        Cmd::Sync { reply, .. } => {
+            let _ = reply.send(Err(reason.clone()));
+        }
+        Cmd::Publish {
+            confirm: Some(c), ..
+        } => {
+            let _ = c.send(Err(reason.clone()));
+        }
+        Cmd::Close { reply, .. } => {
+            let _ = reply.send(Err(reason.clone()));
+        }
+        Cmd::Publish { .. } | Cmd::Frames(_) => {}
+    }
+}
