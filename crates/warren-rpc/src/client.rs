@@ -3,16 +3,23 @@
 //!
 //! The path of a call: [`RpcClient::call_with`] registers a waiter in the pending map,
 //! publishes the request (`mandatory`, with `reply_to`, `correlation_id`, `expiration`
-//! and `x-deadline`), waits for the broker's confirm (which carries a `basic.return` if
-//! the queue does not exist) and then for the reply, which the reply task hands over.
+//! and `x-deadline`), waits for the broker's confirm and then for the reply, which the
+//! reply consumer's sink hands over on the connection task. A request no queue took
+//! comes back as a `basic.return` before its confirm; the sink fails its call with
+//! `NoRoute` (`session.rs`).
 //!
 //! When the connection is lost, the session supervisor (`session.rs`) fails the calls
 //! in flight on it at once with a retryable `unavailable` error (idempotent calls are
 //! sent again), reconnects with backoff and re-creates the reply consumer; calls made
 //! meanwhile wait for the new connection within their deadline.
 
+mod builder;
+mod options;
 pub(crate) mod pending;
 mod session;
+
+pub use builder::ClientBuilder;
+pub use options::{CallOptions, Reply, ReplyMode, WhenFull};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -20,7 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use amq_protocol::types::FieldTable;
 
-use crate::headers::{self, Headers};
+use crate::headers;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -40,261 +47,6 @@ use session::Session;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default bound on calls in flight per client.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
-
-/// Where replies come back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ReplyMode {
-    /// RabbitMQ's direct reply-to (`amq.rabbitmq.reply-to`): no queue to declare.
-    /// Falls back to [`ReplyMode::ExclusiveQueue`] if the broker refuses it.
-    #[default]
-    DirectReplyTo,
-    /// An exclusive, auto-delete, server-named queue declared once per connection.
-    ExclusiveQueue,
-}
-
-/// What a call does when the client already has `max_in_flight` calls waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum WhenFull {
-    /// Wait for a slot, within the call's deadline.
-    #[default]
-    Wait,
-    /// Fail at once with [`Error::ResourceExhausted`].
-    FailFast,
-}
-
-/// A reply to a call.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Reply {
-    /// The reply body.
-    pub body: Vec<u8>,
-    /// The reply's `content_type`, if set.
-    pub content_type: Option<String>,
-    /// The correlation id of the call it answers.
-    pub correlation_id: String,
-    /// Reply headers.
-    pub headers: Headers,
-}
-
-impl Reply {
-    /// The body as UTF-8 text.
-    pub fn text(&self) -> Result<&str> {
-        std::str::from_utf8(&self.body)
-            .map_err(|e| Error::InvalidArgument(format!("reply body is not UTF-8: {e}")))
-    }
-}
-
-/// Options of one call.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct CallOptions {
-    timeout: Option<Duration>,
-    pub(crate) content_type: Option<String>,
-    persistent: bool,
-    idempotent: bool,
-    headers: Option<Headers>,
-    /// An absolute deadline the call may not outlive (nested calls inherit it).
-    deadline: Option<SystemTime>,
-    /// The AMQP `type` property: the method of a typed service (SPEC v2).
-    method: Option<String>,
-}
-
-impl CallOptions {
-    /// Default options: the client's default timeout, transient, not idempotent.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The call's deadline, relative to now. Also sent as `expiration` and `x-deadline`.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// The body's `content_type`.
-    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
-        self.content_type = Some(content_type.into());
-        self
-    }
-
-    /// Publish the request as persistent (`delivery_mode` 2).
-    pub fn persistent(mut self, persistent: bool) -> Self {
-        self.persistent = persistent;
-        self
-    }
-
-    /// The call may safely run more than once: if the connection is lost while it is
-    /// in flight, it is sent again (within its deadline) instead of failing.
-    pub fn idempotent(mut self, idempotent: bool) -> Self {
-        self.idempotent = idempotent;
-        self
-    }
-
-    /// Extra request headers (names at most 255 bytes; a longer one fails the call
-    /// with [`Error::InvalidArgument`]).
-    pub fn headers(mut self, headers: Headers) -> Self {
-        self.headers = Some(headers);
-        self
-    }
-
-    /// An absolute deadline: the call's timeout is cut to the time left before it,
-    /// and a call whose deadline has passed fails with [`Error::Timeout`] unsent.
-    /// [`CallOptions::from_context`] sets it from the request being served.
-    pub fn deadline(mut self, deadline: SystemTime) -> Self {
-        self.deadline = Some(match self.deadline {
-            Some(earlier) => earlier.min(deadline),
-            None => deadline,
-        });
-        self
-    }
-
-    /// The method to call on a typed service, sent as the AMQP `type` property.
-    pub fn method(mut self, method: impl Into<String>) -> Self {
-        self.method = Some(method.into());
-        self
-    }
-}
-
-/// Builds an [`RpcClient`].
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    fallbacks: Vec<String>,
-    reply_mode: ReplyMode,
-    default_timeout: Duration,
-    connect_timeout: Duration,
-    heartbeat: Duration,
-    shutdown_timeout: Duration,
-    max_in_flight: usize,
-    when_full: WhenFull,
-    backoff: Backoff,
-    observer: Observer,
-    tls: Option<crate::TlsConfig>,
-}
-
-impl ClientBuilder {
-    /// Counts this client's calls, in-flight calls, reconnects and deadline expiries
-    /// into `metrics` (feature `metrics`).
-    #[cfg(feature = "metrics")]
-    pub fn metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
-        self.observer.metrics = Some(metrics);
-        self
-    }
-
-    /// TLS options for `amqps://` addresses: CA bundle, client certificate, EXTERNAL
-    /// login (default: the system's CAs, certificate and host-name checks on).
-    pub fn tls(mut self, tls: crate::TlsConfig) -> Self {
-        self.tls = Some(tls);
-        self
-    }
-
-    /// Adds a fallback broker address, tried in order after the one given to
-    /// [`connect`](ClientBuilder::connect) (and after the fallbacks added before it).
-    pub fn fallback_url(mut self, url: impl Into<String>) -> Self {
-        self.fallbacks.push(url.into());
-        self
-    }
-
-    /// How replies come back (default: direct reply-to).
-    pub fn reply_mode(mut self, mode: ReplyMode) -> Self {
-        self.reply_mode = mode;
-        self
-    }
-
-    /// Timeout of calls that do not set their own (default 30 s).
-    pub fn default_timeout(mut self, timeout: Duration) -> Self {
-        self.default_timeout = timeout;
-        self
-    }
-
-    /// Time allowed for each connection attempt, TCP connect, AMQP handshake and
-    /// channel setup together (default 10 s). [`ClientBuilder::connect`] and every
-    /// reconnection attempt end by then; with fallback addresses, each address gets an
-    /// equal share of what is left. A call waiting for a reconnection waits at most
-    /// until its own deadline.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Heartbeat interval asked of the broker (default 10 s; the broker may choose a
-    /// shorter one; whole seconds; zero takes the broker's). A connection that hears
-    /// nothing from the broker for two intervals (a stopped or unreachable broker) is
-    /// torn down and replaced. An explicit `heartbeat` in the URL wins.
-    pub fn heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = interval;
-        self
-    }
-
-    /// Time [`RpcClient::shutdown`] waits for the broker to confirm
-    /// `connection.close` before shutting the socket down anyway (default 2 s).
-    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
-        self.shutdown_timeout = timeout;
-        self
-    }
-
-    /// Bound on calls in flight (default 10,000) and what happens past it.
-    pub fn max_in_flight(mut self, limit: usize, when_full: WhenFull) -> Self {
-        self.max_in_flight = limit.max(1);
-        self.when_full = when_full;
-        self
-    }
-
-    /// Delays between reconnection attempts and between resends of idempotent calls.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-
-    /// Connects to `url` (or the first fallback that answers), starts the reply
-    /// consumer and the supervisor that reconnects when the connection is lost.
-    pub async fn connect(self, url: &str) -> Result<RpcClient> {
-        let mut urls = vec![url.to_owned()];
-        urls.extend(self.fallbacks);
-        let settings = session::Settings {
-            urls: urls.clone(),
-            reply_mode: self.reply_mode,
-            connect_timeout: self.connect_timeout,
-            dial: connect::Dial {
-                name: "warren-client",
-                heartbeat: self.heartbeat,
-                tls: connect::Tls::for_urls(&urls, self.tls.as_ref())?,
-            },
-            shutdown_timeout: self.shutdown_timeout,
-            backoff: self.backoff,
-        };
-        let pending = Arc::new(Pending::default());
-        let ids = CorrelationIds::new();
-        let (first, lost) = session::establish(&settings, 0, &pending, &ids).await?;
-        pending.session_up(0);
-        let (sessions, session_rx) = watch::channel(Some(Arc::new(first)));
-        let supervisor = tokio::spawn(session::supervise(
-            settings,
-            lost,
-            0,
-            Arc::clone(&pending),
-            ids.clone(),
-            sessions,
-            self.observer.clone(),
-        ));
-        Ok(RpcClient {
-            inner: Arc::new(Inner {
-                sessions: session_rx,
-                pending,
-                ids,
-                default_timeout: self.default_timeout,
-                slots: Arc::new(Semaphore::new(self.max_in_flight)),
-                max_in_flight: self.max_in_flight,
-                backoff: self.backoff,
-                when_full: self.when_full,
-                shutdown_timeout: self.shutdown_timeout,
-                supervisor,
-                observer: self.observer,
-            }),
-        })
-    }
-}
 
 /// How far one call got, for its timeout warning and its log line.
 #[derive(Default)]

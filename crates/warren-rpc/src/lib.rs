@@ -224,6 +224,7 @@ pub mod __bench {
 /// handshake and a caller-driven connection. Not a stable API.
 #[doc(hidden)]
 pub mod __raw {
+    pub use crate::amqp::conn::live_connections;
     pub use crate::amqp::{
         content, error, framing, handshake, session, writer, Assembler, Event, FrameBuf,
         PublishTemplate, RawError, Session,

@@ -1,7 +1,7 @@
 //! Connections Warren gives up on leave nothing behind: a connect that ran out of time
 //! (black hole, peer silent mid-handshake or after it), a close the frozen broker never
-//! confirmed, a client dropped while the broker is frozen. lapin runs one I/O thread
-//! per connection that would otherwise wait on the stalled peer forever.
+//! confirmed, a client dropped while the broker is frozen. Each connection has a task
+//! that owns its socket and would otherwise wait on the stalled peer forever.
 //!
 //! One test in its own binary, so that no other test's connections are counted.
 //! Linux only (threads are counted in `/proc/self/task`).
@@ -14,7 +14,8 @@ mod hostile;
 use std::time::Duration;
 
 use common::{bounded, Target};
-use hostile::{lapin_io_threads, BlackHole, Proxy, ScriptedPeer, SilentAfter};
+use hostile::{BlackHole, Proxy, ScriptedPeer, SilentAfter};
+use warren_rpc::__raw::live_connections;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 use warren_rpc::{Error, Request, Response, RpcClient, RpcServer, Status};
@@ -43,7 +44,7 @@ fn cpu_time() -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abandoned_connections_leave_no_io_thread_or_task_behind() {
+async fn abandoned_connections_leave_no_connection_task_behind() {
     bounded(90, async {
         let t = Target::embedded().await;
         let broker = t.embedded.as_ref().expect("embedded").local_addr();
@@ -51,7 +52,7 @@ async fn abandoned_connections_leave_no_io_thread_or_task_behind() {
         let hole = BlackHole::start().await;
         let after_start = ScriptedPeer::start(SilentAfter::StartOk).await;
         let after_open = ScriptedPeer::start(SilentAfter::OpenOk).await;
-        let threads_before = lapin_io_threads();
+        let threads_before = live_connections();
         let tasks_before = Handle::current().metrics().num_alive_tasks();
 
         let attempts = 3;
@@ -82,9 +83,9 @@ async fn abandoned_connections_leave_no_io_thread_or_task_behind() {
             .expect("connects through the proxy");
         let dropped = RpcClient::connect(&proxy.url()).await.expect("connects");
         assert_eq!(
-            lapin_io_threads(),
+            live_connections(),
             threads_before + 2,
-            "each live client has its I/O thread"
+            "each live client has its connection task"
         );
         proxy.freeze();
         let err = closed
@@ -95,18 +96,18 @@ async fn abandoned_connections_leave_no_io_thread_or_task_behind() {
         drop(closed);
         drop(dropped);
 
-        // Still frozen: only Warren shutting the sockets down can end these threads.
+        // Still frozen: only Warren shutting the sockets down can end these tasks.
         let gone = eventually(Duration::from_secs(5), || {
-            lapin_io_threads() == threads_before
+            live_connections() == threads_before
         })
         .await;
         println!(
-            "lapin I/O threads: {threads_before} before, {} after {} abandoned connects, \
+            "connection tasks: {threads_before} before, {} after {} abandoned connects, \
              a timed-out close and a dropped client",
-            lapin_io_threads(),
+            live_connections(),
             attempts * 6
         );
-        assert!(gone, "an abandoned connection left its I/O thread running");
+        assert!(gone, "an abandoned connection left its connection task running");
 
         proxy.thaw();
         let metrics = Handle::current().metrics();

@@ -82,10 +82,11 @@ pub struct Args {
     /// (exported over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set, else dropped).
     #[arg(long)]
     observe: bool,
-    /// The AMQP client of the bench's own RPC client and workers: `lapin` (warren-rpc,
-    /// the library) or `raw` (the bench's minimal client on amq-protocol, issue 12's
-    /// spike: echo calls with direct reply-to only).
-    #[arg(long, value_enum, default_value_t = ClientKind::Lapin,
+    /// The bench's own RPC client and workers: `rpc` (warren-rpc's `RpcClient` and
+    /// `RpcServer`, the library) or `raw` (loops of their own on warren-rpc's AMQP
+    /// client, without the library's deadlines, reconnection and error mapping: echo
+    /// calls with direct reply-to only, what the library's figures are compared to).
+    #[arg(long, value_enum, default_value_t = ClientKind::Rpc,
           conflicts_with_all = ["raw", "typed", "exclusive_reply_queue", "queue", "observe"])]
     pub(super) client: ClientKind,
 }
@@ -100,9 +101,10 @@ impl Args {
 /// Which AMQP client `warren bench` makes its RPC calls with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClientKind {
-    /// warren-rpc's `RpcClient` and `RpcServer` (lapin).
-    Lapin,
-    /// The bench's raw client (`cmd::raw`).
+    /// warren-rpc's `RpcClient` and `RpcServer` (`lapin`: the name before issue 12).
+    #[value(alias = "lapin")]
+    Rpc,
+    /// The bench's own loops on warren-rpc's AMQP client (`warren_rpc::__raw`).
     Raw,
 }
 
@@ -229,7 +231,7 @@ pub(super) fn summary(
             (true, _, _) => "raw",
             (false, true, _) => "typed",
             (false, false, ClientKind::Raw) => "rpc-raw-client",
-            (false, false, ClientKind::Lapin) => "rpc",
+            (false, false, ClientKind::Rpc) => "rpc",
         },
         broker: if args.url.is_some() {
             "url"

@@ -2,9 +2,10 @@
 //!
 //! The bench runs its client, its echo workers and an embedded broker on tokio
 //! runtimes of their own, whose threads carry the role's name (`bench-client`,
-//! `bench-worker`, `bench-broker`). lapin adds one `lapin-io-loop` thread per
-//! connection; those are given to the role whose connections were opened while they
-//! appeared (see [`Roles::claim_new`]). A role's CPU is the sum of its threads'
+//! `bench-worker`, `bench-broker`); a connection's task runs on its role's
+//! runtime. Threads without such a name (a broker's store thread; lapin's I/O thread
+//! per connection, before warren-rpc had its own client) are given to the role whose
+//! connections were opened while they appeared (see [`Roles::claim_new`]). A role's CPU is the sum of its threads'
 //! `utime + stime` deltas (`/proc/self/task/*/stat`); the process's own delta
 //! (`/proc/self/stat`, which keeps the time of threads that have exited) less the
 //! roles' is reported as `other`. A broker in another process is read from
@@ -94,7 +95,7 @@ impl Roles {
     }
 
     /// Gives `role` the threads started since the last call that do not carry a
-    /// bench runtime's name (lapin's I/O threads, a broker's store thread).
+    /// bench runtime's name (a broker's store thread, a third-party client's I/O threads).
     pub fn claim_new(&mut self, role: &'static str) {
         for (tid, stat) in threads() {
             if self.seen.insert(tid) && role_by_name(&stat.name).is_none() {

@@ -13,7 +13,7 @@
 //! ([`Connection::failure`]).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +39,14 @@ const DROP_GRACE: Duration = Duration::from_secs(1);
 const BATCH: usize = 512;
 /// Bytes batched before they are written.
 const BATCH_BYTES: usize = 256 * 1024;
+
+/// Connection tasks running in this process (for tests that check nothing lingers).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many connection tasks are running in this process right now.
+pub fn live_connections() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
 
 /// The reply to a synchronous method, or why none came.
 pub(crate) type SyncReply = oneshot::Sender<Result<AMQPClass, RawError>>;
@@ -124,6 +132,7 @@ impl Connection {
             last_write: Instant::now(),
             ending: None,
         };
+        LIVE.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(task.run());
         Connection { tx, shared }
     }
@@ -227,6 +236,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
         while let Ok(cmd) = self.rx.try_recv() {
             fail_cmd(cmd, &reason);
         }
+        LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The loop: read, handle, take commands, write; until the connection ends.
@@ -255,22 +265,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                     }
                 }
                 cmd = self.rx.recv(), if self.closing.is_none() => match cmd {
-                    Some(cmd) => {
-                        self.command(cmd)?;
-                        let mut n = 1;
-                        while n < BATCH && self.out.len() < BATCH_BYTES {
-                            match self.rx.try_recv() {
-                                Ok(cmd) => self.command(cmd)?,
-                                Err(_) => break,
-                            }
-                            n += 1;
-                        }
-                    }
-                    None => {
-                        // Every handle is gone: close politely, briefly.
-                        self.send_close(200, "the client was dropped");
-                        self.closing = Some((None, Some(Instant::now() + DROP_GRACE)));
-                    }
+                    Some(cmd) => self.command(cmd)?,
+                    None => self.dropped(),
                 },
                 _ = tick.tick(), if !heartbeat.is_zero() => {
                     if self.last_read.elapsed() > heartbeat * 2 {
@@ -284,8 +280,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                     return Err(RawError::Gone("the broker did not confirm connection.close".to_owned()));
                 }
             }
+            self.take_commands()?;
             self.flush(heartbeat).await?;
         }
+    }
+
+    /// Takes the commands queued meanwhile, up to a batch, whatever branch ran: a
+    /// steady stream of frames from the broker must not starve the callers.
+    fn take_commands(&mut self) -> Result<(), RawError> {
+        let mut n = 0;
+        while self.closing.is_none() && n < BATCH && self.out.len() < BATCH_BYTES {
+            match self.rx.try_recv() {
+                Ok(cmd) => self.command(cmd)?,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.dropped(),
+            }
+            n += 1;
+        }
+        Ok(())
+    }
+
+    /// Every handle is gone: close politely, briefly.
+    fn dropped(&mut self) {
+        self.send_close(200, "the client was dropped");
+        self.closing = Some((None, Some(Instant::now() + DROP_GRACE)));
     }
 
     /// Writes the batch, within two heartbeat intervals when heartbeats are on.

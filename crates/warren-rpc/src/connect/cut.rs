@@ -1,11 +1,12 @@
-//! [`SocketCut`]: a second handle on a lapin connection's TCP socket, so Warren can
-//! shut the socket down when it gives up on the connection.
+//! [`SocketCut`]: a second handle on a connection's TCP socket, so Warren can shut the
+//! socket down when it gives up on the connection.
 //!
-//! lapin runs each connection on its own I/O thread that waits for the peer. When the
+//! Each connection has a task that owns its socket and waits for the peer. When the
 //! peer stalls (a black hole, a SIGSTOPped broker) and Warren abandons the connection
-//! (a connect or close that ran out of time), nothing would ever wake that thread.
-//! Shutting the socket down makes its next read return end-of-file, so lapin fails the
-//! connection and the thread exits instead of lingering for the life of the process.
+//! (a connect or close that ran out of time), nothing would ever wake that task, and a
+//! write to a peer that stopped reading can wait forever. Shutting the socket down
+//! makes its pending read return end-of-file and its write fail, so the task ends
+//! instead of lingering for the life of the process.
 
 use std::net::Shutdown;
 use std::sync::{Arc, Mutex, MutexGuard};

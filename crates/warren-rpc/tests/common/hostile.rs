@@ -335,15 +335,3 @@ async fn pump(
         }
     }
 }
-
-/// The number of lapin I/O threads in this process right now (Linux).
-pub fn lapin_io_threads() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        panic!("/proc/self/task is not readable: this check needs Linux");
-    };
-    tasks
-        .filter_map(|t| t.ok())
-        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
-        .filter(|name| name.trim() == "lapin-io-loop")
-        .count()
-}
