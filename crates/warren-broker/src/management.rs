@@ -59,7 +59,7 @@ impl Api {
 
     /// Every vhost.
     fn vhosts(&self) -> Vec<Arc<VHost>> {
-        vec![self.shared.vhost.clone()]
+        self.shared.vhosts.all()
     }
 
     /// This node's name, RabbitMQ-style (`warren@host`).
