@@ -65,7 +65,6 @@ const MAX_BODY: u64 = 128 * 1024 * 1024;
 
 struct Conn {
     id: u64,
-    shared: Arc<Shared>,
     rbuf: BytesMut,
     out: Out,
     writer: Writer,
@@ -210,7 +209,6 @@ impl Conn {
         out.frame_max = tuned.frame_max;
         Conn {
             id,
-            shared,
             rbuf,
             out,
             writer,

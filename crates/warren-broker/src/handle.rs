@@ -2,7 +2,8 @@
 //! the running broker's address, stats, user store, and its graceful shutdown.
 
 use crate::shared::Shared;
-use crate::{shutdown, stats, url, AccessControl, BrokerError};
+use crate::definitions::{apply, DefinitionsError};
+use crate::{shutdown, stats, url, AccessControl, BrokerError, Definitions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +64,31 @@ impl BrokerHandle {
         let r = self.shared.with_access(f);
         self.shared.sync_vhosts()?;
         Ok(r)
+    }
+
+    /// Everything the broker holds as definitions, in RabbitMQ's format (the keys
+    /// of `rabbitmqctl export_definitions`): users, vhosts, permissions, and the
+    /// exchanges, queues (not exclusive ones) and bindings of every vhost.
+    pub fn export_definitions(&self) -> Definitions {
+        let mut d = Definitions::from_access_control(&self.access_control());
+        apply::topology(&self.stats(), &mut d);
+        d
+    }
+
+    /// Load definitions into the running broker, as RabbitMQ's import: users,
+    /// vhosts and permissions join the store (vhosts are opened), then exchanges,
+    /// queues and bindings are declared. Blocks while a new durable vhost's log is
+    /// opened.
+    pub fn import_definitions(&self, definitions: &Definitions) -> Result<(), DefinitionsError> {
+        self.shared.with_access(|a| definitions.add_to(a))?;
+        self.shared
+            .sync_vhosts()
+            .map_err(|e| DefinitionsError::Declare {
+                what: "vhosts".into(),
+                vhost: String::new(),
+                reason: e.to_string(),
+            })?;
+        apply::declare(&self.shared.vhosts, definitions)
     }
 
     /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.

@@ -89,6 +89,7 @@ impl Broker {
                 password: "guest".into(),
                 vhost: "/".into(),
                 access: None,
+                definitions: None,
                 simple_user: true,
                 loopback_users: vec!["guest".into()],
                 data_dir: None,
@@ -142,6 +143,18 @@ impl BrokerBuilder {
     /// default guest user unless [`credentials`](Self::credentials) is called after.
     pub fn access_control(mut self, access: AccessControl) -> Self {
         self.config.access = Some(access);
+        self.config.simple_user = false;
+        self
+    }
+
+    /// Definitions to load at start, in RabbitMQ's format (what `rabbitmqctl
+    /// export_definitions` writes): their users, vhosts and permissions join the
+    /// user store, then their exchanges, queues and bindings are declared before
+    /// the listener accepts clients. Like [`access_control`](Self::access_control),
+    /// the default guest user is left out unless [`credentials`](Self::credentials)
+    /// is called after.
+    pub fn definitions(mut self, definitions: Definitions) -> Self {
+        self.config.definitions = Some(definitions);
         self.config.simple_user = false;
         self
     }
@@ -323,6 +336,10 @@ impl BrokerBuilder {
             tokio::task::spawn_blocking(move || shared.sync_vhosts())
                 .await
                 .map_err(|e| BrokerError::Store(e.to_string()))??;
+        }
+        if let Some(d) = &shared.config.definitions {
+            definitions::apply::declare(&shared.vhosts, d)
+                .map_err(|e| BrokerError::Config(format!("definitions: {e}")))?;
         }
         let (done_tx, done_rx) = mpsc::channel(1);
         let accept = tokio::spawn(server::accept_loop(

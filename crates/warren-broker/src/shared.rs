@@ -23,6 +23,9 @@ pub(crate) struct Config {
     pub(crate) vhost: String,
     /// The user store given to the builder; `None`: only the simple user.
     pub(crate) access: Option<AccessControl>,
+    /// Definitions to load at start (their users, vhosts and permissions join the
+    /// store; their topology is declared once the vhosts are open).
+    pub(crate) definitions: Option<crate::Definitions>,
     /// Add the simple user (`username`/`password`, full permissions on `vhost`).
     pub(crate) simple_user: bool,
     /// Users that may only log in from a loopback address (RabbitMQ's `loopback_users`).
@@ -65,6 +68,10 @@ impl Config {
     /// builder's vhost.
     pub(crate) fn access_store(&self) -> Result<AccessControl, crate::BrokerError> {
         let mut access = self.access.clone().unwrap_or_default();
+        if let Some(d) = &self.definitions {
+            d.add_to(&mut access)
+                .map_err(|e| crate::BrokerError::Config(format!("definitions: {e}")))?;
+        }
         access.add_vhost("/");
         access.add_vhost(&self.vhost);
         if self.simple_user {
