@@ -1,8 +1,8 @@
 //! [`BrokerHandle`]: what [`BrokerBuilder::start`](crate::BrokerBuilder::start) returns:
 //! the running broker's address, stats, user store, and its graceful shutdown.
 
-use crate::shared::Shared;
 use crate::definitions::{apply, DefinitionsError};
+use crate::shared::Shared;
 use crate::{shutdown, stats, url, AccessControl, BrokerError, Definitions};
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -4,10 +4,10 @@
 
 use crate::access::AccessControl;
 use crate::alarm::Alarms;
+use crate::memory::Gauge;
 use crate::memory::{Counting, MemoryLimit};
 use crate::stats::rates::Rates;
 use crate::stats::registry::Registry;
-use crate::memory::Gauge;
 use crate::vhosts::VHosts;
 use std::net::SocketAddr;
 use std::path::PathBuf;

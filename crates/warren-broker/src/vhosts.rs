@@ -34,7 +34,11 @@ pub(crate) struct VHosts {
 
 impl VHosts {
     /// An empty table.
-    pub(crate) fn new(memory: Arc<Gauge>, data_dir: Option<PathBuf>, notify: Arc<Notifier>) -> Self {
+    pub(crate) fn new(
+        memory: Arc<Gauge>,
+        data_dir: Option<PathBuf>,
+        notify: Arc<Notifier>,
+    ) -> Self {
         Self {
             map: RwLock::default(),
             memory,

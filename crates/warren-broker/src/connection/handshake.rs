@@ -1,17 +1,17 @@
 //! The connection handshake: protocol header, connection.start/start-ok
 //! (PLAIN and AMQPLAIN authentication), tune/tune-ok negotiation and open.
 
+use super::login::{login, open_vhost, parse_credentials};
 use super::writer::Writer;
 use super::{send_close, HANDSHAKE_FRAME_MAX};
-use super::login::{login, open_vhost, parse_credentials};
 use crate::access::grant::Grant;
 use crate::admission::{Refused, Ticket};
 use crate::error::AmqpError;
 use crate::frame::Out;
 use crate::frame::{decode, InFrame, PROTOCOL_HEADER};
 use crate::message::short;
-use crate::vhost::VHost;
 use crate::shared::Shared;
+use crate::vhost::VHost;
 use amq_protocol::protocol::{connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::{Buf, BytesMut};
