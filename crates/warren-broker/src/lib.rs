@@ -42,6 +42,7 @@ mod exchange;
 mod fd_limit;
 mod frame;
 mod handle;
+mod login_limit;
 #[cfg(feature = "management")]
 mod management;
 mod memory;
@@ -328,6 +329,7 @@ impl BrokerBuilder {
             alarms,
             connections: Default::default(),
             rates: Default::default(),
+            login_limit: Default::default(),
             started: std::time::SystemTime::now(),
         });
         {

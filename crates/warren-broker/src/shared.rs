@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) rates: Rates,
     /// When the broker started.
     pub(crate) started: std::time::SystemTime,
+    /// Failed logins by source address (see [`crate::login_limit`]).
+    pub(crate) login_limit: crate::login_limit::LoginLimit,
     /// Users, vhosts and permissions (read at each login).
     pub(crate) access: std::sync::RwLock<AccessControl>,
 }

@@ -191,6 +191,43 @@ async fn vhost_without_permissions_is_530_and_bad_password_is_403_after_a_delay(
     .await;
 }
 
+/// After 20 failed logins from one address within a minute, that address is
+/// refused even with the right password (Warren only; RabbitMQ has no such limit).
+#[tokio::test]
+async fn failed_logins_from_one_address_are_limited() {
+    bounded(async {
+        let b = Broker::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .vhost(VHOST)
+            .access_control(store())
+            .start()
+            .await
+            .unwrap();
+        let addr = b.local_addr();
+        let right = format!("amqp://{USER}:{PASS}@{addr}/{VHOST}");
+        assert!(access::connect(&right).await.is_ok());
+        let wrong = format!("amqp://{USER}:wrong@{addr}/{VHOST}");
+        let guesses: Vec<_> = (0..20)
+            .map(|_| {
+                let wrong = wrong.clone();
+                tokio::spawn(async move { access::connect(&wrong).await.map(drop) })
+            })
+            .collect();
+        for g in guesses {
+            let err = g.await.unwrap().unwrap_err();
+            assert_eq!(refusal(&err).0, 403, "{err}");
+        }
+        let err = access::connect(&right).await.unwrap_err();
+        assert_eq!(
+            refusal(&err).0,
+            403,
+            "the right password after 20 failures: {err}"
+        );
+        b.shutdown().await;
+    })
+    .await;
+}
+
 /// The same matrix on RabbitMQ: `WARREN_ACCESS_RABBITMQ_URL` is the throw-away
 /// node's AMQP base (`amqp://127.0.0.1:5740`), `WARREN_ACCESS_NODE` its node name;
 /// the test creates the vhost, users and permissions there with rabbitmqctl.

@@ -115,6 +115,22 @@ async fn isolation(host: &str) {
     );
 }
 
+/// A direct reply-to consumer on `ch`.
+async fn reply_consumer(ch: &lapin::Channel) -> lapin::Consumer {
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..Default::default()
+    };
+    ch.basic_consume(
+        "amq.rabbitmq.reply-to".into(),
+        "".into(),
+        no_ack,
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+}
+
 /// Privacy on the broker at `host`: another connection of the same user gets 405
 /// for every use of an exclusive queue, and cannot take another connection's
 /// direct replies.
@@ -150,18 +166,7 @@ async fn privacy(host: &str) {
     assert_eq!(count(&ch, q).await, 0);
 
     // Direct reply-to: the owner's reply address, read back from a request it sent.
-    let mut replies = ch
-        .basic_consume(
-            "amq.rabbitmq.reply-to".into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut replies = reply_consumer(&ch).await;
     let props = BasicProperties::default().with_reply_to("amq.rabbitmq.reply-to".into());
     ch.basic_publish("".into(), q.into(), Default::default(), b"req", props)
         .await
@@ -206,18 +211,7 @@ async fn privacy(host: &str) {
     // Its own reply consumer gets its own address; a reply to the owner's address
     // reaches the owner only.
     let (_other, other) = open(&owner_url).await;
-    let mut stolen = other
-        .basic_consume(
-            "amq.rabbitmq.reply-to".into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut stolen = reply_consumer(&other).await;
     other
         .basic_publish(
             "".into(),

@@ -11,7 +11,9 @@ use amq_protocol::types::parsing::parse_field_table;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The user name if `password` is theirs and they may log in from this peer.
+/// The user name if `password` is theirs and they may log in from this peer (and
+/// this peer's address has not failed too often lately, see
+/// [`crate::login_limit`]).
 pub(super) fn login(
     shared: &Shared,
     (id, peer): (u64, SocketAddr),
@@ -23,9 +25,15 @@ pub(super) fn login(
         tracing::warn!(conn = id, user, peer = %peer, "user can only connect via localhost");
         return None;
     }
+    let now = std::time::Instant::now();
+    if shared.login_limit.blocked(peer.ip(), now) {
+        tracing::warn!(conn = id, user, peer = %peer, "login refused: too many failed logins from this address");
+        return None;
+    }
     let access = shared.access.read().ok()?;
     let ok = access.authenticate(user, password).is_some();
     if !ok {
+        shared.login_limit.failed(peer.ip(), now);
         tracing::warn!(conn = id, user, peer = %peer, "login refused: bad user name or password");
     }
     ok.then(|| user.to_owned())

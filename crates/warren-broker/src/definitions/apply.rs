@@ -148,7 +148,8 @@ pub(crate) fn topology(stats: &Stats, defs: &mut Definitions) {
         .collect();
 }
 
-/// A JSON value as an AMQP field value.
+/// A JSON value as an AMQP field value (integers as signed 64-bit, as RabbitMQ's
+/// importer and management API).
 fn amqp(v: &Value) -> AMQPValue {
     match v {
         Value::Bool(b) => AMQPValue::Boolean(*b),
@@ -170,7 +171,7 @@ fn amqp(v: &Value) -> AMQPValue {
 }
 
 /// A JSON object as a field table.
-fn table(m: &Map<String, Value>) -> FieldTable {
+pub(crate) fn table(m: &Map<String, Value>) -> FieldTable {
     let mut t = FieldTable::default();
     for (k, x) in m {
         t.insert(k.as_str().into(), amqp(x));
