@@ -30,10 +30,13 @@ pub(crate) struct VHosts {
     data_dir: Option<PathBuf>,
     /// The broker's shutdown signal, for each vhost's expiry task.
     notify: Arc<Notifier>,
+    /// The runtime the broker started on, where expiry tasks run (a vhost may be
+    /// opened from any thread, by `update_access_control`).
+    runtime: tokio::runtime::Handle,
 }
 
 impl VHosts {
-    /// An empty table.
+    /// An empty table (called on the broker's runtime).
     pub(crate) fn new(
         memory: Arc<Gauge>,
         data_dir: Option<PathBuf>,
@@ -44,6 +47,7 @@ impl VHosts {
             memory,
             data_dir,
             notify,
+            runtime: tokio::runtime::Handle::current(),
         }
     }
 
@@ -108,9 +112,8 @@ impl VHosts {
         }
         map.insert(name.to_owned(), vhost.clone());
         drop(map);
-        if tokio::runtime::Handle::try_current().is_ok() {
-            tokio::spawn(vhost.clone().run_expiry(Shutdown::new(&self.notify)));
-        }
+        self.runtime
+            .spawn(vhost.clone().run_expiry(Shutdown::new(&self.notify)));
         tracing::info!(vhost = name, "vhost opened");
         Ok(vhost)
     }

@@ -183,6 +183,7 @@ pub(crate) async fn put_vhost(
             StatusCode::CREATED
         }
     })
+    .await
 }
 
 /// DELETE /api/vhosts/{name} (administrators): the vhost, its queues and
@@ -192,7 +193,7 @@ pub(crate) async fn delete_vhost(
     Extension(user): Extension<User>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let found = change_vhosts(&api, &user, |a| a.delete_vhost(&name))?;
+    let found = change_vhosts(&api, &user, |a| a.delete_vhost(&name)).await?;
     if found {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -201,7 +202,7 @@ pub(crate) async fn delete_vhost(
 }
 
 /// Change the user store's vhosts as an administrator, then open or delete them.
-fn change_vhosts<R>(
+async fn change_vhosts<R>(
     api: &super::Api,
     user: &User,
     f: impl FnOnce(&mut crate::AccessControl) -> R,
@@ -210,8 +211,11 @@ fn change_vhosts<R>(
         return Err(ApiError::unauthorized());
     }
     let r = api.shared.with_access(f);
-    api.shared
-        .sync_vhosts()
+    // Opening a durable vhost reads its log; deleting one waits for its writer.
+    let shared = api.shared.clone();
+    tokio::task::spawn_blocking(move || shared.sync_vhosts())
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(r)
 }
