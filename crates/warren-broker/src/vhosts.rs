@@ -167,7 +167,7 @@ fn store_dir(data_dir: &Path, name: &str) -> PathBuf {
 
 /// The vhost name a `vhosts/` directory is named for.
 fn unhex(s: &str) -> Option<String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..s.len())
