@@ -17,6 +17,7 @@ use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::stats::registry::{ConnEntry, Registered};
 use crate::store::ConfirmSink;
+use crate::vhost::VHost;
 use handshake::{Handshake, HandshakeError, Tuned};
 
 mod block;
@@ -24,6 +25,7 @@ mod channels;
 mod dispatch;
 mod events;
 mod handshake;
+mod login;
 mod writer;
 
 use amq_protocol::protocol::{connection, AMQPClass};
@@ -63,7 +65,6 @@ const MAX_BODY: u64 = 128 * 1024 * 1024;
 
 struct Conn {
     id: u64,
-    shared: Arc<Shared>,
     rbuf: BytesMut,
     out: Out,
     writer: Writer,
@@ -89,6 +90,8 @@ struct Conn {
     done: bool,
     /// What the user may do on the vhost.
     grant: Grant,
+    /// The vhost the connection opened.
+    vhost: Arc<VHost>,
     /// The established-connection slot, given back when the connection is dropped.
     _permit: OwnedSemaphorePermit,
     /// Listed in the management API's connections while this lives.
@@ -193,7 +196,7 @@ impl Conn {
             peer,
             local,
             user: tuned.grant.user().to_owned(),
-            vhost: shared.vhost.name.clone(),
+            vhost: tuned.vhost.name.clone(),
             connected_at: std::time::SystemTime::now(),
             frame_max: tuned.frame_max,
             channel_max: tuned.channel_max,
@@ -206,7 +209,6 @@ impl Conn {
         out.frame_max = tuned.frame_max;
         Conn {
             id,
-            shared,
             rbuf,
             out,
             writer,
@@ -227,6 +229,7 @@ impl Conn {
             _permit: tuned.permit,
             _registered: registered,
             grant: tuned.grant,
+            vhost: tuned.vhost,
         }
     }
 
@@ -363,18 +366,18 @@ impl Conn {
         let Conn {
             channels,
             out,
-            shared,
             events_tx,
             confirms,
             confirms_due,
             id,
             unsent,
             grant,
+            vhost,
             ..
         } = self;
         let ctx = ConnCtx {
             conn_id: *id,
-            vhost: &shared.vhost,
+            vhost,
             tx: events_tx,
             confirms,
             confirms_due,

@@ -1,16 +1,33 @@
 //! Definitions in RabbitMQ's JSON (what `rabbitmqctl export_definitions` writes in
-//! 3.10): [`Definitions`] parses and writes it; users, vhosts and permissions
-//! convert to and from an [`AccessControl`]. Queues, exchanges and bindings are
-//! parsed and written back unchanged (not yet declared in the broker).
+//! 3.10, with the same keys): [`Definitions`] parses and writes it; users, vhosts
+//! and permissions convert to and from an [`AccessControl`]; queues, exchanges and
+//! bindings are declared in a running broker and read back from it by `apply.rs`
+//! ([`BrokerBuilder::definitions`](crate::BrokerBuilder::definitions),
+//! [`BrokerHandle::export_definitions`](crate::BrokerHandle::export_definitions)).
+//! Policies, parameters and topic permissions are kept and written back, not applied.
 
 use crate::access::{AccessControl, AccessError, Permissions, SHA256_ALGORITHM};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+pub(crate) mod apply;
 
 /// A definitions file. Unknown top-level keys are ignored on import.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Definitions {
+    /// The version of the broker that wrote the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbit_version: Option<String>,
+    /// The same, under its newer key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq_version: Option<String>,
+    /// The broker product (`RabbitMQ`, `Warren`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    /// The product's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_version: Option<String>,
     /// Users.
     #[serde(default)]
     pub users: Vec<UserDef>,
@@ -20,15 +37,102 @@ pub struct Definitions {
     /// Permissions.
     #[serde(default)]
     pub permissions: Vec<PermissionDef>,
-    /// Queues, as RabbitMQ writes them (kept, not applied).
+    /// Topic permissions (kept, not applied).
     #[serde(default)]
-    pub queues: Vec<Value>,
-    /// Exchanges, as RabbitMQ writes them (kept, not applied).
+    pub topic_permissions: Vec<Value>,
+    /// Runtime parameters (kept, not applied).
     #[serde(default)]
-    pub exchanges: Vec<Value>,
-    /// Bindings, as RabbitMQ writes them (kept, not applied).
+    pub parameters: Vec<Value>,
+    /// Global parameters (kept, not applied).
     #[serde(default)]
-    pub bindings: Vec<Value>,
+    pub global_parameters: Vec<Value>,
+    /// Policies (kept, not applied).
+    #[serde(default)]
+    pub policies: Vec<Value>,
+    /// Queues.
+    #[serde(default)]
+    pub queues: Vec<QueueDef>,
+    /// Exchanges.
+    #[serde(default)]
+    pub exchanges: Vec<ExchangeDef>,
+    /// Bindings.
+    #[serde(default)]
+    pub bindings: Vec<BindingDef>,
+}
+
+fn slash() -> String {
+    "/".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One queue (classic; `x-queue-type: classic` is accepted).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct QueueDef {
+    /// Name.
+    pub name: String,
+    /// Its vhost (`/` when the file has none).
+    #[serde(default = "slash")]
+    pub vhost: String,
+    /// Durable.
+    #[serde(default = "yes")]
+    pub durable: bool,
+    /// Auto-delete.
+    #[serde(default)]
+    pub auto_delete: bool,
+    /// Arguments (`x-message-ttl`, `x-max-length`, `x-dead-letter-exchange`, ...).
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+}
+
+/// One exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ExchangeDef {
+    /// Name.
+    pub name: String,
+    /// Its vhost.
+    #[serde(default = "slash")]
+    pub vhost: String,
+    /// `direct`, `fanout`, `topic` or `headers`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Durable.
+    #[serde(default = "yes")]
+    pub durable: bool,
+    /// Auto-delete.
+    #[serde(default)]
+    pub auto_delete: bool,
+    /// Internal (no publishing to it).
+    #[serde(default)]
+    pub internal: bool,
+    /// Arguments (`alternate-exchange`, ...).
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+}
+
+/// One binding from an exchange to a queue or an exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BindingDef {
+    /// The source exchange.
+    pub source: String,
+    /// Its vhost.
+    #[serde(default = "slash")]
+    pub vhost: String,
+    /// The destination queue or exchange.
+    pub destination: String,
+    /// `queue` or `exchange`.
+    pub destination_type: String,
+    /// Routing key.
+    #[serde(default)]
+    pub routing_key: String,
+    /// Arguments (for headers exchanges, `x-match` and the headers).
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
 }
 
 /// Tags: a list (3.9+) or a comma-separated string (older exports).
@@ -67,6 +171,9 @@ pub struct UserDef {
     pub hashing_algorithm: String,
     /// Tags.
     pub tags: Tags,
+    /// Per-user limits (kept, not applied).
+    #[serde(default)]
+    pub limits: Map<String, Value>,
 }
 
 fn default_algorithm() -> String {
@@ -78,6 +185,12 @@ fn default_algorithm() -> String {
 pub struct VhostDef {
     /// Name.
     pub name: String,
+    /// Limits (kept, not applied).
+    #[serde(default)]
+    pub limits: Vec<Value>,
+    /// Description and tags.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
 }
 
 /// One user's permissions on one vhost.
@@ -115,6 +228,16 @@ pub enum DefinitionsError {
     /// A bad permission or one naming a missing user or vhost.
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// A queue, exchange or binding the broker refused to declare.
+    #[error("cannot declare {what} in vhost '{vhost}': {reason}")]
+    Declare {
+        /// What it was (`queue 'q'`, `binding of ...`).
+        what: String,
+        /// Its vhost.
+        vhost: String,
+        /// The broker's refusal, as a client would see it.
+        reason: String,
+    },
 }
 
 impl Definitions {
@@ -131,6 +254,13 @@ impl Definitions {
     /// The users, vhosts and permissions as a user store.
     pub fn access_control(&self) -> Result<AccessControl, DefinitionsError> {
         let mut a = AccessControl::new();
+        self.add_to(&mut a)?;
+        Ok(a)
+    }
+
+    /// Add the users, vhosts and permissions to a user store (replacing users and
+    /// permissions of the same names), as RabbitMQ's import does.
+    pub fn add_to(&self, a: &mut AccessControl) -> Result<(), DefinitionsError> {
         for u in &self.users {
             if u.hashing_algorithm != SHA256_ALGORITHM {
                 return Err(DefinitionsError::Algorithm {
@@ -150,7 +280,7 @@ impl Definitions {
                 Permissions::new(&p.configure, &p.write, &p.read)?,
             )?;
         }
-        Ok(a)
+        Ok(())
     }
 
     /// Definitions holding a user store's users, vhosts and permissions.
@@ -163,11 +293,19 @@ impl Definitions {
                     password_hash: u.password_hash.clone(),
                     hashing_algorithm: default_algorithm(),
                     tags: Tags::List(u.tags.clone()),
+                    limits: Map::new(),
                 })
                 .collect(),
             vhosts: a
                 .vhosts()
-                .map(|v| VhostDef { name: v.to_owned() })
+                .map(|v| VhostDef {
+                    name: v.to_owned(),
+                    limits: Vec::new(),
+                    metadata: serde_json::from_value(
+                        serde_json::json!({"description": "", "tags": []}),
+                    )
+                    .unwrap_or_default(),
+                })
                 .collect(),
             permissions: a
                 .all_permissions()
@@ -179,6 +317,8 @@ impl Definitions {
                     read: p.read.clone(),
                 })
                 .collect(),
+            rabbit_version: Some(env!("CARGO_PKG_VERSION").into()),
+            rabbitmq_version: Some(env!("CARGO_PKG_VERSION").into()),
             ..Self::default()
         }
     }

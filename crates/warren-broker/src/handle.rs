@@ -1,8 +1,9 @@
 //! [`BrokerHandle`]: what [`BrokerBuilder::start`](crate::BrokerBuilder::start) returns:
 //! the running broker's address, stats, user store, and its graceful shutdown.
 
+use crate::definitions::{apply, DefinitionsError};
 use crate::shared::Shared;
-use crate::{shutdown, stats, store, url, AccessControl};
+use crate::{shutdown, stats, url, AccessControl, BrokerError, Definitions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,6 @@ pub struct BrokerHandle {
     pub(crate) notify: Arc<shutdown::Notifier>,
     pub(crate) done_rx: mpsc::Receiver<()>,
     pub(crate) accept: tokio::task::JoinHandle<()>,
-    pub(crate) store: Option<Arc<store::Store>>,
     pub(crate) management_addr: Option<SocketAddr>,
 }
 
@@ -41,7 +41,7 @@ impl BrokerHandle {
     /// The memory high watermark in bytes (`None`: no limit), as resolved on this
     /// machine.
     pub fn memory_limit(&self) -> Option<usize> {
-        self.shared.vhost.memory.limit()
+        self.shared.memory.limit()
     }
 
     /// A copy of the user store (users, vhosts, permissions) as it is now.
@@ -53,13 +53,42 @@ impl BrokerHandle {
     }
 
     /// Change the user store; logins from then on see the change (open
-    /// connections keep the permissions they were granted). Only the vhost given
-    /// to [`BrokerBuilder::vhost`](crate::BrokerBuilder::vhost) is served.
-    pub fn update_access_control<R>(&self, f: impl FnOnce(&mut AccessControl) -> R) -> R {
-        match self.shared.access.write() {
-            Ok(mut a) => f(&mut a),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
+    /// connections keep the permissions they were granted). Vhosts the change adds
+    /// are opened (a durable one recovers its log, blocking while it is read), and
+    /// vhosts it removes are deleted with their queues and messages, their
+    /// connections closed (320). The error is a vhost whose log cannot be opened.
+    pub fn update_access_control<R>(
+        &self,
+        f: impl FnOnce(&mut AccessControl) -> R,
+    ) -> Result<R, BrokerError> {
+        let r = self.shared.with_access(f);
+        self.shared.sync_vhosts()?;
+        Ok(r)
+    }
+
+    /// Everything the broker holds as definitions, in RabbitMQ's format (the keys
+    /// of `rabbitmqctl export_definitions`): users, vhosts, permissions, and the
+    /// exchanges, queues (not exclusive ones) and bindings of every vhost.
+    pub fn export_definitions(&self) -> Definitions {
+        let mut d = Definitions::from_access_control(&self.access_control());
+        apply::topology(&self.stats(), &mut d);
+        d
+    }
+
+    /// Load definitions into the running broker, as RabbitMQ's import: users,
+    /// vhosts and permissions join the store (vhosts are opened), then exchanges,
+    /// queues and bindings are declared. Blocks while a new durable vhost's log is
+    /// opened.
+    pub fn import_definitions(&self, definitions: &Definitions) -> Result<(), DefinitionsError> {
+        self.shared.with_access(|a| definitions.add_to(a))?;
+        self.shared
+            .sync_vhosts()
+            .map_err(|e| DefinitionsError::Declare {
+                what: "vhosts".into(),
+                vhost: String::new(),
+                reason: e.to_string(),
+            })?;
+        apply::declare(&self.shared.vhosts, definitions)
     }
 
     /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
@@ -82,9 +111,8 @@ impl BrokerHandle {
         // Every connection task holds a sender; recv returns None when all
         // of them are gone.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.done_rx.recv()).await;
-        if let Some(store) = self.store.take() {
-            let _ = tokio::task::spawn_blocking(move || store.close()).await;
-        }
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || shared.vhosts.close_stores()).await;
         tracing::info!("warren broker stopped");
     }
 }

@@ -42,6 +42,7 @@ mod exchange;
 mod fd_limit;
 mod frame;
 mod handle;
+mod login_limit;
 #[cfg(feature = "management")]
 mod management;
 mod memory;
@@ -56,6 +57,7 @@ pub mod stats;
 mod store;
 mod url;
 mod vhost;
+mod vhosts;
 
 pub use access::{AccessControl, AccessError, Permissions, User};
 pub use definitions::Definitions;
@@ -88,6 +90,7 @@ impl Broker {
                 password: "guest".into(),
                 vhost: "/".into(),
                 access: None,
+                definitions: None,
                 simple_user: true,
                 loopback_users: vec!["guest".into()],
                 data_dir: None,
@@ -141,6 +144,18 @@ impl BrokerBuilder {
     /// default guest user unless [`credentials`](Self::credentials) is called after.
     pub fn access_control(mut self, access: AccessControl) -> Self {
         self.config.access = Some(access);
+        self.config.simple_user = false;
+        self
+    }
+
+    /// Definitions to load at start, in RabbitMQ's format (what `rabbitmqctl
+    /// export_definitions` writes): their users, vhosts and permissions join the
+    /// user store, then their exchanges, queues and bindings are declared before
+    /// the listener accepts clients. Like [`access_control`](Self::access_control),
+    /// the default guest user is left out unless [`credentials`](Self::credentials)
+    /// is called after.
+    pub fn definitions(mut self, definitions: Definitions) -> Self {
+        self.config.definitions = Some(definitions);
         self.config.simple_user = false;
         self
     }
@@ -274,16 +289,9 @@ impl BrokerBuilder {
                 )));
             }
         }
-        let (store, recovered) = match &config.data_dir {
-            Some(dir) => {
-                let dir = dir.clone();
-                let (s, r) = tokio::task::spawn_blocking(move || store::Store::open(&dir))
-                    .await
-                    .map_err(|e| BrokerError::Store(e.to_string()))??;
-                (Some(s), Some(r))
-            }
-            None => (None, None),
-        };
+        if let Some(dir) = &config.data_dir {
+            std::fs::create_dir_all(dir)?;
+        }
         let alarms = alarm::Alarms::new();
         let memory = memory::Gauge::counting(config.memory_limit.resolve(), config.memory_counting);
         tracing::info!(
@@ -301,27 +309,40 @@ impl BrokerBuilder {
             }
             _ => None,
         };
-        let vhost = vhost::VHost::new(config.vhost.clone(), store.clone(), memory);
-        if let Some(rec) = recovered {
-            recover(&vhost, rec);
-        }
         let listener = server::bind(config.listen).map_err(|source| BrokerError::Bind {
             addr: config.listen,
             source,
         })?;
         let local_addr = listener.local_addr()?;
-        let access = config.access_store()?;
+        let mut access = config.access_store()?;
+        // A watch channel: tasks that first run after `shutdown()` still see it.
+        let notify = Arc::new(watch::Sender::new(false));
+        let vhosts = vhosts::VHosts::new(memory.clone(), config.data_dir.clone(), notify.clone());
+        for name in vhosts.on_disk() {
+            access.add_vhost(&name);
+        }
         let shared = Arc::new(Shared {
             access: std::sync::RwLock::new(access),
             config,
-            vhost,
+            vhosts,
+            memory,
             alarms,
             connections: Default::default(),
             rates: Default::default(),
+            login_limit: Default::default(),
             started: std::time::SystemTime::now(),
         });
-        // A watch channel: tasks that first run after `shutdown()` still see it.
-        let notify = Arc::new(watch::Sender::new(false));
+        {
+            // Open every vhost, recovering their durable logs (blocking reads).
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || shared.sync_vhosts())
+                .await
+                .map_err(|e| BrokerError::Store(e.to_string()))??;
+        }
+        if let Some(d) = &shared.config.definitions {
+            definitions::apply::declare(&shared.vhosts, d)
+                .map_err(|e| BrokerError::Config(format!("definitions: {e}")))?;
+        }
         let (done_tx, done_rx) = mpsc::channel(1);
         let accept = tokio::spawn(server::accept_loop(
             listener,
@@ -338,12 +359,6 @@ impl BrokerBuilder {
             shared.clone(),
             shutdown::Shutdown::new(&notify),
         ));
-        tokio::spawn(
-            shared
-                .vhost
-                .clone()
-                .run_expiry(shutdown::Shutdown::new(&notify)),
-        );
         if let Some(m) = disk {
             tokio::spawn(m.run(shutdown::Shutdown::new(&notify)));
         }
@@ -364,48 +379,7 @@ impl BrokerBuilder {
             notify,
             done_rx,
             accept,
-            store,
             management_addr,
         })
     }
-}
-
-/// Rebuild exchanges, queues, bindings and messages from the store.
-fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
-    for (name, (kind, auto_delete, internal, args)) in rec.exchanges {
-        vhost.recover_exchange(name, &kind, auto_delete, internal, args);
-    }
-    let mut messages = rec.messages;
-    let mut n = 0usize;
-    for (name, (auto_delete, args)) in rec.queues {
-        let q = vhost.recover_queue(name.clone(), auto_delete, args);
-        if let Some(msgs) = messages.remove(&name) {
-            for (id, m) in msgs {
-                let Ok((_, props)) =
-                    amq_protocol::protocol::basic::parse_properties(&m.raw_props[..])
-                else {
-                    continue;
-                };
-                let msg =
-                    message::Message::new(m.exchange, m.routing_key, props, m.raw_props, m.body)
-                        .charged_to(&vhost.memory);
-                let fallout = q.enqueue(Arc::new(msg), Some(id));
-                vhost.settle(&q, fallout);
-                n += 1;
-            }
-        }
-    }
-    for (exchange, dest, key, args, to_exchange) in rec.bindings {
-        let Some(x) = vhost.exchange(&exchange) else {
-            continue;
-        };
-        if to_exchange {
-            if vhost.exchange(&dest).is_some() {
-                x.bind(exchange::Dest::Exchange(dest), &key, args);
-            }
-        } else if let Ok(q) = vhost.queue(&dest, 0) {
-            x.bind(exchange::Dest::Queue(q), &key, args);
-        }
-    }
-    tracing::info!(messages = n, "recovered durable state");
 }

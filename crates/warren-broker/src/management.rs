@@ -59,7 +59,7 @@ impl Api {
 
     /// Every vhost.
     fn vhosts(&self) -> Vec<Arc<VHost>> {
-        vec![self.shared.vhost.clone()]
+        self.shared.vhosts.all()
     }
 
     /// This node's name, RabbitMQ-style (`warren@host`).
@@ -91,7 +91,12 @@ fn router(api: Arc<Api>) -> Router {
         .route("/api/healthchecks/node", get(overview::healthcheck))
         .route("/api/aliveness-test/{vhost}", get(messages::aliveness))
         .route("/api/vhosts", get(overview::vhosts))
-        .route("/api/vhosts/{vhost}", get(overview::vhost))
+        .route(
+            "/api/vhosts/{vhost}",
+            get(overview::vhost)
+                .put(overview::put_vhost)
+                .delete(overview::delete_vhost),
+        )
         .route("/api/users", get(overview::users))
         .route("/api/users/{name}", get(overview::user))
         .route("/api/permissions", get(overview::permissions))

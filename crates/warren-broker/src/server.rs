@@ -85,7 +85,7 @@ pub(crate) async fn memory_sampler(shared: Arc<Shared>, mut stop: Shutdown) {
         tokio::select! {
             _ = stop.recv() => break,
             _ = interval.tick() => {
-                shared.vhost.memory.check();
+                shared.memory.check();
             }
         }
     }

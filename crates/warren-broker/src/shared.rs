@@ -1,12 +1,14 @@
-//! What every connection task shares: the broker's configuration, the vhost and
-//! the resource alarms. Built once by [`crate::BrokerBuilder::start`].
+//! What every connection task shares: the broker's configuration, the user store,
+//! the vhost table and the resource alarms. Built once by
+//! [`crate::BrokerBuilder::start`].
 
 use crate::access::AccessControl;
 use crate::alarm::Alarms;
+use crate::memory::Gauge;
 use crate::memory::{Counting, MemoryLimit};
 use crate::stats::rates::Rates;
 use crate::stats::registry::Registry;
-use crate::vhost::VHost;
+use crate::vhosts::VHosts;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +23,9 @@ pub(crate) struct Config {
     pub(crate) vhost: String,
     /// The user store given to the builder; `None`: only the simple user.
     pub(crate) access: Option<AccessControl>,
+    /// Definitions to load at start (their users, vhosts and permissions join the
+    /// store; their topology is declared once the vhosts are open).
+    pub(crate) definitions: Option<crate::Definitions>,
     /// Add the simple user (`username`/`password`, full permissions on `vhost`).
     pub(crate) simple_user: bool,
     /// Users that may only log in from a loopback address (RabbitMQ's `loopback_users`).
@@ -41,7 +46,10 @@ pub(crate) struct Config {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: Config,
-    pub(crate) vhost: Arc<VHost>,
+    /// The virtual hosts, as the user store lists them.
+    pub(crate) vhosts: VHosts,
+    /// Bytes held by messages in every vhost, and the memory alarm.
+    pub(crate) memory: Arc<Gauge>,
     /// The resource alarms that block publishers (memory, disk).
     pub(crate) alarms: Arc<Alarms>,
     /// Open connections, for the management API.
@@ -50,15 +58,23 @@ pub(crate) struct Shared {
     pub(crate) rates: Rates,
     /// When the broker started.
     pub(crate) started: std::time::SystemTime,
+    /// Failed logins by source address (see [`crate::login_limit`]).
+    pub(crate) login_limit: crate::login_limit::LoginLimit,
     /// Users, vhosts and permissions (read at each login).
     pub(crate) access: std::sync::RwLock<AccessControl>,
 }
 
 impl Config {
-    /// The user store to start with: the builder's, plus the simple user with full
-    /// permissions on the served vhost, which always exists.
+    /// The user store to start with: the builder's, plus `/` and the builder's
+    /// vhost, which always exist, and the simple user with full permissions on the
+    /// builder's vhost.
     pub(crate) fn access_store(&self) -> Result<AccessControl, crate::BrokerError> {
         let mut access = self.access.clone().unwrap_or_default();
+        if let Some(d) = &self.definitions {
+            d.add_to(&mut access)
+                .map_err(|e| crate::BrokerError::Config(format!("definitions: {e}")))?;
+        }
+        access.add_vhost("/");
         access.add_vhost(&self.vhost);
         if self.simple_user {
             access.add_user(&self.username, &self.password, &["administrator"]);
@@ -71,5 +87,32 @@ impl Config {
                 .map_err(|e| crate::BrokerError::Config(e.to_string()))?;
         }
         Ok(access)
+    }
+}
+
+impl Shared {
+    /// Run `f` on the user store.
+    pub(crate) fn with_access<R>(&self, f: impl FnOnce(&mut AccessControl) -> R) -> R {
+        match self.access.write() {
+            Ok(mut a) => f(&mut a),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// Make the vhost table follow the user store's vhosts: open the vhosts it
+    /// gained (recovering their logs), delete the ones it lost and close their
+    /// connections (320, as RabbitMQ's `delete_vhost`).
+    pub(crate) fn sync_vhosts(&self) -> Result<(), crate::BrokerError> {
+        let wanted: Vec<String> = self.with_access(|a| a.vhosts().map(str::to_owned).collect());
+        for name in &wanted {
+            self.vhosts.open(name)?;
+        }
+        for v in self.vhosts.all() {
+            if !wanted.contains(&v.name) && self.vhosts.remove(&v.name) {
+                self.connections
+                    .close_vhost(&v.name, &format!("vhost '{}' is deleted", v.name));
+            }
+        }
+        Ok(())
     }
 }

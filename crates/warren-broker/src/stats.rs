@@ -53,7 +53,7 @@ pub struct Stats {
 
 /// The vhosts to report on.
 fn vhosts(shared: &Shared) -> Vec<Arc<VHost>> {
-    vec![shared.vhost.clone()]
+    shared.vhosts.all()
 }
 
 impl Stats {
@@ -90,7 +90,7 @@ impl Stats {
             exchanges += v.all_exchanges().len();
             names.push(v.name.clone());
         }
-        let memory = &s.vhost.memory;
+        let memory = &s.memory;
         Overview {
             message_stats: MessageStats {
                 totals,

@@ -39,7 +39,8 @@ mod writer;
 use state::{apply, snapshot, stored_size};
 pub(crate) use state::{Record, Recovered};
 
-const LOG_FILE: &str = "warren.log";
+/// The log's file name in its directory.
+pub(crate) const LOG_FILE: &str = "warren.log";
 const LOCK_FILE: &str = "LOCK";
 /// Default log size before online compaction is considered.
 const COMPACT_MIN: u64 = 64 << 20;

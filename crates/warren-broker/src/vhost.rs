@@ -15,6 +15,7 @@ use crate::stats::counters::MessageCounters;
 use crate::store::{Record, Store};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::Notify;
 
@@ -91,6 +92,8 @@ pub(crate) struct VHost {
     deadline_added: Notify,
     /// Message counters (see [`crate::stats`]).
     pub(crate) stats: MessageCounters,
+    /// Set when the vhost is deleted: its expiry task ends.
+    deleted: AtomicBool,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -153,7 +156,19 @@ impl VHost {
             deadlines: Mutex::new(Deadlines::default()),
             deadline_added: Notify::new(),
             stats: MessageCounters::default(),
+            deleted: AtomicBool::new(false),
         })
+    }
+
+    /// The vhost was deleted: stop its expiry task.
+    pub(crate) fn shut_down(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.deadline_added.notify_one();
+    }
+
+    /// Whether [`VHost::shut_down`] was called.
+    fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
     }
 
     fn log(&self, rec: Record) {

@@ -3,9 +3,13 @@
 //! method against a resource it may and one it may not touch. The same matrix runs
 //! on the embedded broker and, in `rabbitmq_access`, on a throw-away RabbitMQ node.
 
+#[path = "common/access.rs"]
+mod access;
+
+use access::{access_refused, open, refusal, run_table, Expect, Op};
 use lapin::options::*;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use std::time::Duration;
 use warren_broker::{AccessControl, Broker, Permissions};
 
@@ -13,30 +17,38 @@ const USER: &str = "perm-user";
 const PASS: &str = "perm-pass";
 const VHOST: &str = "perm-vhost";
 
-/// The reply code and text of a lapin error (0 and "" if it carries none).
-fn refusal(err: &lapin::Error) -> (u16, String) {
-    match err.kind() {
-        lapin::ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
-        _ => (0, String::new()),
-    }
-}
-
-async fn open(url: &str) -> (Connection, Channel) {
-    let c = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
-    let ch = c.create_channel().await.unwrap();
-    (c, ch)
-}
-
-/// A refused method: 403 with RabbitMQ's wording for `what` (e.g. "queue 'q'").
-fn assert_refused<T: std::fmt::Debug>(r: Result<T, lapin::Error>, what: &str) {
-    let err = r.expect_err(what);
-    let (code, text) = refusal(&err);
-    assert_eq!(code, 403, "{what}: {err}");
-    let want =
-        format!("ACCESS_REFUSED - access to {what} in vhost '{VHOST}' refused for user '{USER}'");
-    assert_eq!(text, want);
+/// The matrix: each of configure, write and read allowed and denied, for every
+/// method RabbitMQ checks.
+fn table() -> Vec<(Op, Expect)> {
+    let no = |what: &str| access_refused(what, VHOST, USER);
+    vec![
+        // configure: declare and delete.
+        (Op::DeclareQueue("cfg-q"), Expect::Ok),
+        (Op::DeclareExchange("cfg-x"), Expect::Ok),
+        (Op::DeleteExchange("cfg-x"), Expect::Ok),
+        (Op::DeclareQueue("wr-new"), no("queue 'wr-new'")),
+        (Op::DeclareExchange("rd-new"), no("exchange 'rd-new'")),
+        (Op::DeleteQueue("rd-q"), no("queue 'rd-q'")),
+        (Op::DeleteExchange("rd-x"), no("exchange 'rd-x'")),
+        // write: publish (the default exchange is amq.default).
+        (Op::Publish("wr-x", "k"), Expect::Ok),
+        (Op::Publish("rd-x", "k"), no("exchange 'rd-x'")),
+        (Op::Publish("", "k"), no("exchange 'amq.default'")),
+        // read: consume, get, purge.
+        (Op::Consume("rd-q"), Expect::Ok),
+        (Op::Get("rd-q"), Expect::Ok),
+        (Op::Purge("rd-q"), Expect::Ok),
+        (Op::Consume("wr-q"), no("queue 'wr-q'")),
+        (Op::Get("cfg-q"), no("queue 'cfg-q'")),
+        (Op::Purge("wr-q"), no("queue 'wr-q'")),
+        // bind: write on the queue, read on the exchange.
+        (Op::BindQueue("wr-q", "rd-x"), Expect::Ok),
+        (Op::BindQueue("rd-q", "rd-x"), no("queue 'rd-q'")),
+        (Op::BindQueue("wr-q", "wr-x"), no("exchange 'wr-x'")),
+        // exchange.bind likewise: write on the destination, read on the source.
+        (Op::BindExchange("wr-x", "rd-x"), Expect::Ok),
+        (Op::BindExchange("rd-x", "rd-x"), no("exchange 'rd-x'")),
+    ]
 }
 
 /// Run every method allowed and denied. `admin` may do everything on the vhost.
@@ -63,184 +75,7 @@ pub async fn matrix(admin_url: &str, user_url: &str) {
             .await
             .unwrap();
     }
-    let fresh = |url: &str| {
-        let url = url.to_owned();
-        async move { open(&url).await }
-    };
-
-    // configure: declare and delete.
-    let (_c, ch) = fresh(user_url).await;
-    ch.queue_declare(
-        "cfg-q".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.exchange_declare(
-        "cfg-x".into(),
-        ExchangeKind::Direct,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.exchange_delete("cfg-x".into(), ExchangeDeleteOptions::default())
-        .await
-        .unwrap();
-    assert_refused(
-        ch.queue_declare(
-            "wr-new".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await,
-        "queue 'wr-new'",
-    );
-    let (_c, ch) = fresh(user_url).await;
-    assert_refused(
-        ch.exchange_declare(
-            "rd-new".into(),
-            ExchangeKind::Direct,
-            ExchangeDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await,
-        "exchange 'rd-new'",
-    );
-    let (_c, ch) = fresh(user_url).await;
-    assert_refused(
-        ch.queue_delete("rd-q".into(), QueueDeleteOptions::default())
-            .await,
-        "queue 'rd-q'",
-    );
-    let (_c, ch) = fresh(user_url).await;
-    assert_refused(
-        ch.exchange_delete("rd-x".into(), ExchangeDeleteOptions::default())
-            .await,
-        "exchange 'rd-x'",
-    );
-
-    // write: publish (the default exchange is amq.default).
-    let (_c, ch) = fresh(user_url).await;
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    let pub_to = |ch: Channel, x: &'static str| async move {
-        ch.basic_publish(
-            x.into(),
-            "k".into(),
-            BasicPublishOptions::default(),
-            b"m",
-            BasicProperties::default(),
-        )
-        .await?
-        .await
-    };
-    assert!(pub_to(ch.clone(), "wr-x").await.unwrap().is_ack());
-    assert_refused(pub_to(ch, "rd-x").await, "exchange 'rd-x'");
-    let (_c, ch) = fresh(user_url).await;
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    assert_refused(pub_to(ch, "").await, "exchange 'amq.default'");
-
-    // read: consume, get, purge.
-    let (_c, ch) = fresh(user_url).await;
-    ch.basic_consume(
-        "rd-q".into(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    ch.basic_get("rd-q".into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap();
-    ch.queue_purge("rd-q".into(), QueuePurgeOptions::default())
-        .await
-        .unwrap();
-    assert_refused(
-        ch.basic_consume(
-            "wr-q".into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await,
-        "queue 'wr-q'",
-    );
-    let (_c, ch) = fresh(user_url).await;
-    assert_refused(
-        ch.basic_get("cfg-q".into(), BasicGetOptions::default())
-            .await,
-        "queue 'cfg-q'",
-    );
-    let (_c, ch) = fresh(user_url).await;
-    assert_refused(
-        ch.queue_purge("wr-q".into(), QueuePurgeOptions::default())
-            .await,
-        "queue 'wr-q'",
-    );
-
-    // bind: write on the queue, read on the exchange.
-    let (_c, ch) = fresh(user_url).await;
-    ch.queue_bind(
-        "wr-q".into(),
-        "rd-x".into(),
-        "k".into(),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    assert_refused(
-        ch.queue_bind(
-            "rd-q".into(),
-            "rd-x".into(),
-            "k".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await,
-        "queue 'rd-q'",
-    );
-    let (_c, ch) = fresh(user_url).await;
-    assert_refused(
-        ch.queue_bind(
-            "wr-q".into(),
-            "wr-x".into(),
-            "k".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await,
-        "exchange 'wr-x'",
-    );
-    // exchange.bind likewise: write on the destination, read on the source.
-    let (_c, ch) = fresh(user_url).await;
-    ch.exchange_bind(
-        "wr-x".into(),
-        "rd-x".into(),
-        "k".into(),
-        ExchangeBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
-    assert_refused(
-        ch.exchange_bind(
-            "rd-x".into(),
-            "rd-x".into(),
-            "k".into(),
-            ExchangeBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await,
-        "exchange 'rd-x'",
-    );
-
+    run_table(user_url, &table()).await;
     // Clean up as the admin.
     for q in ["rd-q", "wr-q", "cfg-q"] {
         admin
@@ -356,70 +191,78 @@ async fn vhost_without_permissions_is_530_and_bad_password_is_403_after_a_delay(
     .await;
 }
 
+/// After 20 failed logins from one address within a minute, that address is
+/// refused even with the right password (Warren only; RabbitMQ has no such limit).
+#[tokio::test]
+async fn failed_logins_from_one_address_are_limited() {
+    bounded(async {
+        let b = Broker::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .vhost(VHOST)
+            .access_control(store())
+            .start()
+            .await
+            .unwrap();
+        let addr = b.local_addr();
+        let right = format!("amqp://{USER}:{PASS}@{addr}/{VHOST}");
+        assert!(access::connect(&right).await.is_ok());
+        let wrong = format!("amqp://{USER}:wrong@{addr}/{VHOST}");
+        let guesses: Vec<_> = (0..20)
+            .map(|_| {
+                let wrong = wrong.clone();
+                tokio::spawn(async move { access::connect(&wrong).await.map(drop) })
+            })
+            .collect();
+        for g in guesses {
+            let err = g.await.unwrap().unwrap_err();
+            assert_eq!(refusal(&err).0, 403, "{err}");
+        }
+        let err = access::connect(&right).await.unwrap_err();
+        assert_eq!(
+            refusal(&err).0,
+            403,
+            "the right password after 20 failures: {err}"
+        );
+        b.shutdown().await;
+    })
+    .await;
+}
+
 /// The same matrix on RabbitMQ: `WARREN_ACCESS_RABBITMQ_URL` is the throw-away
 /// node's AMQP base (`amqp://127.0.0.1:5740`), `WARREN_ACCESS_NODE` its node name;
 /// the test creates the vhost, users and permissions there with rabbitmqctl.
 mod rabbitmq_access {
     use super::*;
-
-    fn ctl(node: &str, args: &[&str]) {
-        let out = std::process::Command::new("rabbitmqctl")
-            .arg("-n")
-            .arg(node)
-            .args(args)
-            .output()
-            .expect("run rabbitmqctl");
-        assert!(
-            out.status.success(),
-            "rabbitmqctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    use access::{access_node, ctl, fresh_user, fresh_vhost};
 
     #[tokio::test]
     #[ignore = "needs WARREN_ACCESS_RABBITMQ_URL: a throw-away RabbitMQ node (see .ci/run)"]
     async fn permission_matrix_on_rabbitmq() {
-        let base = std::env::var("WARREN_ACCESS_RABBITMQ_URL").expect("WARREN_ACCESS_RABBITMQ_URL");
-        let node = std::env::var("WARREN_ACCESS_NODE")
-            .unwrap_or_else(|_| "warren-access@localhost".into());
-        let _ = std::process::Command::new("rabbitmqctl")
-            .args(["-n", &node, "delete_vhost", VHOST])
-            .output();
-        ctl(&node, &["add_vhost", VHOST]);
+        let (node, host) = access_node();
+        fresh_vhost(&node, VHOST);
         for (u, p) in [("perm-admin", "admin-pass"), (USER, PASS)] {
-            let _ = std::process::Command::new("rabbitmqctl")
-                .args(["-n", &node, "delete_user", u])
-                .output();
-            ctl(&node, &["add_user", u, p]);
+            fresh_user(&node, u, p);
         }
-        ctl(
-            &node,
-            &[
-                "set_permissions",
-                "-p",
-                VHOST,
-                "perm-admin",
-                ".*",
-                ".*",
-                ".*",
-            ],
-        );
-        ctl(
-            &node,
-            &[
-                "set_permissions",
-                "-p",
-                VHOST,
-                USER,
-                "^cfg-",
-                "^wr-",
-                "^rd-",
-            ],
-        );
-        // host:port of `amqp://[user:pass@]host:port[/vhost]`.
-        let rest = base.trim_start_matches("amqp://");
-        let rest = rest.rsplit('@').next().unwrap_or(rest);
-        let host = rest.split('/').next().unwrap_or(rest);
+        let full = [
+            "set_permissions",
+            "-p",
+            VHOST,
+            "perm-admin",
+            ".*",
+            ".*",
+            ".*",
+        ];
+        ctl(&node, &full);
+        let limited = [
+            "set_permissions",
+            "-p",
+            VHOST,
+            USER,
+            "^cfg-",
+            "^wr-",
+            "^rd-",
+        ];
+        ctl(&node, &limited);
         bounded(matrix(
             &format!("amqp://perm-admin:admin-pass@{host}/{VHOST}"),
             &format!("amqp://{USER}:{PASS}@{host}/{VHOST}"),

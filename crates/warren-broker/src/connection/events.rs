@@ -62,14 +62,14 @@ impl Conn {
     pub(super) fn unsend_all(&mut self) {
         let unsent = std::mem::take(&mut self.unsent);
         for (q, fallout) in crate::queue::unsend_all(unsent) {
-            self.shared.vhost.settle(&q, fallout);
+            self.vhost.settle(&q, fallout);
         }
     }
 
     /// Release all resources: channels, exclusive queues, in-flight deliveries.
     pub(super) fn cleanup(&mut self) {
         self.release_channels();
-        self.shared.vhost.delete_exclusive(self.id);
+        self.vhost.delete_exclusive(self.id);
         self.events_rx.close();
         while let Ok(ev) = self.events_rx.try_recv() {
             if let ConnEvent::Deliver(Delivery { queue, msg, .. }) = ev {

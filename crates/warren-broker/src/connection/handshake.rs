@@ -1,6 +1,7 @@
 //! The connection handshake: protocol header, connection.start/start-ok
 //! (PLAIN and AMQPLAIN authentication), tune/tune-ok negotiation and open.
 
+use super::login::{login, open_vhost, parse_credentials};
 use super::writer::Writer;
 use super::{send_close, HANDSHAKE_FRAME_MAX};
 use crate::access::grant::Grant;
@@ -8,13 +9,14 @@ use crate::admission::{Refused, Ticket};
 use crate::error::AmqpError;
 use crate::frame::Out;
 use crate::frame::{decode, InFrame, PROTOCOL_HEADER};
-use crate::message::{short, value_as_str};
+use crate::message::short;
 use crate::shared::Shared;
+use crate::vhost::VHost;
 use amq_protocol::protocol::{connection, AMQPClass};
-use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -52,6 +54,8 @@ pub(super) struct Tuned {
     pub(super) client_properties: FieldTable,
     /// The user's permissions on the vhost it opened.
     pub(super) grant: Grant,
+    /// The vhost it opened.
+    pub(super) vhost: Arc<VHost>,
 }
 
 /// How long a failed login waits before the broker answers it, so guessing
@@ -173,7 +177,7 @@ impl Handshake<'_> {
         let mech = start_ok.mechanism.as_str().to_owned();
         let creds = parse_credentials(&mech, start_ok.response.as_bytes());
         let user = match creds {
-            Some((u, p)) => self.login(&u, &p),
+            Some((u, p)) => login(self.shared, (self.id, self.peer), &u, &p),
             None => None,
         };
         let Some(user) = user else {
@@ -261,7 +265,7 @@ impl Handshake<'_> {
                 ))
             }
         };
-        let grant = match self.vhost_grant(&user, open.virtual_host.as_str()) {
+        let (grant, vhost) = match open_vhost(self.shared, &user, open.virtual_host.as_str()) {
             Ok(g) => g,
             Err(e) => {
                 let err = self.hs_fail(e.with_method(10, 40));
@@ -279,6 +283,7 @@ impl Handshake<'_> {
             blocked_notify,
             permit,
             grant,
+            vhost,
             client_properties: start_ok.client_properties.clone(),
         };
         self.out.method(
@@ -288,36 +293,6 @@ impl Handshake<'_> {
         self.flush();
         Ok(tuned)
     }
-    /// The user name if `password` is theirs and they may log in from this peer.
-    fn login(&self, user: &str, password: &str) -> Option<String> {
-        let cfg = &self.shared.config;
-        if cfg.loopback_users.iter().any(|u| u == user) && !is_loopback(self.peer) {
-            tracing::warn!(conn = self.id, user, peer = %self.peer, "user can only connect via localhost");
-            return None;
-        }
-        let access = self.shared.access.read().ok()?;
-        let ok = access.authenticate(user, password).is_some();
-        if !ok {
-            tracing::warn!(conn = self.id, user, peer = %self.peer, "login refused: bad user name or password");
-        }
-        ok.then(|| user.to_owned())
-    }
-
-    /// The user's grant on `vhost`, or RabbitMQ's 530 refusal.
-    fn vhost_grant(&self, user: &str, vhost: &str) -> Result<Grant, AmqpError> {
-        let refused = || {
-            AmqpError::not_allowed(format!(
-                "access to vhost '{vhost}' refused for user '{user}'"
-            ))
-        };
-        let access = self.shared.access.read().map_err(|_| refused())?;
-        if !access.has_vhost(vhost) || vhost != self.shared.vhost.name {
-            return Err(AmqpError::not_allowed(format!("vhost {vhost} not found")));
-        }
-        let perms = access.permissions(user, vhost).ok_or_else(refused)?;
-        Ok(Grant::new(user, vhost, perms.clone()))
-    }
-
     /// The client authenticated: trade its pending-handshake slot for an established
     /// one, or refuse it (530, like RabbitMQ's node connection limit) when all
     /// `max_connections` are taken.
@@ -383,68 +358,5 @@ fn capability(props: &FieldTable, name: &str) -> bool {
             matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
         }
         _ => false,
-    }
-}
-
-/// Extract (user, password) from a PLAIN or AMQPLAIN response.
-fn parse_credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
-    match mechanism {
-        "PLAIN" => {
-            let mut parts = response.split(|b| *b == 0);
-            let _authzid = parts.next()?;
-            let user = parts.next()?;
-            let pass = parts.next()?;
-            if parts.next().is_some() {
-                // Trailing data after the password: malformed, refused.
-                return None;
-            }
-            Some((
-                String::from_utf8(user.to_vec()).ok()?,
-                String::from_utf8(pass.to_vec()).ok()?,
-            ))
-        }
-        "AMQPLAIN" => {
-            let mut buf = Vec::with_capacity(response.len() + 4);
-            buf.extend_from_slice(&(response.len() as u32).to_be_bytes());
-            buf.extend_from_slice(response);
-            let (_, t) = parse_field_table(&buf[..]).ok()?;
-            let user = t.inner().get("LOGIN").and_then(value_as_str)?;
-            let pass = t.inner().get("PASSWORD").and_then(value_as_str)?;
-            Some((user, pass))
-        }
-        _ => None,
-    }
-}
-
-/// Whether a peer address is loopback (an IPv4-mapped IPv6 one included).
-pub(crate) fn is_loopback(peer: SocketAddr) -> bool {
-    match peer.ip() {
-        std::net::IpAddr::V4(a) => a.is_loopback(),
-        std::net::IpAddr::V6(a) => {
-            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_rule() {
-        assert!(is_loopback("127.0.0.1:5672".parse().unwrap()));
-        assert!(is_loopback("[::1]:5672".parse().unwrap()));
-        assert!(is_loopback("[::ffff:127.0.0.1]:5672".parse().unwrap()));
-        assert!(!is_loopback("192.168.1.20:5672".parse().unwrap()));
-        assert!(!is_loopback("[2001:db8::1]:5672".parse().unwrap()));
-    }
-
-    #[test]
-    fn plain_with_trailing_data_is_refused() {
-        assert_eq!(
-            parse_credentials("PLAIN", b"\0u\0p"),
-            Some(("u".into(), "p".into()))
-        );
-        assert_eq!(parse_credentials("PLAIN", b"\0u\0p\0extra"), None);
     }
 }

@@ -3,7 +3,7 @@
 //! request bodies (booleans sent as `"true"`).
 
 use crate::stats::{ArgValue, MessageRates, MessageTotals};
-use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
+use amq_protocol::types::FieldTable;
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,37 +25,12 @@ pub(crate) fn args(t: &[(String, ArgValue)]) -> Value {
     Value::Object(t.iter().map(|(k, v)| (k.clone(), arg(v))).collect())
 }
 
-/// A JSON value as an AMQP field value (integers as signed 64-bit, as RabbitMQ's
-/// API does).
-pub(crate) fn amqp(v: &Value) -> AMQPValue {
-    match v {
-        Value::Bool(b) => AMQPValue::Boolean(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => AMQPValue::LongLongInt(i),
-            None => AMQPValue::Double(n.as_f64().unwrap_or(0.0)),
-        },
-        Value::String(s) => AMQPValue::LongString(LongString::from(s.as_bytes().to_vec())),
-        Value::Array(a) => {
-            let mut arr = FieldArray::default();
-            for x in a {
-                arr.push(amqp(x));
-            }
-            AMQPValue::FieldArray(arr)
-        }
-        Value::Object(_) => AMQPValue::FieldTable(table(v)),
-        Value::Null => AMQPValue::Void,
-    }
-}
-
 /// A JSON object as a field table (anything else: empty).
 pub(crate) fn table(v: &Value) -> FieldTable {
-    let mut t = FieldTable::default();
-    if let Value::Object(m) = v {
-        for (k, x) in m {
-            t.insert(k.as_str().into(), amqp(x));
-        }
+    match v {
+        Value::Object(m) => crate::definitions::apply::table(m),
+        _ => FieldTable::default(),
     }
-    t
 }
 
 /// A boolean field of a request body: `true`, `"true"`, or `default`.

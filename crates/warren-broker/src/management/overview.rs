@@ -1,6 +1,7 @@
 //! Broker-wide answers: `/api/overview`, `/api/nodes`, `/api/whoami`,
-//! `/api/healthchecks/node`, and the access objects (`/api/vhosts`,
-//! `/api/users`, `/api/permissions`) for the broker's one user and vhost.
+//! `/api/healthchecks/node`, and the access objects from the user store
+//! (`/api/vhosts`, with PUT and DELETE of one for administrators, `/api/users`,
+//! `/api/permissions`).
 
 use super::auth::User;
 use super::error::ApiError;
@@ -9,6 +10,7 @@ use super::listing::{self, Params};
 use super::St;
 use crate::stats::MessageTotals;
 use axum::extract::{Path, Query};
+use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
@@ -164,6 +166,58 @@ pub(crate) async fn vhost(
 ) -> Result<Json<Value>, ApiError> {
     api.vhost(&name)?;
     Ok(listing::one(vhost_json(&api, &name), &q))
+}
+
+/// PUT /api/vhosts/{name} (administrators): 201 created, 204 if it existed.
+pub(crate) async fn put_vhost(
+    api: St,
+    Extension(user): Extension<User>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    change_vhosts(&api, &user, |a| {
+        let existed = a.has_vhost(&name);
+        a.add_vhost(&name);
+        if existed {
+            StatusCode::NO_CONTENT
+        } else {
+            StatusCode::CREATED
+        }
+    })
+    .await
+}
+
+/// DELETE /api/vhosts/{name} (administrators): the vhost, its queues and
+/// messages, and its connections (closed with 320) go; 404 if there is none.
+pub(crate) async fn delete_vhost(
+    api: St,
+    Extension(user): Extension<User>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let found = change_vhosts(&api, &user, |a| a.delete_vhost(&name)).await?;
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found())
+    }
+}
+
+/// Change the user store's vhosts as an administrator, then open or delete them.
+async fn change_vhosts<R>(
+    api: &super::Api,
+    user: &User,
+    f: impl FnOnce(&mut crate::AccessControl) -> R,
+) -> Result<R, ApiError> {
+    if !user.tags.iter().any(|t| t == "administrator") {
+        return Err(ApiError::unauthorized());
+    }
+    let r = api.shared.with_access(f);
+    // Opening a durable vhost reads its log; deleting one waits for its writer.
+    let shared = api.shared.clone();
+    tokio::task::spawn_blocking(move || shared.sync_vhosts())
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(r)
 }
 
 /// The user store in RabbitMQ's definitions shapes (users with their hashes and

@@ -92,4 +92,16 @@ impl Registry {
             None => false,
         }
     }
+
+    /// Ask every connection on `vhost` to close with `reason`.
+    pub(crate) fn close_vhost(&self, vhost: &str, reason: &str) {
+        let on: Vec<Arc<ConnEntry>> = lock(&self.conns)
+            .values()
+            .filter(|e| e.vhost == vhost)
+            .cloned()
+            .collect();
+        for e in on {
+            let _ = e.inbox.send(ConnEvent::Close(reason.to_owned()));
+        }
+    }
 }

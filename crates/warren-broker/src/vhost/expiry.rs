@@ -43,7 +43,7 @@ impl VHost {
     /// The expiry task: sleep until the next deadline (or until an earlier one is
     /// added), expire what is due, until shutdown.
     pub(crate) async fn run_expiry(self: Arc<Self>, mut stop: Shutdown) {
-        loop {
+        while !self.is_deleted() {
             let next = self.deadlines().next();
             let sleep = async {
                 match next {

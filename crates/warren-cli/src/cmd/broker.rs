@@ -41,15 +41,18 @@ pub struct Args {
     /// idle or slow-loris sockets cannot keep real clients out.
     #[arg(long, default_value_t = 512)]
     max_pending_handshakes: usize,
-    /// The virtual host served (one per broker for now).
+    /// The vhost `--user` gets full permissions on (created if missing; `/` always
+    /// exists, and definitions or the management API add more).
     #[arg(long, default_value = "/")]
     vhost: String,
-    /// Load users, vhosts and permissions from RabbitMQ definitions JSON (what
-    /// `rabbitmqctl export_definitions` writes). The `--user` is added only if given.
+    /// Load RabbitMQ definitions JSON (what `rabbitmqctl export_definitions`
+    /// writes): users, vhosts and permissions, then exchanges, queues and bindings,
+    /// before clients are accepted. The `--user` is added only if given.
     #[arg(long, value_name = "FILE")]
     definitions: Option<PathBuf>,
-    /// Write the broker's users, vhosts and permissions as definitions JSON to FILE
-    /// once it has started (`-` for stdout).
+    /// Write the broker's definitions (users, vhosts, permissions, exchanges,
+    /// queues, bindings) as RabbitMQ definitions JSON to FILE once it has started
+    /// and loaded `--definitions` (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     export_definitions: Option<PathBuf>,
     /// Time a socket has from accept to `connection.open`, e.g. `5s` or `500ms`.
@@ -152,10 +155,9 @@ pub async fn run(args: Args) -> Result<(), String> {
     if let Some(file) = &args.definitions {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read definitions {}: {e}", file.display()))?;
-        let access = Definitions::from_json(&text)
-            .and_then(|d| d.access_control())
+        let defs = Definitions::from_json(&text)
             .map_err(|e| format!("cannot load definitions {}: {e}", file.display()))?;
-        builder = builder.access_control(access);
+        builder = builder.definitions(defs);
     }
     if args.definitions.is_none() || args.user.is_some() {
         builder = builder.credentials(args.user.unwrap_or_else(|| "guest".into()), args.password);
@@ -199,7 +201,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         metrics = Some(served);
     }
     if let Some(file) = &args.export_definitions {
-        let json = Definitions::from_access_control(&broker.access_control()).to_json();
+        let json = broker.export_definitions().to_json();
         if file.as_os_str() == "-" {
             println!("{json}");
         } else {
