@@ -282,13 +282,19 @@ mod rabbitmq_tls {
     /// The user name and TLS flag of each connection of the node, as
     /// `rabbitmqctl list_connections user ssl` prints them.
     fn connections() -> Vec<(String, bool)> {
-        ctl(&["list_connections", "--no-table-headers", "-q", "user", "ssl"])
-            .lines()
-            .filter_map(|l| {
-                let mut cols = l.split('\t');
-                Some((cols.next()?.to_owned(), cols.next()? == "true"))
-            })
-            .collect()
+        ctl(&[
+            "list_connections",
+            "--no-table-headers",
+            "-q",
+            "user",
+            "ssl",
+        ])
+        .lines()
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            Some((cols.next()?.to_owned(), cols.next()? == "true"))
+        })
+        .collect()
     }
 
     #[tokio::test]
@@ -304,7 +310,9 @@ mod rabbitmq_tls {
             .start(&url())
             .await
             .expect("the worker connects over TLS");
-        let client = connect(&url(), trust()).await.expect("verified TLS connect");
+        let client = connect(&url(), trust())
+            .await
+            .expect("verified TLS connect");
         let reply = client
             .call(&queue, b"over tls")
             .await
@@ -342,7 +350,9 @@ mod rabbitmq_tls {
             assert_eq!(tls_failure(err), TlsFailure::NameMismatch);
         }
         // The good certificate is back, and the failures were the certificates'.
-        let client = connect(&url(), trust()).await.expect("verified TLS connect");
+        let client = connect(&url(), trust())
+            .await
+            .expect("verified TLS connect");
         client.shutdown().await.unwrap();
     }
 
