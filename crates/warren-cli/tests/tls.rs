@@ -36,7 +36,10 @@ mod rabbitmq_tls {
             .await
             .expect("the fib server connects over TLS");
 
-        let ok = warren(&["call", "--url", &url, "--tls-ca", &ca, "--queue", &queue, "30"]).await;
+        let ok = warren(&[
+            "call", "--url", &url, "--tls-ca", &ca, "--queue", &queue, "30",
+        ])
+        .await;
         assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
         assert_eq!(String::from_utf8_lossy(&ok.stdout), "832040\n");
 
