@@ -13,6 +13,8 @@
 #   WARREN_CLUSTER_URLS              the cluster of bash scripts/cluster.sh start
 #   WARREN_MGMT_RABBITMQ_URL         the management API of a RabbitMQ node with the
 #                                    management plugin (rabbitmqadmin tests, mgmt_api::)
+#   WARREN_TLS_RABBITMQ_URL,         amqps:// of a RabbitMQ TLS listener, the test CA and
+#   WARREN_TLS_CA, WARREN_TLS_NODE   its node (scripts/rabbitmq-tls-node.sh; rabbitmq_tls::)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,8 @@ if in_ci; then
   $disruptive || missing+=("WARREN_DISRUPTIVE_RABBITMQ_URL (or WARREN_DISRUPT_RABBITMQ=1)")
   have WARREN_CLUSTER_URLS || missing+=(WARREN_CLUSTER_URLS)
   have WARREN_MGMT_RABBITMQ_URL || missing+=(WARREN_MGMT_RABBITMQ_URL)
+  have WARREN_TLS_RABBITMQ_URL || missing+=(WARREN_TLS_RABBITMQ_URL)
+  have WARREN_TLS_CA || missing+=(WARREN_TLS_CA)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "CI is set but not ${missing[*]}: no test may be skipped in CI" >&2
     exit 1
@@ -56,6 +60,11 @@ if have WARREN_ACCESS_RABBITMQ_URL; then
   echo "--- access-control tests on a throw-away RabbitMQ node (WARREN_ACCESS_RABBITMQ_URL)"
   cargo test --release --workspace --tests -- --ignored rabbitmq_access:: --test-threads=1
 fi
+# They swap the certificate the node serves: one at a time.
+if have WARREN_TLS_RABBITMQ_URL; then
+  echo "--- TLS tests on a RabbitMQ TLS listener (WARREN_TLS_RABBITMQ_URL)"
+  cargo test --release --workspace --tests -- --ignored rabbitmq_tls:: --test-threads=1
+fi
 # The disruptive tests disrupt each other: alone, one at a time.
 if $disruptive; then
   echo "--- fault tests that stop, disconnect and reconfigure a RabbitMQ"
@@ -73,7 +82,7 @@ if in_ci; then
   # Every ignored test belongs to a group above (throughput_* kept for benchmarks).
   orphans="$(cargo test --release --workspace --tests -- --list --ignored 2>/dev/null \
     | sed -n 's/: test$//p' \
-    | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|mgmt_api::|rabbitmq_access::|throughput_)' || true)"
+    | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|mgmt_api::|rabbitmq_access::|rabbitmq_tls::|throughput_)' || true)"
   if [ -n "$orphans" ]; then
     echo "ignored tests that scripts/test.sh never runs (give them a group):" >&2
     echo "$orphans" >&2

@@ -197,3 +197,202 @@ async fn a_front_that_verifies_peers_needs_the_client_certificate() {
         .expect("client certificate accepted");
     client.shutdown().await.unwrap();
 }
+
+/// The same checks against RabbitMQ's own TLS listener: the throw-away node of
+/// `scripts/rabbitmq-tls-node.sh` (`WARREN_TLS_RABBITMQ_URL`, its CA at
+/// `WARREN_TLS_CA` with the rest of the test PKI beside it, `WARREN_TLS_NODE`). The
+/// bad certificates are served by RabbitMQ itself: a test copies one over the file
+/// the listener serves and clears Erlang's PEM cache, and puts the good one back when
+/// it ends (so these tests run one at a time, `--test-threads=1`).
+mod rabbitmq_tls {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use warren_rpc::{Error, QueueSpec, Request, Response, RpcServer, TlsConfig, TlsFailure};
+
+    use super::{connect, tls_failure};
+
+    fn env(name: &str) -> String {
+        std::env::var(name).unwrap_or_else(|_| {
+            panic!("{name} is not set: start the node with scripts/rabbitmq-tls-node.sh start")
+        })
+    }
+
+    fn url() -> String {
+        env("WARREN_TLS_RABBITMQ_URL")
+    }
+
+    /// The directory of the test PKI (scripts/tls-certs.sh).
+    fn pki() -> PathBuf {
+        Path::new(&env("WARREN_TLS_CA"))
+            .parent()
+            .expect("WARREN_TLS_CA is a file in the PKI directory")
+            .to_path_buf()
+    }
+
+    fn trust() -> TlsConfig {
+        TlsConfig::new().ca_file(env("WARREN_TLS_CA")).unwrap()
+    }
+
+    fn ctl(args: &[&str]) -> String {
+        let out = Command::new("rabbitmqctl")
+            .arg("-n")
+            .arg(env("WARREN_TLS_NODE"))
+            .args(args)
+            .output()
+            .expect("run rabbitmqctl");
+        assert!(
+            out.status.success(),
+            "rabbitmqctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Has the node serve `name`.pem / `name`.key from the PKI directory to new
+    /// connections.
+    fn serve(name: &str) {
+        let dir = pki();
+        for ext in ["pem", "key"] {
+            std::fs::copy(
+                dir.join(format!("{name}.{ext}")),
+                dir.join(format!("served.{ext}")),
+            )
+            .expect("copy the certificate to serve");
+        }
+        ctl(&["eval", "ssl:clear_pem_cache()."]);
+    }
+
+    /// Serves `name` until dropped, then the good certificate again.
+    struct Serving;
+
+    impl Serving {
+        fn cert(name: &str) -> Serving {
+            serve(name);
+            Serving
+        }
+    }
+
+    impl Drop for Serving {
+        fn drop(&mut self) {
+            serve("server");
+        }
+    }
+
+    /// The user name and TLS flag of each connection of the node, as
+    /// `rabbitmqctl list_connections user ssl` prints them.
+    fn connections() -> Vec<(String, bool)> {
+        ctl(&[
+            "list_connections",
+            "--no-table-headers",
+            "-q",
+            "user",
+            "ssl",
+        ])
+        .lines()
+        .filter_map(|l| {
+            let mut cols = l.split('\t');
+            Some((cols.next()?.to_owned(), cols.next()? == "true"))
+        })
+        .collect()
+    }
+
+    #[tokio::test]
+    #[ignore = "needs WARREN_TLS_RABBITMQ_URL: a RabbitMQ TLS listener (scripts/rabbitmq-tls-node.sh)"]
+    async fn a_call_round_trips_through_rabbitmqs_tls_listener_with_verification() {
+        let queue = format!("warren-tls-echo-{}", std::process::id());
+        let server = RpcServer::new()
+            .tls(trust())
+            .route(
+                QueueSpec::tutorial(queue.as_str()).auto_delete(true),
+                |req: Request| async move { Ok(Response::new(req.body, req.content_type)) },
+            )
+            .start(&url())
+            .await
+            .expect("the worker connects over TLS");
+        let client = connect(&url(), trust())
+            .await
+            .expect("verified TLS connect");
+        let reply = client
+            .call(&queue, b"over tls")
+            .await
+            .expect("a call over TLS");
+        assert_eq!(reply.body, b"over tls");
+        let conns = connections();
+        assert!(
+            conns.len() >= 2 && conns.iter().all(|(user, ssl)| user == "guest" && *ssl),
+            "RabbitMQ sees both connections as TLS: {conns:?}"
+        );
+        client.shutdown().await.unwrap();
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    #[ignore = "needs WARREN_TLS_RABBITMQ_URL: a RabbitMQ TLS listener (scripts/rabbitmq-tls-node.sh)"]
+    async fn a_bad_ca_an_expired_certificate_and_a_wrong_name_fail_by_cause() {
+        let other_ca = TlsConfig::new()
+            .ca_file(pki().join("other-ca.pem"))
+            .unwrap();
+        assert_eq!(
+            tls_failure(connect(&url(), other_ca).await),
+            TlsFailure::UnknownCa
+        );
+        {
+            let _expired = Serving::cert("expired");
+            assert_eq!(
+                tls_failure(connect(&url(), trust()).await),
+                TlsFailure::Expired
+            );
+        }
+        {
+            let _wrong = Serving::cert("wrong-name");
+            let err = connect(&url(), trust()).await;
+            assert_eq!(tls_failure(err), TlsFailure::NameMismatch);
+        }
+        // The good certificate is back, and the failures were the certificates'.
+        let client = connect(&url(), trust())
+            .await
+            .expect("verified TLS connect");
+        client.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    #[ignore = "needs WARREN_TLS_RABBITMQ_URL: a RabbitMQ TLS listener (scripts/rabbitmq-tls-node.sh)"]
+    async fn a_client_certificate_logs_in_with_external_and_one_from_another_ca_is_refused() {
+        const USER: &str = "warren-tls-client";
+        let _ = Command::new("rabbitmqctl")
+            .args(["-n", &env("WARREN_TLS_NODE"), "delete_user", USER])
+            .output();
+        ctl(&["add_user", USER, "unused-password"]);
+        ctl(&["clear_password", USER]);
+        ctl(&["set_permissions", "-p", "/", USER, ".*", ".*", ".*"]);
+        // No credentials in the URL: the broker takes the user from the certificate.
+        let url = url().replacen("guest:guest@", "", 1);
+        let dir = pki();
+
+        let mine = trust()
+            .client_cert_files(dir.join("client.pem"), dir.join("client.key"))
+            .unwrap()
+            .external_login();
+        let result = connect(&url, mine).await;
+        let seen = connections();
+        let client = result.expect("EXTERNAL login with the client certificate");
+        assert!(
+            seen.iter().any(|(user, ssl)| user == USER && *ssl),
+            "RabbitMQ logged the connection in as {USER}: {seen:?}"
+        );
+        client.shutdown().await.unwrap();
+
+        let foreign = trust()
+            .client_cert_files(dir.join("other-client.pem"), dir.join("other-client.key"))
+            .unwrap()
+            .external_login();
+        let refused = connect(&url, foreign).await;
+        assert!(
+            matches!(refused, Err(Error::Tls { .. }) | Err(Error::Connect { .. })),
+            "a certificate from another CA is refused: {:?}",
+            refused.err().map(|e| e.to_string())
+        );
+        ctl(&["delete_user", USER]);
+    }
+}

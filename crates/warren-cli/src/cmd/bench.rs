@@ -89,6 +89,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ClientKind::Rpc,
           conflicts_with_all = ["raw", "typed", "exclusive_reply_queue", "queue", "observe"])]
     pub(super) client: ClientKind,
+    /// For an `amqps://` --url: the bench's RPC clients and workers use these.
+    #[command(flatten)]
+    pub(super) tls: super::TlsArgs,
 }
 
 impl Args {
@@ -191,6 +194,13 @@ pub async fn run(args: Args) -> Result<(), String> {
     if args.workers == 0 && args.queue.is_none() {
         return Err("with --workers 0, name the queue of a running server with --queue".to_owned());
     }
+    let tls = args.tls.config().map_err(|e| e.to_string())?;
+    if tls.is_some() && (args.raw || args.client == ClientKind::Raw) {
+        return Err(
+            "the --tls-* flags apply to the RPC bench (warren-rpc), not --raw or --client raw"
+                .to_owned(),
+        );
+    }
     let mut roles = cpu::Roles::new();
     let rts = Runtimes::new(args.threads)?;
     let given = args.url.clone();
@@ -204,7 +214,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     } else if args.client == ClientKind::Raw {
         super::bench_rpc_raw::run(&args, &url, &mut roles, &rts).await
     } else {
-        rpc(&args, &url, &mut roles, &rts).await
+        rpc(&args, &url, tls, &mut roles, &rts).await
     };
     if let Some(b) = broker {
         let _ = on(&rts.broker, async move { b.shutdown().await }).await;
@@ -289,6 +299,7 @@ async fn raw(
 async fn rpc(
     args: &Args,
     url: &str,
+    tls: Option<warren_rpc::TlsConfig>,
     roles: &mut cpu::Roles,
     rts: &Runtimes,
 ) -> Result<Summary, String> {
@@ -305,14 +316,18 @@ async fn rpc(
     let mut workers = Vec::new();
     for _ in 0..args.workers {
         let metrics = metrics.clone();
-        let (spec, url, concurrency, typed) = (
+        let (spec, url, concurrency, typed, tls) = (
             spec.clone(),
             url.to_owned(),
             args.worker_concurrency,
             args.typed,
+            tls.clone(),
         );
         let server = on(&rts.worker, async move {
             let mut server = RpcServer::new().concurrency(concurrency);
+            if let Some(tls) = tls {
+                server = server.tls(tls);
+            }
             if let Some(m) = metrics {
                 server = server.metrics(m);
             }
@@ -337,10 +352,12 @@ async fn rpc(
         } else {
             ReplyMode::DirectReplyTo
         };
-        let url = url.to_owned();
-        let metrics = metrics.clone();
+        let (url, metrics, tls) = (url.to_owned(), metrics.clone(), tls.clone());
         let client = on(&rts.client, async move {
             let mut builder = RpcClient::builder().reply_mode(mode);
+            if let Some(tls) = tls {
+                builder = builder.tls(tls);
+            }
             if let Some(m) = metrics {
                 builder = builder.metrics(m);
             }

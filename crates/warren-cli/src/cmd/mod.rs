@@ -11,13 +11,10 @@ pub mod completions;
 pub mod demo;
 pub mod serve;
 
-/// `--url`: `$AMQP_URL`, else the local default. Several addresses (repeat `--url`, or
-/// separate them with commas) are tried in order, and failed over to in that order.
+/// The `--tls-*` flags, for `amqps://` URLs (part of [`BrokerArgs`], and of
+/// `warren bench`'s arguments).
 #[derive(Debug, Clone, clap::Args)]
-pub struct BrokerArgs {
-    /// AMQP URL of the broker; repeat (or separate with commas) for fallbacks.
-    #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL, value_delimiter = ',', value_parser = crate::parse::amqp_url)]
-    pub url: Vec<String>,
+pub struct TlsArgs {
     /// For `amqps://`: trust the CA certificates in this PEM file instead of the
     /// system's store.
     #[arg(long, value_name = "FILE")]
@@ -38,22 +35,10 @@ pub struct BrokerArgs {
     pub tls_insecure: bool,
 }
 
-impl BrokerArgs {
-    /// The first address (clap guarantees at least one through the default).
-    pub fn primary(&self) -> &str {
-        self.url
-            .first()
-            .map_or(warren_rpc::DEFAULT_URL, String::as_str)
-    }
-
-    /// The addresses after the first.
-    pub fn fallbacks(&self) -> impl Iterator<Item = &String> {
-        self.url.iter().skip(1)
-    }
-
+impl TlsArgs {
     /// The TLS options of the `--tls-*` flags (`None`: none given, so `amqps://`
     /// uses the library's defaults).
-    pub fn tls(&self) -> warren_rpc::Result<Option<warren_rpc::TlsConfig>> {
+    pub fn config(&self) -> warren_rpc::Result<Option<warren_rpc::TlsConfig>> {
         let given = self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_insecure;
         if !given {
             return Ok(None);
@@ -72,6 +57,36 @@ impl BrokerArgs {
             tls = tls.danger_accept_invalid_certs();
         }
         Ok(Some(tls))
+    }
+}
+
+/// `--url`: `$AMQP_URL`, else the local default. Several addresses (repeat `--url`, or
+/// separate them with commas) are tried in order, and failed over to in that order.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerArgs {
+    /// AMQP URL of the broker; repeat (or separate with commas) for fallbacks.
+    #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL, value_delimiter = ',', value_parser = crate::parse::amqp_url)]
+    pub url: Vec<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+impl BrokerArgs {
+    /// The first address (clap guarantees at least one through the default).
+    pub fn primary(&self) -> &str {
+        self.url
+            .first()
+            .map_or(warren_rpc::DEFAULT_URL, String::as_str)
+    }
+
+    /// The addresses after the first.
+    pub fn fallbacks(&self) -> impl Iterator<Item = &String> {
+        self.url.iter().skip(1)
+    }
+
+    /// The TLS options of the `--tls-*` flags (see [`TlsArgs::config`]).
+    pub fn tls(&self) -> warren_rpc::Result<Option<warren_rpc::TlsConfig>> {
+        self.tls.config()
     }
 
     /// A client builder with the fallback addresses and the `--tls-*` options; connect
