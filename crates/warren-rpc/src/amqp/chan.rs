@@ -211,7 +211,10 @@ impl Channel {
             prefetch_count,
             global: false,
         };
-        match self.call(AMQPClass::Basic(basic::AMQPMethod::Qos(qos)), None).await? {
+        match self
+            .call(AMQPClass::Basic(basic::AMQPMethod::Qos(qos)), None)
+            .await?
+        {
             AMQPClass::Basic(basic::AMQPMethod::QosOk(_)) => Ok(()),
             other => Err(unexpected("basic.qos-ok", &other)),
         }
@@ -265,7 +268,10 @@ impl Channel {
             ..Consume::default()
         };
         match self
-            .call(AMQPClass::Basic(basic::AMQPMethod::Consume(consume)), Some(sink))
+            .call(
+                AMQPClass::Basic(basic::AMQPMethod::Consume(consume)),
+                Some(sink),
+            )
             .await?
         {
             AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)) => Ok(ok.consumer_tag.to_string()),

@@ -196,7 +196,10 @@ struct Task<S> {
     shared: Arc<Shared>,
     chans: HashMap<u16, Chan>,
     /// A `connection.close` sent: who waits for its `close-ok`, and until when.
-    closing: Option<(Option<oneshot::Sender<Result<(), RawError>>>, Option<Instant>)>,
+    closing: Option<(
+        Option<oneshot::Sender<Result<(), RawError>>>,
+        Option<Instant>,
+    )>,
     last_read: Instant,
     last_write: Instant,
     /// The broker closed the connection: end once its close-ok is written.
@@ -400,7 +403,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                     props,
                     body,
                 } => {
-                    if let Some(sink) = self.chans.get_mut(&channel).and_then(|c| c.consumer.as_mut()) {
+                    if let Some(sink) = self
+                        .chans
+                        .get_mut(&channel)
+                        .and_then(|c| c.consumer.as_mut())
+                    {
                         sink.message(Inbound::Deliver {
                             delivery_tag,
                             redelivered,
@@ -416,7 +423,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                     routing_key,
                     props,
                 } => {
-                    if let Some(sink) = self.chans.get_mut(&channel).and_then(|c| c.consumer.as_mut()) {
+                    if let Some(sink) = self
+                        .chans
+                        .get_mut(&channel)
+                        .and_then(|c| c.consumer.as_mut())
+                    {
                         sink.message(Inbound::Return {
                             reply_code,
                             reply_text,
@@ -477,8 +488,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
             return;
         };
         match class {
-            AMQPClass::Basic(basic::AMQPMethod::Ack(a)) => chan.confirmed(a.delivery_tag, a.multiple, true),
-            AMQPClass::Basic(basic::AMQPMethod::Nack(n)) => chan.confirmed(n.delivery_tag, n.multiple, false),
+            AMQPClass::Basic(basic::AMQPMethod::Ack(a)) => {
+                chan.confirmed(a.delivery_tag, a.multiple, true)
+            }
+            AMQPClass::Basic(basic::AMQPMethod::Nack(n)) => {
+                chan.confirmed(n.delivery_tag, n.multiple, false)
+            }
             AMQPClass::Basic(basic::AMQPMethod::Cancel(c)) => {
                 if let Some(mut sink) = chan.consumer.take() {
                     sink.ended(Ended::Cancelled);
@@ -493,9 +508,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                 }
             }
             AMQPClass::Channel(channel::AMQPMethod::Close(c)) => {
-                let _ = self
-                    .out
-                    .method(channel, &AMQPClass::Channel(channel::AMQPMethod::CloseOk(CloseOk {})));
+                let _ = self.out.method(
+                    channel,
+                    &AMQPClass::Channel(channel::AMQPMethod::CloseOk(CloseOk {})),
+                );
                 let err = RawError::Closed {
                     what: "a channel",
                     code: c.reply_code,
@@ -508,9 +524,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
             }
             AMQPClass::Channel(channel::AMQPMethod::Flow(f)) => {
                 let ok = FlowOk { active: f.active };
-                let _ = self
-                    .out
-                    .method(channel, &AMQPClass::Channel(channel::AMQPMethod::FlowOk(ok)));
+                let _ = self.out.method(
+                    channel,
+                    &AMQPClass::Channel(channel::AMQPMethod::FlowOk(ok)),
+                );
             }
             reply => {
                 let closed = matches!(reply, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)));
