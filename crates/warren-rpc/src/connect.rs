@@ -214,7 +214,9 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
     tcp.set_nodelay(true).map_err(|e| failed(e.into()))?;
     cut.0.arm(&tcp).map_err(|e| failed(e.into()))?;
     let handshake_failed = |e: RawError| match e {
-        RawError::Closed { code: 403, text, .. } => Error::AccessRefused {
+        RawError::Closed {
+            code: 403, text, ..
+        } => Error::AccessRefused {
             url: shown.clone(),
             user: login.user.clone(),
             reply_text: text,
@@ -224,29 +226,32 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
     let connection = match tls {
         None => {
             let mut tcp = tcp;
-            let (reader, out, tuned) = shake(&mut tcp, &login, deadline)
-                .await
-                .map_err(|e| e.map_or_else(|| stalled(ConnectStep::AmqpHandshake), handshake_failed))?;
+            let (reader, out, tuned) = shake(&mut tcp, &login, deadline).await.map_err(|e| {
+                e.map_or_else(|| stalled(ConnectStep::AmqpHandshake), handshake_failed)
+            })?;
             Connection::start(tcp, reader, out, tuned)
         }
         Some(tls) => {
             let name = ServerName::try_from(host.to_owned()).map_err(|e| Error::Tls {
                 url: shown.clone(),
-                failure: TlsFailure::Handshake(format!("`{host}` is not a valid TLS server name: {e}")),
+                failure: TlsFailure::Handshake(format!(
+                    "`{host}` is not a valid TLS server name: {e}"
+                )),
             })?;
-            let mut stream = match tokio::time::timeout_at(deadline, tls.connector.connect(name, tcp)).await {
-                Err(_) => return Err(stalled(ConnectStep::TcpConnect)),
-                Ok(Err(e)) => {
-                    return Err(Error::Tls {
-                        url: shown.clone(),
-                        failure: TlsFailure::from_io(&e),
-                    })
-                }
-                Ok(Ok(stream)) => stream,
-            };
-            let (reader, out, tuned) = shake(&mut stream, &login, deadline)
-                .await
-                .map_err(|e| e.map_or_else(|| stalled(ConnectStep::AmqpHandshake), handshake_failed))?;
+            let mut stream =
+                match tokio::time::timeout_at(deadline, tls.connector.connect(name, tcp)).await {
+                    Err(_) => return Err(stalled(ConnectStep::TcpConnect)),
+                    Ok(Err(e)) => {
+                        return Err(Error::Tls {
+                            url: shown.clone(),
+                            failure: TlsFailure::from_io(&e),
+                        })
+                    }
+                    Ok(Ok(stream)) => stream,
+                };
+            let (reader, out, tuned) = shake(&mut stream, &login, deadline).await.map_err(|e| {
+                e.map_or_else(|| stalled(ConnectStep::AmqpHandshake), handshake_failed)
+            })?;
             Connection::start(stream, reader, out, tuned)
         }
     };

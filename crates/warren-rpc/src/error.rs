@@ -389,6 +389,11 @@ mod tests {
             panic!("not an AMQP error: {closed:?}");
         };
         assert_eq!(inner.reply_code(), Some(406));
-        assert!(closed.to_string().contains("PRECONDITION_FAILED - inequivalent arg"), "{closed}");
+        assert!(
+            closed
+                .to_string()
+                .contains("PRECONDITION_FAILED - inequivalent arg"),
+            "{closed}"
+        );
     }
 }

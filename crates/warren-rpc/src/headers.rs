@@ -9,7 +9,9 @@
 
 use std::collections::{btree_map, BTreeMap};
 
-use amq_protocol::types::{AMQPValue, DecimalValue, FieldArray, FieldTable, LongString, ShortString};
+use amq_protocol::types::{
+    AMQPValue, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
+};
 
 /// The longest header (or argument) name AMQP can carry, in bytes.
 pub const MAX_NAME_LEN: usize = 255;

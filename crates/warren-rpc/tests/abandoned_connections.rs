@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use common::{bounded, Target};
 use hostile::{BlackHole, Proxy, ScriptedPeer, SilentAfter};
-use warren_rpc::__raw::live_connections;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
+use warren_rpc::__raw::live_connections;
 use warren_rpc::{Error, Request, Response, RpcClient, RpcServer, Status};
 
 /// Waits up to `limit` for `done`, polling; returns whether it came true.
@@ -107,7 +107,10 @@ async fn abandoned_connections_leave_no_connection_task_behind() {
             live_connections(),
             attempts * 6
         );
-        assert!(gone, "an abandoned connection left its connection task running");
+        assert!(
+            gone,
+            "an abandoned connection left its connection task running"
+        );
 
         proxy.thaw();
         let metrics = Handle::current().metrics();

@@ -66,13 +66,16 @@ impl Sink for mpsc::UnboundedSender<Inbound> {
     }
 }
 
+/// Publishes not confirmed yet: sequence number and who waits for its confirm.
+type Unconfirmed = VecDeque<(u64, Option<Confirm>)>;
+
 /// The task's state of one open channel.
 #[derive(Default)]
 pub(crate) struct Chan {
     /// Sync methods sent, in order, waiting for their replies.
     pub(crate) syncs: VecDeque<SyncReply>,
     /// Confirm mode: the next publish's sequence number and the publishes unconfirmed.
-    confirms: Option<(u64, VecDeque<(u64, Option<Confirm>)>)>,
+    confirms: Option<(u64, Unconfirmed)>,
     /// The consumer's sink, once `consume-ok` came.
     pub(crate) consumer: Option<Box<dyn Sink>>,
     /// A consumer's sink waiting for its `consume-ok`.
@@ -211,7 +214,10 @@ impl Channel {
             prefetch_count,
             global: false,
         };
-        match self.call(AMQPClass::Basic(basic::AMQPMethod::Qos(qos)), None).await? {
+        match self
+            .call(AMQPClass::Basic(basic::AMQPMethod::Qos(qos)), None)
+            .await?
+        {
             AMQPClass::Basic(basic::AMQPMethod::QosOk(_)) => Ok(()),
             other => Err(unexpected("basic.qos-ok", &other)),
         }
@@ -265,7 +271,10 @@ impl Channel {
             ..Consume::default()
         };
         match self
-            .call(AMQPClass::Basic(basic::AMQPMethod::Consume(consume)), Some(sink))
+            .call(
+                AMQPClass::Basic(basic::AMQPMethod::Consume(consume)),
+                Some(sink),
+            )
             .await?
         {
             AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)) => Ok(ok.consumer_tag.to_string()),

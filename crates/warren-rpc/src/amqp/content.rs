@@ -119,7 +119,8 @@ impl Assembler {
 
     /// Content `i` as an event, if its body is whole.
     fn complete(&mut self, i: usize) -> Result<Option<Event>, RawError> {
-        let done = matches!(&self.pending[i], (_, _, Some((size, _)), body) if body.len() as u64 >= *size);
+        let done =
+            matches!(&self.pending[i], (_, _, Some((size, _)), body) if body.len() as u64 >= *size);
         if !done {
             return Ok(None);
         }

@@ -155,7 +155,10 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let open = Open {
         virtual_host: login.vhost.as_str().into(),
     };
-    out.method(0, &AMQPClass::Connection(connection::AMQPMethod::Open(open)))?;
+    out.method(
+        0,
+        &AMQPClass::Connection(connection::AMQPMethod::Open(open)),
+    )?;
     out.flush(stream).await?;
     match method(stream, reader, &mut asm).await? {
         AMQPClass::Connection(connection::AMQPMethod::OpenOk(_)) => Ok(tuned),

@@ -253,7 +253,9 @@ mod tests {
     fn publish_to_matches_the_codec() {
         let props = AMQPProperties::default().with_correlation_id("c.1".into());
         let mut by_hand = FrameBuf::new(4096);
-        by_hand.publish_to(3, "rpc_queue", true, &props, b"30").unwrap();
+        by_hand
+            .publish_to(3, "rpc_queue", true, &props, b"30")
+            .unwrap();
         let mut codec = FrameBuf::new(4096);
         let publish = AMQPClass::Basic(AMQPMethod::Publish(Publish {
             exchange: "".into(),

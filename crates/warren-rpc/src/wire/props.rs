@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 
 use super::{epoch_millis, HEADER_DEADLINE, HEADER_STATUS, PERSISTENT, TRANSIENT};
 use crate::status::{Code, Status};
