@@ -48,12 +48,14 @@ mod memory;
 mod message;
 pub mod prometheus;
 mod queue;
+mod recovery;
 mod reply_to;
 mod server;
 mod shared;
 mod shutdown;
 pub mod stats;
 mod store;
+mod tls;
 mod url;
 mod vhost;
 
@@ -63,6 +65,7 @@ pub use error::BrokerError;
 pub use fd_limit::raise_fd_limit;
 pub use handle::BrokerHandle;
 pub use memory::{Counting, MemoryLimit};
+pub use tls::{TlsError, TlsOptions};
 
 use shared::{Config, Shared};
 
@@ -84,6 +87,8 @@ impl Broker {
         BrokerBuilder {
             config: Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5672)),
+                plain: true,
+                tls: None,
                 username: "guest".into(),
                 password: "guest".into(),
                 vhost: "/".into(),
@@ -118,6 +123,22 @@ impl BrokerBuilder {
     /// Address to listen on (port 0 picks a free port).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.config.listen = addr;
+        self
+    }
+
+    /// Also listen for TLS (`amqps://`) on `addr` (RabbitMQ's `listeners.ssl`; 5671
+    /// by convention), with the certificate and peer checks of `tls`. From accept to
+    /// `connection.open`, TLS handshake included, a client has the
+    /// [`handshake_timeout`](Self::handshake_timeout).
+    pub fn tls_listen(mut self, addr: SocketAddr, tls: TlsOptions) -> Self {
+        self.config.tls = Some((addr, tls));
+        self
+    }
+
+    /// Whether to serve plain AMQP on [`listen`](Self::listen)'s address (default
+    /// true); `false` with [`tls_listen`](Self::tls_listen) serves TLS only.
+    pub fn plain_listener(mut self, on: bool) -> Self {
+        self.config.plain = on;
         self
     }
 
@@ -264,6 +285,15 @@ impl BrokerBuilder {
                 "max_pending_handshakes must be > 0".into(),
             ));
         }
+        if !config.plain && config.tls.is_none() {
+            return Err(BrokerError::Config(
+                "no listener: keep the plain listener or add a TLS one".into(),
+            ));
+        }
+        let tls = match &config.tls {
+            Some((addr, options)) => Some((*addr, options.acceptor()?)),
+            None => None,
+        };
         if config.handshake_timeout.is_zero() {
             return Err(BrokerError::Config("handshake_timeout must be > 0".into()));
         }
@@ -303,13 +333,11 @@ impl BrokerBuilder {
         };
         let vhost = vhost::VHost::new(config.vhost.clone(), store.clone(), memory);
         if let Some(rec) = recovered {
-            recover(&vhost, rec);
+            recovery::recover(&vhost, rec);
         }
-        let listener = server::bind(config.listen).map_err(|source| BrokerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        let local_addr = listener.local_addr()?;
+        let plain = config.plain.then_some(config.listen);
+        let listeners = server::Listeners::bind(plain, tls)?;
+        let (plain_addr, tls_addr) = (listeners.plain_addr(), listeners.tls_addr());
         let access = config.access_store()?;
         let shared = Arc::new(Shared {
             access: std::sync::RwLock::new(access),
@@ -323,11 +351,10 @@ impl BrokerBuilder {
         // A watch channel: tasks that first run after `shutdown()` still see it.
         let notify = Arc::new(watch::Sender::new(false));
         let (done_tx, done_rx) = mpsc::channel(1);
-        let accept = tokio::spawn(server::accept_loop(
-            listener,
+        let accept = tokio::spawn(server::accept_loops(
+            listeners,
             shared.clone(),
             notify.clone(),
-            shutdown::Shutdown::new(&notify),
             done_tx,
         ));
         tokio::spawn(stats::sampler(
@@ -357,9 +384,10 @@ impl BrokerBuilder {
                 shutdown::Shutdown::new(&notify),
             ));
         }
-        tracing::info!(%local_addr, "warren broker started");
+        tracing::info!(plain = ?plain_addr, tls = ?tls_addr, "warren broker started");
         Ok(BrokerHandle {
-            local_addr,
+            plain_addr,
+            tls_addr,
             shared,
             notify,
             done_rx,
@@ -368,44 +396,4 @@ impl BrokerBuilder {
             management_addr,
         })
     }
-}
-
-/// Rebuild exchanges, queues, bindings and messages from the store.
-fn recover(vhost: &Arc<vhost::VHost>, rec: store::Recovered) {
-    for (name, (kind, auto_delete, internal, args)) in rec.exchanges {
-        vhost.recover_exchange(name, &kind, auto_delete, internal, args);
-    }
-    let mut messages = rec.messages;
-    let mut n = 0usize;
-    for (name, (auto_delete, args)) in rec.queues {
-        let q = vhost.recover_queue(name.clone(), auto_delete, args);
-        if let Some(msgs) = messages.remove(&name) {
-            for (id, m) in msgs {
-                let Ok((_, props)) =
-                    amq_protocol::protocol::basic::parse_properties(&m.raw_props[..])
-                else {
-                    continue;
-                };
-                let msg =
-                    message::Message::new(m.exchange, m.routing_key, props, m.raw_props, m.body)
-                        .charged_to(&vhost.memory);
-                let fallout = q.enqueue(Arc::new(msg), Some(id));
-                vhost.settle(&q, fallout);
-                n += 1;
-            }
-        }
-    }
-    for (exchange, dest, key, args, to_exchange) in rec.bindings {
-        let Some(x) = vhost.exchange(&exchange) else {
-            continue;
-        };
-        if to_exchange {
-            if vhost.exchange(&dest).is_some() {
-                x.bind(exchange::Dest::Exchange(dest), &key, args);
-            }
-        } else if let Ok(q) = vhost.queue(&dest, 0) {
-            x.bind(exchange::Dest::Queue(q), &key, args);
-        }
-    }
-    tracing::info!(messages = n, "recovered durable state");
 }

@@ -1,6 +1,10 @@
-//! The connection handshake: protocol header, connection.start/start-ok
-//! (PLAIN and AMQPLAIN authentication), tune/tune-ok negotiation and open.
+//! The connection handshake: protocol header, connection.start/start-ok (PLAIN,
+//! AMQPLAIN or EXTERNAL authentication, see `mechanism.rs`), tune/tune-ok
+//! negotiation and open.
 
+use super::mechanism::{self, Login};
+use super::properties::{capability, server_properties};
+use super::transport::ReadHalf;
 use super::writer::Writer;
 use super::{send_close, HANDSHAKE_FRAME_MAX};
 use crate::access::grant::Grant;
@@ -8,16 +12,14 @@ use crate::admission::{Refused, Ticket};
 use crate::error::AmqpError;
 use crate::frame::Out;
 use crate::frame::{decode, InFrame, PROTOCOL_HEADER};
-use crate::message::{short, value_as_str};
 use crate::shared::Shared;
+use crate::tls::PeerCert;
 use amq_protocol::protocol::{connection, AMQPClass};
-use amq_protocol::types::parsing::parse_field_table;
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use amq_protocol::types::{FieldTable, LongString};
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Errors ending the handshake.
@@ -59,13 +61,13 @@ pub(super) struct Tuned {
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 
 /// One socket's handshake: the framed I/O it runs on and what it needs to decide.
-pub(super) struct Handshake<'a> {
+pub(super) struct Handshake<'a, R> {
     /// Connection id (for logs).
     pub(super) id: u64,
     /// Broker state (credentials, limits, vhost).
     pub(super) shared: &'a Shared,
-    /// The socket's read half.
-    pub(super) rd: &'a mut OwnedReadHalf,
+    /// The stream's read half.
+    pub(super) rd: &'a mut R,
     /// Bytes read and not yet decoded.
     pub(super) rbuf: &'a mut BytesMut,
     /// Frames to write.
@@ -76,9 +78,11 @@ pub(super) struct Handshake<'a> {
     pub(super) ticket: Option<Ticket>,
     /// The client's address (loopback-only users).
     pub(super) peer: SocketAddr,
+    /// The client certificate (EXTERNAL).
+    pub(super) cert: PeerCert,
 }
 
-impl Handshake<'_> {
+impl<R: ReadHalf> Handshake<'_, R> {
     fn flush(&mut self) {
         self.writer.send(self.out);
     }
@@ -157,7 +161,7 @@ impl Handshake<'_> {
                 version_major: 0,
                 version_minor: 9,
                 server_properties: server_properties(),
-                mechanisms: LongString::from("PLAIN AMQPLAIN"),
+                mechanisms: LongString::from(mechanism::offered(&self.cert)),
                 locales: LongString::from("en_US"),
             })),
         );
@@ -171,10 +175,16 @@ impl Handshake<'_> {
             }
         };
         let mech = start_ok.mechanism.as_str().to_owned();
-        let creds = parse_credentials(&mech, start_ok.response.as_bytes());
-        let user = match creds {
-            Some((u, p)) => self.login(&u, &p),
-            None => None,
+        let user = match mechanism::parse(&mech, start_ok.response.as_bytes(), &self.cert) {
+            Login::Password(u, p) => self.login(&u, &p),
+            Login::External => self.login_external(),
+            Login::Malformed => None,
+            Login::NotOffered => {
+                let e = AmqpError::command_invalid(format!(
+                    "invalid authentication mechanism '{mech}'"
+                ));
+                return Err(self.hs_fail(e.with_method(10, 11).connection_level()));
+            }
         };
         let Some(user) = user else {
             // Answer late: guessing passwords costs a second a try.
@@ -288,11 +298,41 @@ impl Handshake<'_> {
         self.flush();
         Ok(tuned)
     }
+    /// Whether `user` may only log in from loopback and this peer is not (logged).
+    fn loopback_refused(&self, user: &str) -> bool {
+        let cfg = &self.shared.config;
+        let refused = cfg.loopback_users.iter().any(|u| u == user) && !is_loopback(self.peer);
+        if refused {
+            tracing::warn!(conn = self.id, user, peer = %self.peer, "user can only connect via localhost");
+        }
+        refused
+    }
+
+    /// EXTERNAL: the certificate's user if the store has them and they may log in
+    /// from this peer (RabbitMQ checks no password; the TLS handshake verified the
+    /// certificate).
+    fn login_external(&self) -> Option<String> {
+        let user = match mechanism::external_user(&self.cert) {
+            Ok(user) => user,
+            Err(reason) => {
+                tracing::warn!(conn = self.id, peer = %self.peer, "EXTERNAL login refused: {reason}");
+                return None;
+            }
+        };
+        if self.loopback_refused(user) {
+            return None;
+        }
+        let access = self.shared.access.read().ok()?;
+        if access.user(user).is_none() {
+            tracing::warn!(conn = self.id, peer = %self.peer, "EXTERNAL login refused: user '{user}' - invalid credentials");
+            return None;
+        }
+        Some(user.to_owned())
+    }
+
     /// The user name if `password` is theirs and they may log in from this peer.
     fn login(&self, user: &str, password: &str) -> Option<String> {
-        let cfg = &self.shared.config;
-        if cfg.loopback_users.iter().any(|u| u == user) && !is_loopback(self.peer) {
-            tracing::warn!(conn = self.id, user, peer = %self.peer, "user can only connect via localhost");
+        if self.loopback_refused(user) {
             return None;
         }
         let access = self.shared.access.read().ok()?;
@@ -348,74 +388,6 @@ impl Handshake<'_> {
     }
 }
 
-/// The server-properties table, with RabbitMQ's capabilities.
-fn server_properties() -> FieldTable {
-    let mut caps = FieldTable::default();
-    for c in [
-        "publisher_confirms",
-        "exchange_exchange_bindings",
-        "basic.nack",
-        "consumer_cancel_notify",
-        "connection.blocked",
-        "authentication_failure_close",
-        "per_consumer_qos",
-        "direct_reply_to",
-        "consumer_priorities",
-    ] {
-        caps.insert(short(c), AMQPValue::Boolean(true));
-    }
-    let mut t = FieldTable::default();
-    t.insert(short("capabilities"), AMQPValue::FieldTable(caps));
-    let s = |v: &str| AMQPValue::LongString(LongString::from(v));
-    t.insert(short("product"), s("Warren broker"));
-    t.insert(short("version"), s(env!("CARGO_PKG_VERSION")));
-    t.insert(short("platform"), s("Rust"));
-    t.insert(short("cluster_name"), s("warren"));
-    t.insert(short("copyright"), s("Warren contributors"));
-    t.insert(short("information"), s("Embedded AMQP 0-9-1 broker"));
-    t
-}
-
-/// Whether a client-properties table announces a capability.
-fn capability(props: &FieldTable, name: &str) -> bool {
-    match props.inner().get("capabilities") {
-        Some(AMQPValue::FieldTable(caps)) => {
-            matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
-        }
-        _ => false,
-    }
-}
-
-/// Extract (user, password) from a PLAIN or AMQPLAIN response.
-fn parse_credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
-    match mechanism {
-        "PLAIN" => {
-            let mut parts = response.split(|b| *b == 0);
-            let _authzid = parts.next()?;
-            let user = parts.next()?;
-            let pass = parts.next()?;
-            if parts.next().is_some() {
-                // Trailing data after the password: malformed, refused.
-                return None;
-            }
-            Some((
-                String::from_utf8(user.to_vec()).ok()?,
-                String::from_utf8(pass.to_vec()).ok()?,
-            ))
-        }
-        "AMQPLAIN" => {
-            let mut buf = Vec::with_capacity(response.len() + 4);
-            buf.extend_from_slice(&(response.len() as u32).to_be_bytes());
-            buf.extend_from_slice(response);
-            let (_, t) = parse_field_table(&buf[..]).ok()?;
-            let user = t.inner().get("LOGIN").and_then(value_as_str)?;
-            let pass = t.inner().get("PASSWORD").and_then(value_as_str)?;
-            Some((user, pass))
-        }
-        _ => None,
-    }
-}
-
 /// Whether a peer address is loopback (an IPv4-mapped IPv6 one included).
 pub(crate) fn is_loopback(peer: SocketAddr) -> bool {
     match peer.ip() {
@@ -437,14 +409,5 @@ mod tests {
         assert!(is_loopback("[::ffff:127.0.0.1]:5672".parse().unwrap()));
         assert!(!is_loopback("192.168.1.20:5672".parse().unwrap()));
         assert!(!is_loopback("[2001:db8::1]:5672".parse().unwrap()));
-    }
-
-    #[test]
-    fn plain_with_trailing_data_is_refused() {
-        assert_eq!(
-            parse_credentials("PLAIN", b"\0u\0p"),
-            Some(("u".into(), "p".into()))
-        );
-        assert_eq!(parse_credentials("PLAIN", b"\0u\0p\0extra"), None);
     }
 }
