@@ -88,6 +88,16 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ClientKind::Lapin,
           conflicts_with_all = ["raw", "typed", "exclusive_reply_queue", "queue", "observe"])]
     pub(super) client: ClientKind,
+    #[command(flatten)]
+    pub(super) tls: super::TlsArgs,
+    /// The embedded broker listens for TLS only, with this certificate chain (PEM), and
+    /// the bench connects over `amqps://127.0.0.1:PORT` (trust its CA with --tls-ca).
+    #[arg(long, value_name = "FILE", requires = "embedded_tls_key",
+          conflicts_with_all = ["url", "raw", "client"])]
+    embedded_tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --embedded-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "embedded_tls_cert")]
+    embedded_tls_key: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -192,8 +202,14 @@ pub async fn run(args: Args) -> Result<(), String> {
     let mut roles = cpu::Roles::new();
     let rts = Runtimes::new(args.threads)?;
     let given = args.url.clone();
+    let embedded_tls = match (&args.embedded_tls_cert, &args.embedded_tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(warren_broker::TlsOptions::from_files(cert, key).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
     let (broker, url) = on(&rts.broker, async move {
-        super::broker_or(given.as_deref()).await
+        super::broker_or(given.as_deref(), embedded_tls).await
     })
     .await??;
     roles.claim_new(cpu::BROKER);
@@ -300,9 +316,10 @@ async fn rpc(
     };
     let queue = spec.name.clone();
     let metrics = args.observe.then(warren_rpc::metrics::Metrics::new);
+    let tls = args.tls.config().map_err(|e| e.to_string())?;
     let mut workers = Vec::new();
     for _ in 0..args.workers {
-        let metrics = metrics.clone();
+        let (metrics, tls) = (metrics.clone(), tls.clone());
         let (spec, url, concurrency, typed) = (
             spec.clone(),
             url.to_owned(),
@@ -313,6 +330,9 @@ async fn rpc(
             let mut server = RpcServer::new().concurrency(concurrency);
             if let Some(m) = metrics {
                 server = server.metrics(m);
+            }
+            if let Some(tls) = tls {
+                server = server.tls(tls);
             }
             let server = if typed {
                 server.serve(CalcServer::new(Calculator).queue(spec))
@@ -335,12 +355,14 @@ async fn rpc(
         } else {
             ReplyMode::DirectReplyTo
         };
-        let url = url.to_owned();
-        let metrics = metrics.clone();
+        let (url, metrics, tls) = (url.to_owned(), metrics.clone(), tls.clone());
         let client = on(&rts.client, async move {
             let mut builder = RpcClient::builder().reply_mode(mode);
             if let Some(m) = metrics {
                 builder = builder.metrics(m);
+            }
+            if let Some(tls) = tls {
+                builder = builder.tls(tls);
             }
             builder.connect(url.as_str()).await
         })

@@ -19,6 +19,13 @@ pub struct BrokerArgs {
     /// AMQP URL of the broker; repeat (or separate with commas) for fallbacks.
     #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL, value_delimiter = ',', value_parser = crate::parse::amqp_url)]
     pub url: Vec<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// The client's `--tls-*` flags (`warren call`, `serve` and `bench`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
     /// For `amqps://`: trust the CA certificates in this PEM file instead of the
     /// system's store.
     #[arg(long, value_name = "FILE")]
@@ -39,22 +46,10 @@ pub struct BrokerArgs {
     pub tls_insecure: bool,
 }
 
-impl BrokerArgs {
-    /// The first address (clap guarantees at least one through the default).
-    pub fn primary(&self) -> &str {
-        self.url
-            .first()
-            .map_or(warren_rpc::DEFAULT_URL, String::as_str)
-    }
-
-    /// The addresses after the first.
-    pub fn fallbacks(&self) -> impl Iterator<Item = &String> {
-        self.url.iter().skip(1)
-    }
-
-    /// The TLS options of the `--tls-*` flags (`None`: none given, so `amqps://`
-    /// uses the library's defaults).
-    pub fn tls(&self) -> warren_rpc::Result<Option<warren_rpc::TlsConfig>> {
+impl TlsArgs {
+    /// The TLS options of the flags (`None`: none given, so `amqps://` uses the
+    /// library's defaults).
+    pub fn config(&self) -> warren_rpc::Result<Option<warren_rpc::TlsConfig>> {
         let given = self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_insecure;
         if !given {
             return Ok(None);
@@ -74,6 +69,26 @@ impl BrokerArgs {
         }
         Ok(Some(tls))
     }
+}
+
+impl BrokerArgs {
+    /// The first address (clap guarantees at least one through the default).
+    pub fn primary(&self) -> &str {
+        self.url
+            .first()
+            .map_or(warren_rpc::DEFAULT_URL, String::as_str)
+    }
+
+    /// The addresses after the first.
+    pub fn fallbacks(&self) -> impl Iterator<Item = &String> {
+        self.url.iter().skip(1)
+    }
+
+    /// The TLS options of the `--tls-*` flags (`None`: none given, so `amqps://`
+    /// uses the library's defaults).
+    pub fn tls(&self) -> warren_rpc::Result<Option<warren_rpc::TlsConfig>> {
+        self.tls.config()
+    }
 
     /// A client builder with the fallback addresses and the `--tls-*` options; connect
     /// it to [`primary`](Self::primary).
@@ -90,15 +105,21 @@ impl BrokerArgs {
 }
 
 /// The broker at `url`, or, without one, an embedded broker started on a free
-/// loopback port. Returns the embedded broker's handle (to shut it down) and the URL.
+/// loopback port (with `tls`, a TLS listener there instead of the plain one). Returns the embedded broker's
+/// handle (to shut it down) and the URL.
 pub async fn broker_or(
     url: Option<&str>,
+    tls: Option<warren_broker::TlsOptions>,
 ) -> Result<(Option<warren_broker::BrokerHandle>, String), String> {
     if let Some(url) = url {
         return Ok((None, url.to_owned()));
     }
-    let broker = warren_broker::Broker::builder()
-        .listen(([127, 0, 0, 1], 0).into())
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut builder = warren_broker::Broker::builder().listen(loopback);
+    if let Some(tls) = tls {
+        builder = builder.plain_listener(false).tls_listen(loopback, tls);
+    }
+    let broker = builder
         .start()
         .await
         .map_err(|e| format!("cannot start the embedded broker: {e}"))?;
