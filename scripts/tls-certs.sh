@@ -5,7 +5,8 @@
 #   server.pem, server.key  the broker's certificate: DNS:localhost, IP:127.0.0.1
 #   expired.pem, .key       same names, valid only during 2020
 #   wrong-name.pem, .key    valid, but only for DNS:warren.invalid
-#   client.pem, client.key  a client certificate, CN=warren-tls-client (EXTERNAL login)
+#   client.pem, client.key  a client certificate, CN=$TLS_CLIENT_CN (default
+#                           warren-tls-client; the EXTERNAL login's user)
 #   other-ca.pem            an unrelated CA: trusting it instead is the "bad CA" case
 #   other-client.pem, .key  a client certificate signed by the unrelated CA
 # Keys are EC P-256, unencrypted (RabbitMQ reads them without a password).
@@ -68,7 +69,8 @@ ca other-ca "some other CA"
 issue ca server localhost server "DNS:localhost,IP:127.0.0.1" "$now" "$later"
 issue ca expired localhost server "DNS:localhost,IP:127.0.0.1" 20200101000000Z 20210101000000Z
 issue ca wrong-name warren.invalid server "DNS:warren.invalid" "$now" "$later"
-issue ca client warren-tls-client client "" "$now" "$later"
-issue other-ca other-client warren-tls-client client "" "$now" "$later"
+cn="${TLS_CLIENT_CN:-warren-tls-client}"
+issue ca client "$cn" client "" "$now" "$later"
+issue other-ca other-client "$cn" client "" "$now" "$later"
 # RabbitMQ runs as the rabbitmq user when there is one: it must read the keys.
 chmod 644 ./*.pem ./*.key

@@ -1,12 +1,13 @@
-//! One client connection: [`serve`] runs the handshake (`handshake.rs`, which
-//! returns the tuned values) and then builds the connection, whose select loop is
+//! One client connection. `serve.rs` takes an accepted socket through the TLS
+//! handshake (`transport.rs`, which also makes plain and TLS streams look alike) and
+//! the AMQP handshake (`handshake.rs`, with the SASL mechanisms in `mechanism.rs`,
+//! which returns the tuned values), then builds the connection, whose select loop is
 //! here: reading and batching frames, heartbeats, the close deadline, the writer's
 //! backpressure and the alarms. Frame dispatch (`dispatch.rs`), the channel table
 //! (`channels.rs`), events from below (`events.rs`), the writer task (`writer.rs`)
 //! and the alarm state machine (`block.rs`) each have their own file.
 
 use crate::access::grant::Grant;
-use crate::admission::Ticket;
 use crate::channel::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::event::ConnEvent;
@@ -18,7 +19,9 @@ use crate::shutdown::Shutdown;
 use crate::stats::registry::{ConnEntry, Registered};
 use crate::store::ConfirmSink;
 use crate::vhost::VHost;
-use handshake::{Handshake, HandshakeError, Tuned};
+use handshake::Tuned;
+pub(crate) use serve::{serve, Accepted};
+use transport::ReadHalf;
 
 mod block;
 mod channels;
@@ -26,6 +29,10 @@ mod dispatch;
 mod events;
 mod handshake;
 mod login;
+mod mechanism;
+mod properties;
+mod serve;
+mod transport;
 mod writer;
 
 use amq_protocol::protocol::{connection, AMQPClass};
@@ -36,9 +43,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use writer::Writer;
 
@@ -96,87 +101,6 @@ struct Conn {
     _permit: OwnedSemaphorePermit,
     /// Listed in the management API's connections while this lives.
     _registered: Registered,
-}
-
-/// Serve one accepted socket until it closes. `ticket` is its pending-handshake slot;
-/// `evicted` fires if the accept loop takes that slot for a newer socket.
-pub(crate) async fn serve(
-    stream: TcpStream,
-    peer: std::net::SocketAddr,
-    shared: Arc<Shared>,
-    id: u64,
-    mut shutdown: Shutdown,
-    ticket: Ticket,
-    mut evicted: oneshot::Receiver<()>,
-) {
-    let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().unwrap_or(shared.config.listen);
-    let (mut rd, wr) = stream.into_split();
-    let (writer, writer_task) = Writer::spawn(wr);
-    let mut rbuf = BytesMut::with_capacity(HANDSHAKE_READ_BUF);
-    let mut out = Out::new(0);
-    let handshake = Handshake {
-        id,
-        shared: &shared,
-        rd: &mut rd,
-        rbuf: &mut rbuf,
-        out: &mut out,
-        writer: &writer,
-        ticket: Some(ticket),
-        peer,
-    };
-    let handshake_timeout = shared.config.handshake_timeout;
-    let hs = tokio::select! {
-        r = tokio::time::timeout(handshake_timeout, handshake.run()) => r,
-        Ok(()) = &mut evicted => Ok(Err(HandshakeError::Evicted)),
-        _ = shutdown.recv() => Ok(Err(HandshakeError::Eof)),
-    };
-    match hs {
-        Ok(Ok(tuned)) => {
-            tracing::info!(conn = id, %peer, "connection opened");
-            let mut conn = Conn::new(id, shared, rbuf, out, writer, tuned, (peer, local));
-            let end = conn.run(&mut rd, &mut shutdown).await;
-            if matches!(end, End::Closed) && conn.closing.is_none() {
-                // The client closed: like RabbitMQ, let it close the socket first after
-                // our close-ok, so it never sees EOF before it has read close-ok.
-                conn.flush();
-                linger(&mut rd).await;
-            }
-            tracing::info!(conn = id, %peer, ?end, "connection closed");
-            conn.cleanup();
-            drop(conn);
-        }
-        Ok(Err(HandshakeError::Evicted)) => {
-            tracing::debug!(conn = id, %peer, "pending handshake evicted for a newer socket");
-            // Reset rather than close: a flood must not fill the table with TIME_WAITs.
-            let _ = rd.as_ref().set_zero_linger();
-            drop(writer);
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(conn = id, %peer, error = %e, "handshake failed");
-            writer.send(&mut out);
-            drop(writer);
-        }
-        Err(_) => {
-            tracing::debug!(conn = id, %peer, "handshake timed out");
-            drop(writer);
-        }
-    }
-    // The writer task ends (and shuts the socket down) once its handle is dropped.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer_task).await;
-}
-
-/// Waits (bounded) for the peer to close its end of the socket.
-async fn linger(rd: &mut OwnedReadHalf) {
-    let mut sink = [0u8; 512];
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        while let Ok(n) = rd.read(&mut sink).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 impl Conn {
@@ -251,7 +175,7 @@ impl Conn {
         self.writer.backlogged()
     }
 
-    async fn run(&mut self, rd: &mut OwnedReadHalf, shutdown: &mut Shutdown) -> End {
+    async fn run(&mut self, rd: &mut impl ReadHalf, shutdown: &mut Shutdown) -> End {
         let hb = if self.heartbeat > 0 {
             Some(Duration::from_millis(u64::from(self.heartbeat) * 500))
         } else {

@@ -33,6 +33,9 @@ pub enum BrokerError {
     /// The builder configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The TLS listener's certificate, key or client CAs cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// AMQP 0-9-1 reply codes used by the broker.

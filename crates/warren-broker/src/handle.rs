@@ -13,7 +13,10 @@ use tokio::sync::mpsc;
 /// [`BrokerHandle::shutdown`] also stops it, without waiting.
 #[derive(Debug)]
 pub struct BrokerHandle {
-    pub(crate) local_addr: SocketAddr,
+    /// The plain listener's address, if it is on.
+    pub(crate) plain_addr: Option<SocketAddr>,
+    /// The TLS listener's address, if any.
+    pub(crate) tls_addr: Option<SocketAddr>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) notify: Arc<shutdown::Notifier>,
     pub(crate) done_rx: mpsc::Receiver<()>,
@@ -27,9 +30,19 @@ impl BrokerHandle {
         self.management_addr
     }
 
-    /// The address the broker listens on.
+    /// The address the broker listens on: the plain listener's, or the TLS
+    /// listener's when the plain one is off.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        match (self.plain_addr, self.tls_addr) {
+            (Some(addr), _) | (None, Some(addr)) => addr,
+            // start() refuses a broker without a listener.
+            (None, None) => self.shared.config.listen,
+        }
+    }
+
+    /// The TLS listener's address (None: no TLS listener).
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// A handle that reads the broker's stats: totals, rates, queues,
@@ -91,14 +104,28 @@ impl BrokerHandle {
         apply::declare(&self.shared.vhosts, definitions)
     }
 
-    /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    /// An AMQP URL for clients, e.g. `amqp://guest:guest@127.0.0.1:5672/%2f`: the
+    /// plain listener's, or [`amqps_url`](Self::amqps_url) when the plain one is off.
     pub fn amqp_url(&self) -> String {
+        match (self.plain_addr, self.tls_addr) {
+            (None, Some(tls)) => self.url("amqps", tls),
+            _ => self.url("amqp", self.local_addr()),
+        }
+    }
+
+    /// The TLS listener's URL, e.g. `amqps://guest:guest@127.0.0.1:5671/%2f` (the
+    /// host is the listener's IP: a client checking the certificate's host name may
+    /// need the name it was issued for instead).
+    pub fn amqps_url(&self) -> Option<String> {
+        self.tls_addr.map(|addr| self.url("amqps", addr))
+    }
+
+    fn url(&self, scheme: &str, addr: SocketAddr) -> String {
         let c = &self.shared.config;
         format!(
-            "amqp://{}:{}@{}/{}",
+            "{scheme}://{}:{}@{addr}/{}",
             url::percent_encode(&c.username),
             url::percent_encode(&c.password),
-            self.local_addr,
             url::percent_encode(&c.vhost)
         )
     }

@@ -55,6 +55,7 @@ mod shared;
 mod shutdown;
 pub mod stats;
 mod store;
+mod tls;
 mod url;
 mod vhost;
 mod vhosts;
@@ -65,6 +66,7 @@ pub use error::BrokerError;
 pub use fd_limit::raise_fd_limit;
 pub use handle::BrokerHandle;
 pub use memory::{Counting, MemoryLimit};
+pub use tls::{TlsError, TlsOptions};
 
 use shared::{Config, Shared};
 
@@ -86,6 +88,8 @@ impl Broker {
         BrokerBuilder {
             config: Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 5672)),
+                plain: true,
+                tls: None,
                 username: "guest".into(),
                 password: "guest".into(),
                 vhost: "/".into(),
@@ -121,6 +125,22 @@ impl BrokerBuilder {
     /// Address to listen on (port 0 picks a free port).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.config.listen = addr;
+        self
+    }
+
+    /// Also listen for TLS (`amqps://`) on `addr` (RabbitMQ's `listeners.ssl`; 5671
+    /// by convention), with the certificate and peer checks of `tls`. From accept to
+    /// `connection.open`, TLS handshake included, a client has the
+    /// [`handshake_timeout`](Self::handshake_timeout).
+    pub fn tls_listen(mut self, addr: SocketAddr, tls: TlsOptions) -> Self {
+        self.config.tls = Some((addr, tls));
+        self
+    }
+
+    /// Whether to serve plain AMQP on [`listen`](Self::listen)'s address (default
+    /// true); `false` with [`tls_listen`](Self::tls_listen) serves TLS only.
+    pub fn plain_listener(mut self, on: bool) -> Self {
+        self.config.plain = on;
         self
     }
 
@@ -279,6 +299,15 @@ impl BrokerBuilder {
                 "max_pending_handshakes must be > 0".into(),
             ));
         }
+        if !config.plain && config.tls.is_none() {
+            return Err(BrokerError::Config(
+                "no listener: keep the plain listener or add a TLS one".into(),
+            ));
+        }
+        let tls = match &config.tls {
+            Some((addr, options)) => Some((*addr, options.acceptor()?)),
+            None => None,
+        };
         if config.handshake_timeout.is_zero() {
             return Err(BrokerError::Config("handshake_timeout must be > 0".into()));
         }
@@ -309,11 +338,9 @@ impl BrokerBuilder {
             }
             _ => None,
         };
-        let listener = server::bind(config.listen).map_err(|source| BrokerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        let local_addr = listener.local_addr()?;
+        let plain = config.plain.then_some(config.listen);
+        let listeners = server::Listeners::bind(plain, tls)?;
+        let (plain_addr, tls_addr) = (listeners.plain_addr(), listeners.tls_addr());
         let mut access = config.access_store()?;
         // A watch channel: tasks that first run after `shutdown()` still see it.
         let notify = Arc::new(watch::Sender::new(false));
@@ -344,11 +371,10 @@ impl BrokerBuilder {
                 .map_err(|e| BrokerError::Config(format!("definitions: {e}")))?;
         }
         let (done_tx, done_rx) = mpsc::channel(1);
-        let accept = tokio::spawn(server::accept_loop(
-            listener,
+        let accept = tokio::spawn(server::accept_loops(
+            listeners,
             shared.clone(),
             notify.clone(),
-            shutdown::Shutdown::new(&notify),
             done_tx,
         ));
         tokio::spawn(stats::sampler(
@@ -372,9 +398,10 @@ impl BrokerBuilder {
                 shutdown::Shutdown::new(&notify),
             ));
         }
-        tracing::info!(%local_addr, "warren broker started");
+        tracing::info!(plain = ?plain_addr, tls = ?tls_addr, "warren broker started");
         Ok(BrokerHandle {
-            local_addr,
+            plain_addr,
+            tls_addr,
             shared,
             notify,
             done_rx,

@@ -1,10 +1,13 @@
-//! The listener and the accept loop: admits each socket into the pending-handshake
+//! The listeners (plain and TLS) and their accept loops: admits each socket into the pending-handshake
 //! budget (see [`crate::admission`]), spawns one task per connection and propagates
 //! the shutdown broadcast.
 
 use crate::admission::Admission;
+use crate::connection::Accepted;
+use crate::error::BrokerError;
 use crate::shared::Shared;
 use crate::shutdown::{Notifier, Shutdown};
+use crate::tls::Acceptor;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -19,8 +22,8 @@ static CONN_IDS: AtomicU64 = AtomicU64::new(1);
 /// retransmission, so ask for a deep one (tokio's default is 1024).
 const BACKLOG: u32 = 4096;
 
-/// Binds the listening socket (with `SO_REUSEADDR`, as `TcpListener::bind` does).
-pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds a listening socket (with `SO_REUSEADDR`, as `TcpListener::bind` does).
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -32,24 +35,86 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
-/// Accept connections until shutdown.
-pub(crate) async fn accept_loop(
-    listener: TcpListener,
+/// The broker's listening sockets: plain AMQP, TLS, or both.
+pub(crate) struct Listeners {
+    plain: Option<TcpListener>,
+    tls: Option<(TcpListener, Acceptor)>,
+}
+
+impl Listeners {
+    /// Binds the plain listener on `plain` and the TLS one on `tls`'s address.
+    pub(crate) fn bind(
+        plain: Option<SocketAddr>,
+        tls: Option<(SocketAddr, Acceptor)>,
+    ) -> Result<Self, BrokerError> {
+        let bind_at =
+            |addr: SocketAddr| bind(addr).map_err(|source| BrokerError::Bind { addr, source });
+        let plain = plain.map(bind_at).transpose()?;
+        let tls = match tls {
+            Some((addr, acceptor)) => Some((bind_at(addr)?, acceptor)),
+            None => None,
+        };
+        Ok(Listeners { plain, tls })
+    }
+
+    /// The plain listener's address.
+    pub(crate) fn plain_addr(&self) -> Option<SocketAddr> {
+        self.plain.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The TLS listener's address.
+    pub(crate) fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+}
+
+/// Accepts on every listener until shutdown. The listeners share one admission
+/// budget: `max_connections` and `max_pending_handshakes` are the broker's.
+pub(crate) async fn accept_loops(
+    listeners: Listeners,
     shared: Arc<Shared>,
     notify: Arc<Notifier>,
-    mut stop: Shutdown,
     done_tx: mpsc::Sender<()>,
 ) {
     let admission = Admission::new(
         shared.config.max_connections,
         shared.config.max_pending_handshakes,
     );
+    let mut loops = Vec::new();
+    let all = listeners.plain.map(|l| (l, None)).into_iter();
+    for (listener, tls) in all.chain(listeners.tls.map(|(l, a)| (l, Some(a)))) {
+        let ctx = (
+            shared.clone(),
+            notify.clone(),
+            done_tx.clone(),
+            admission.clone(),
+        );
+        loops.push(tokio::spawn(accept_loop(listener, tls, ctx)));
+    }
+    for l in loops {
+        let _ = l.await;
+    }
+    tracing::info!("accept loops stopped");
+}
+
+/// Accept connections on one listener until shutdown.
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<Acceptor>,
+    (shared, notify, done_tx, admission): (
+        Arc<Shared>,
+        Arc<Notifier>,
+        mpsc::Sender<()>,
+        Arc<Admission>,
+    ),
+) {
+    let mut stop = Shutdown::new(&notify);
     loop {
         tokio::select! {
             biased;
             _ = stop.recv() => break,
             accepted = listener.accept() => {
-                let (stream, addr) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -57,13 +122,14 @@ pub(crate) async fn accept_loop(
                         continue;
                     }
                 };
-                let (ticket, evicted) = admission.admit();
+                let admitted = admission.admit();
                 let id = CONN_IDS.fetch_add(1, Ordering::Relaxed);
-                let shared = shared.clone();
+                let accepted = Accepted { stream, peer, id, admitted };
+                let (shared, tls) = (shared.clone(), tls.clone());
                 let shutdown = Shutdown::new(&notify);
                 let done = done_tx.clone();
                 tokio::spawn(async move {
-                    crate::connection::serve(stream, addr, shared, id, shutdown, ticket, evicted).await;
+                    crate::connection::serve(accepted, tls, shared, shutdown).await;
                     drop(done);
                 });
                 // One admission per scheduler tick: the handshakes already admitted get
@@ -74,7 +140,6 @@ pub(crate) async fn accept_loop(
             }
         }
     }
-    tracing::info!("accept loop stopped");
 }
 
 /// Samples memory use for the memory alarm (message TTL and queue expiry run by

@@ -8,6 +8,7 @@ use crate::memory::Gauge;
 use crate::memory::{Counting, MemoryLimit};
 use crate::stats::rates::Rates;
 use crate::stats::registry::Registry;
+use crate::tls::TlsOptions;
 use crate::vhosts::VHosts;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,10 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) listen: SocketAddr,
+    /// Serve plain AMQP on `listen` (off: only the TLS listener).
+    pub(crate) plain: bool,
+    /// The TLS listener: its address and options.
+    pub(crate) tls: Option<(SocketAddr, TlsOptions)>,
     pub(crate) username: String,
     pub(crate) password: String,
     pub(crate) vhost: String,

@@ -1,6 +1,148 @@
-//! `warren call` over TLS, against RabbitMQ's TLS listener (the throw-away node of
-//! `scripts/rabbitmq-tls-node.sh`): with the test CA it prints the reply; trusting
-//! another CA it exits 9 (TLS) with one plain line.
+//! `warren call --tls-ca` and `warren serve --tls-ca` over TLS: against `warren broker
+//! --tls-listen` with its plain listener off (certificates made here, per run), and in
+//! `rabbitmq_tls` against RabbitMQ's TLS listener (the throw-away node of
+//! `scripts/rabbitmq-tls-node.sh`). With the right CA a call goes through; trusting
+//! another CA `warren call` exits 9 (TLS) with one plain line.
+
+#[path = "common/broker_process.rs"]
+mod broker_process;
+
+use broker_process::{BrokerProcess, WARREN};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// A directory of PEM files, removed when dropped.
+struct Pki(PathBuf);
+
+impl Pki {
+    /// ca.pem, server.pem/server.key (localhost, 127.0.0.1) and other-ca.pem.
+    fn new() -> Pki {
+        let dir = std::env::temp_dir().join(format!("warren-cli-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = issuer("warren test CA");
+        let other = issuer("some other CA");
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+        Pki(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0.join(name).display().to_string()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn issuer(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn warren(args: &[&str]) -> Output {
+    Command::new(WARREN)
+        .args(args)
+        .env_remove("AMQP_URL")
+        .output()
+        .expect("warren runs")
+}
+
+#[test]
+fn call_and_serve_over_the_brokers_tls_listener() {
+    let pki = Pki::new();
+    let broker = BrokerProcess::start([
+        "--no-plain-listen",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pki.path("server.pem"),
+        "--tls-key",
+        &pki.path("server.key"),
+    ]);
+    assert!(
+        broker.ready_line().contains("for TLS only"),
+        "{}",
+        broker.ready_line()
+    );
+    let url = format!("amqps://guest:guest@localhost:{}/%2f", broker.port());
+    let queue = format!("tls-fib-{}", std::process::id());
+    let serve = Command::new(WARREN)
+        .args([
+            "serve",
+            "fib",
+            "--queue",
+            &queue,
+            "--url",
+            &url,
+            "--tls-ca",
+            &pki.path("ca.pem"),
+        ])
+        .env_remove("AMQP_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("warren serve runs");
+    let _serve = Killed(serve);
+
+    // Until the server has declared its queue, a call finds no route (exit 5).
+    let ca = pki.path("ca.pem");
+    let call = [
+        "call", "--queue", &queue, "--url", &url, "--tls-ca", &ca, "10",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let out = loop {
+        let out = warren(&call);
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "55");
+
+    let other = pki.path("other-ca.pem");
+    let bad = warren(&[
+        "call", "--queue", &queue, "--url", &url, "--tls-ca", &other, "10",
+    ]);
+    assert_eq!(
+        bad.status.code(),
+        Some(9),
+        "a CA that did not sign the broker's certificate"
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("not signed by a trusted CA"), "{stderr}");
+}
 
 #[path = "common/run_warren.rs"]
 mod run_warren;

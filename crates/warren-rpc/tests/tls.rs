@@ -1,19 +1,14 @@
-//! Client TLS: a Warren client reaches the embedded broker through a TLS front (a
-//! tokio-rustls terminator that forwards to the broker's plain port), with server
+//! Client TLS: a Warren client reaches the embedded broker's TLS listener, with server
 //! verification on. A bad CA, a wrong host name and an expired certificate each fail
-//! with their own [`TlsFailure`]; a front that demands a client certificate refuses
-//! a client without one and admits one with it. Certificates are made here, per run.
+//! with their own [`TlsFailure`]; a broker that demands a client certificate refuses
+//! a client without one and admits one with it, also by EXTERNAL login. Certificates
+//! are made here, per run.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use tokio::net::TcpListener;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig};
+use warren_broker::{Broker, BrokerHandle, TlsOptions};
 use warren_rpc::{Error, RpcClient, TlsConfig, TlsFailure};
 
 /// A PEM certificate and its PEM private key.
@@ -56,56 +51,23 @@ impl Pki {
     }
 }
 
-/// Starts a TLS front on a free loopback port forwarding to `broker`; with
+/// Starts a broker listening only for TLS with `server`'s certificate; with
 /// `client_ca`, it demands a client certificate signed by it.
-async fn tls_front(server: &Pair, client_ca: Option<&str>, broker: SocketAddr) -> SocketAddr {
-    let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(server.cert.as_bytes())
-            .collect::<Result<_, _>>()
-            .unwrap();
-    let key = PrivateKeyDer::from_pem_slice(server.key.as_bytes()).unwrap();
-    let builder = ServerConfig::builder();
-    let builder = match client_ca {
-        Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
-                roots.add(c.unwrap()).unwrap();
-            }
-            builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder(Arc::new(roots))
-                    .build()
-                    .unwrap(),
-            )
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let config = builder.with_single_cert(chain, key).unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                if let Ok(mut plain) = tokio::net::TcpStream::connect(broker).await {
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                }
-            });
-        }
-    });
-    addr
-}
-
-async fn broker() -> (warren_broker::BrokerHandle, SocketAddr) {
-    let handle = warren_broker::Broker::builder()
-        .listen("127.0.0.1:0".parse().unwrap())
+async fn tls_broker(server: &Pair, client_ca: Option<&str>) -> (BrokerHandle, SocketAddr) {
+    let mut tls = TlsOptions::from_pem(server.cert.as_bytes(), server.key.as_bytes()).unwrap();
+    if let Some(ca) = client_ca {
+        tls = tls
+            .client_ca_pem(ca.as_bytes())
+            .unwrap()
+            .fail_if_no_peer_cert(true);
+    }
+    let handle = Broker::builder()
+        .plain_listener(false)
+        .tls_listen("127.0.0.1:0".parse().unwrap(), tls)
         .start()
         .await
         .unwrap();
-    let addr = handle.local_addr();
+    let addr = handle.tls_addr().unwrap();
     (handle, addr)
 }
 
@@ -125,23 +87,17 @@ fn tls_failure(result: Result<RpcClient, Error>) -> TlsFailure {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_server_certificate_connects_and_bad_ones_fail_by_cause() {
-    let (_broker, plain) = broker().await;
     let pki = Pki::new("warren test CA");
-    let good = tls_front(
+    let (_good, good) = tls_broker(
         &pki.issue(&["localhost", "127.0.0.1"], "localhost", false),
         None,
-        plain,
     )
     .await;
-    let expired = tls_front(&pki.issue(&["localhost"], "localhost", true), None, plain).await;
-    let wrong_name = tls_front(
-        &pki.issue(&["elsewhere.example"], "elsewhere", false),
-        None,
-        plain,
-    )
-    .await;
+    let (_expired, expired) = tls_broker(&pki.issue(&["localhost"], "localhost", true), None).await;
+    let (_wrong, wrong_name) =
+        tls_broker(&pki.issue(&["elsewhere.example"], "elsewhere", false), None).await;
     let trust = || TlsConfig::new().ca_pem(pki.ca.as_bytes()).unwrap();
 
     let url = |a: SocketAddr| format!("amqps://guest:guest@localhost:{}/%2f", a.port());
@@ -172,12 +128,11 @@ async fn verified_server_certificate_connects_and_bad_ones_fail_by_cause() {
     client.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_front_that_verifies_peers_needs_the_client_certificate() {
-    let (_broker, plain) = broker().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_verifies_peers_needs_the_client_certificate() {
     let pki = Pki::new("warren test CA");
     let server = pki.issue(&["localhost"], "localhost", false);
-    let front = tls_front(&server, Some(&pki.ca), plain).await;
+    let (_broker, front) = tls_broker(&server, Some(&pki.ca)).await;
     let url = format!("amqps://guest:guest@localhost:{}/%2f", front.port());
     let trust = || TlsConfig::new().ca_pem(pki.ca.as_bytes()).unwrap();
 
@@ -195,6 +150,17 @@ async fn a_front_that_verifies_peers_needs_the_client_certificate() {
     let client = connect(&url, with_cert)
         .await
         .expect("client certificate accepted");
+    client.shutdown().await.unwrap();
+
+    // EXTERNAL: the user is the certificate's CN, no password in the URL.
+    let external = trust()
+        .client_cert_pem(me.cert.as_bytes(), me.key.as_bytes())
+        .unwrap()
+        .external_login();
+    let url = format!("amqps://localhost:{}/%2f", front.port());
+    let client = connect(&url, external)
+        .await
+        .expect("EXTERNAL login by certificate");
     client.shutdown().await.unwrap();
 }
 

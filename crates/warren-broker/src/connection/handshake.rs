@@ -1,7 +1,11 @@
-//! The connection handshake: protocol header, connection.start/start-ok
-//! (PLAIN and AMQPLAIN authentication), tune/tune-ok negotiation and open.
+//! The connection handshake: protocol header, connection.start/start-ok (PLAIN,
+//! AMQPLAIN or EXTERNAL authentication, see `mechanism.rs`), tune/tune-ok
+//! negotiation and open.
 
-use super::login::{login, open_vhost, parse_credentials};
+use super::login::{login, login_external, open_vhost};
+use super::mechanism::{self, Login};
+use super::properties::{capability, server_properties};
+use super::transport::ReadHalf;
 use super::writer::Writer;
 use super::{send_close, HANDSHAKE_FRAME_MAX};
 use crate::access::grant::Grant;
@@ -9,17 +13,16 @@ use crate::admission::{Refused, Ticket};
 use crate::error::AmqpError;
 use crate::frame::Out;
 use crate::frame::{decode, InFrame, PROTOCOL_HEADER};
-use crate::message::short;
 use crate::shared::Shared;
+use crate::tls::PeerCert;
 use crate::vhost::VHost;
 use amq_protocol::protocol::{connection, AMQPClass};
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+use amq_protocol::types::{FieldTable, LongString};
 use bytes::{Buf, BytesMut};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::OwnedSemaphorePermit;
 
 /// Errors ending the handshake.
@@ -63,13 +66,13 @@ pub(super) struct Tuned {
 const FAILED_LOGIN_DELAY: Duration = Duration::from_secs(1);
 
 /// One socket's handshake: the framed I/O it runs on and what it needs to decide.
-pub(super) struct Handshake<'a> {
+pub(super) struct Handshake<'a, R> {
     /// Connection id (for logs).
     pub(super) id: u64,
     /// Broker state (credentials, limits, vhost).
     pub(super) shared: &'a Shared,
-    /// The socket's read half.
-    pub(super) rd: &'a mut OwnedReadHalf,
+    /// The stream's read half.
+    pub(super) rd: &'a mut R,
     /// Bytes read and not yet decoded.
     pub(super) rbuf: &'a mut BytesMut,
     /// Frames to write.
@@ -80,9 +83,11 @@ pub(super) struct Handshake<'a> {
     pub(super) ticket: Option<Ticket>,
     /// The client's address (loopback-only users).
     pub(super) peer: SocketAddr,
+    /// The client certificate (EXTERNAL).
+    pub(super) cert: PeerCert,
 }
 
-impl Handshake<'_> {
+impl<R: ReadHalf> Handshake<'_, R> {
     fn flush(&mut self) {
         self.writer.send(self.out);
     }
@@ -161,7 +166,7 @@ impl Handshake<'_> {
                 version_major: 0,
                 version_minor: 9,
                 server_properties: server_properties(),
-                mechanisms: LongString::from("PLAIN AMQPLAIN"),
+                mechanisms: LongString::from(mechanism::offered(&self.cert)),
                 locales: LongString::from("en_US"),
             })),
         );
@@ -175,10 +180,16 @@ impl Handshake<'_> {
             }
         };
         let mech = start_ok.mechanism.as_str().to_owned();
-        let creds = parse_credentials(&mech, start_ok.response.as_bytes());
-        let user = match creds {
-            Some((u, p)) => login(self.shared, (self.id, self.peer), &u, &p),
-            None => None,
+        let user = match mechanism::parse(&mech, start_ok.response.as_bytes(), &self.cert) {
+            Login::Password(u, p) => login(self.shared, (self.id, self.peer), &u, &p),
+            Login::External => login_external(self.shared, (self.id, self.peer), &self.cert),
+            Login::Malformed => None,
+            Login::NotOffered => {
+                let e = AmqpError::command_invalid(format!(
+                    "invalid authentication mechanism '{mech}'"
+                ));
+                return Err(self.hs_fail(e.with_method(10, 11).connection_level()));
+            }
         };
         let Some(user) = user else {
             // Answer late: guessing passwords costs a second a try.
@@ -320,43 +331,5 @@ impl Handshake<'_> {
                 Err(err)
             }
         }
-    }
-}
-
-/// The server-properties table, with RabbitMQ's capabilities.
-fn server_properties() -> FieldTable {
-    let mut caps = FieldTable::default();
-    for c in [
-        "publisher_confirms",
-        "exchange_exchange_bindings",
-        "basic.nack",
-        "consumer_cancel_notify",
-        "connection.blocked",
-        "authentication_failure_close",
-        "per_consumer_qos",
-        "direct_reply_to",
-        "consumer_priorities",
-    ] {
-        caps.insert(short(c), AMQPValue::Boolean(true));
-    }
-    let mut t = FieldTable::default();
-    t.insert(short("capabilities"), AMQPValue::FieldTable(caps));
-    let s = |v: &str| AMQPValue::LongString(LongString::from(v));
-    t.insert(short("product"), s("Warren broker"));
-    t.insert(short("version"), s(env!("CARGO_PKG_VERSION")));
-    t.insert(short("platform"), s("Rust"));
-    t.insert(short("cluster_name"), s("warren"));
-    t.insert(short("copyright"), s("Warren contributors"));
-    t.insert(short("information"), s("Embedded AMQP 0-9-1 broker"));
-    t
-}
-
-/// Whether a client-properties table announces a capability.
-fn capability(props: &FieldTable, name: &str) -> bool {
-    match props.inner().get("capabilities") {
-        Some(AMQPValue::FieldTable(caps)) => {
-            matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
-        }
-        _ => false,
     }
 }

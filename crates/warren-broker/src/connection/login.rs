@@ -1,13 +1,13 @@
-//! Who the client is and where it goes: PLAIN and AMQPLAIN credentials (trailing
-//! data refused, as RabbitMQ), the loopback-only users, the password check, and
+//! Who the client is and where it goes: the password or certificate (EXTERNAL)
+//! login (mechanisms are read in `mechanism.rs`), the loopback-only users, the password check, and
 //! the vhost `connection.open` names with the user's permissions on it.
 
 use crate::access::grant::Grant;
 use crate::error::AmqpError;
-use crate::message::value_as_str;
 use crate::shared::Shared;
 use crate::vhost::VHost;
-use amq_protocol::types::parsing::parse_field_table;
+use super::mechanism::external_user;
+use crate::tls::PeerCert;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -61,34 +61,31 @@ pub(super) fn open_vhost(
     Ok((Grant::new(user, vhost, perms.clone()), served))
 }
 
-/// Extract (user, password) from a PLAIN or AMQPLAIN response.
-pub(super) fn parse_credentials(mechanism: &str, response: &[u8]) -> Option<(String, String)> {
-    match mechanism {
-        "PLAIN" => {
-            let mut parts = response.split(|b| *b == 0);
-            let _authzid = parts.next()?;
-            let user = parts.next()?;
-            let pass = parts.next()?;
-            if parts.next().is_some() {
-                // Trailing data after the password: malformed, refused.
-                return None;
-            }
-            Some((
-                String::from_utf8(user.to_vec()).ok()?,
-                String::from_utf8(pass.to_vec()).ok()?,
-            ))
+/// EXTERNAL: the certificate's user if the store has them and they may log in
+/// from this peer (RabbitMQ checks no password: the TLS handshake verified the
+/// certificate).
+pub(super) fn login_external(
+    shared: &Shared,
+    (id, peer): (u64, SocketAddr),
+    cert: &PeerCert,
+) -> Option<String> {
+    let user = match external_user(cert) {
+        Ok(user) => user,
+        Err(reason) => {
+            tracing::warn!(conn = id, peer = %peer, "EXTERNAL login refused: {reason}");
+            return None;
         }
-        "AMQPLAIN" => {
-            let mut buf = Vec::with_capacity(response.len() + 4);
-            buf.extend_from_slice(&(response.len() as u32).to_be_bytes());
-            buf.extend_from_slice(response);
-            let (_, t) = parse_field_table(&buf[..]).ok()?;
-            let user = t.inner().get("LOGIN").and_then(value_as_str)?;
-            let pass = t.inner().get("PASSWORD").and_then(value_as_str)?;
-            Some((user, pass))
-        }
-        _ => None,
+    };
+    if shared.config.loopback_users.iter().any(|u| u == user) && !is_loopback(peer) {
+        tracing::warn!(conn = id, user, peer = %peer, "user can only connect via localhost");
+        return None;
     }
+    let access = shared.access.read().ok()?;
+    if access.user(user).is_none() {
+        tracing::warn!(conn = id, peer = %peer, "EXTERNAL login refused: user '{user}' - invalid credentials");
+        return None;
+    }
+    Some(user.to_owned())
 }
 
 /// Whether a peer address is loopback (an IPv4-mapped IPv6 one included).
@@ -112,14 +109,5 @@ mod tests {
         assert!(is_loopback("[::ffff:127.0.0.1]:5672".parse().unwrap()));
         assert!(!is_loopback("192.168.1.20:5672".parse().unwrap()));
         assert!(!is_loopback("[2001:db8::1]:5672".parse().unwrap()));
-    }
-
-    #[test]
-    fn plain_with_trailing_data_is_refused() {
-        assert_eq!(
-            parse_credentials("PLAIN", b"\0u\0p"),
-            Some(("u".into(), "p".into()))
-        );
-        assert_eq!(parse_credentials("PLAIN", b"\0u\0p\0extra"), None);
     }
 }

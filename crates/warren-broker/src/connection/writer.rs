@@ -5,8 +5,7 @@
 use crate::frame::Out;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::futures::Notified;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
@@ -27,8 +26,11 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Start the writer task on the socket's write half.
-    pub(super) fn spawn(wr: OwnedWriteHalf) -> (Self, JoinHandle<()>) {
+    /// Start the writer task on the stream's write half (a socket's, or a TLS stream's).
+    pub(super) fn spawn<W>(wr: W) -> (Self, JoinHandle<()>)
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let drained = Arc::new(Notify::new());
@@ -66,8 +68,8 @@ impl Writer {
 
 /// Writes batches to the socket; `pending` counts bytes handed over but not
 /// yet written.
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
     mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
     pending: Arc<AtomicUsize>,
     drained: Arc<Notify>,

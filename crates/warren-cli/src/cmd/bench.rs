@@ -89,9 +89,16 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ClientKind::Rpc,
           conflicts_with_all = ["raw", "typed", "exclusive_reply_queue", "queue", "observe"])]
     pub(super) client: ClientKind,
-    /// For an `amqps://` --url: the bench's RPC clients and workers use these.
     #[command(flatten)]
     pub(super) tls: super::TlsArgs,
+    /// The embedded broker listens for TLS only, with this certificate chain (PEM), and
+    /// the bench connects over `amqps://127.0.0.1:PORT` (trust its CA with --tls-ca).
+    #[arg(long, value_name = "FILE", requires = "embedded_tls_key",
+          conflicts_with_all = ["url", "raw", "client"])]
+    embedded_tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --embedded-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "embedded_tls_cert")]
+    embedded_tls_key: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -194,18 +201,17 @@ pub async fn run(args: Args) -> Result<(), String> {
     if args.workers == 0 && args.queue.is_none() {
         return Err("with --workers 0, name the queue of a running server with --queue".to_owned());
     }
-    let tls = args.tls.config().map_err(|e| e.to_string())?;
-    if tls.is_some() && (args.raw || args.client == ClientKind::Raw) {
-        return Err(
-            "the --tls-* flags apply to the RPC bench (warren-rpc), not --raw or --client raw"
-                .to_owned(),
-        );
-    }
     let mut roles = cpu::Roles::new();
     let rts = Runtimes::new(args.threads)?;
     let given = args.url.clone();
+    let embedded_tls = match (&args.embedded_tls_cert, &args.embedded_tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(warren_broker::TlsOptions::from_files(cert, key).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
     let (broker, url) = on(&rts.broker, async move {
-        super::broker_or(given.as_deref()).await
+        super::broker_or(given.as_deref(), embedded_tls).await
     })
     .await??;
     roles.claim_new(cpu::BROKER);
@@ -214,7 +220,7 @@ pub async fn run(args: Args) -> Result<(), String> {
     } else if args.client == ClientKind::Raw {
         super::bench_rpc_raw::run(&args, &url, &mut roles, &rts).await
     } else {
-        rpc(&args, &url, tls, &mut roles, &rts).await
+        rpc(&args, &url, &mut roles, &rts).await
     };
     if let Some(b) = broker {
         let _ = on(&rts.broker, async move { b.shutdown().await }).await;
@@ -299,7 +305,6 @@ async fn raw(
 async fn rpc(
     args: &Args,
     url: &str,
-    tls: Option<warren_rpc::TlsConfig>,
     roles: &mut cpu::Roles,
     rts: &Runtimes,
 ) -> Result<Summary, String> {
@@ -313,23 +318,23 @@ async fn rpc(
     };
     let queue = spec.name.clone();
     let metrics = args.observe.then(warren_rpc::metrics::Metrics::new);
+    let tls = args.tls.config().map_err(|e| e.to_string())?;
     let mut workers = Vec::new();
     for _ in 0..args.workers {
-        let metrics = metrics.clone();
-        let (spec, url, concurrency, typed, tls) = (
+        let (metrics, tls) = (metrics.clone(), tls.clone());
+        let (spec, url, concurrency, typed) = (
             spec.clone(),
             url.to_owned(),
             args.worker_concurrency,
             args.typed,
-            tls.clone(),
         );
         let server = on(&rts.worker, async move {
             let mut server = RpcServer::new().concurrency(concurrency);
-            if let Some(tls) = tls {
-                server = server.tls(tls);
-            }
             if let Some(m) = metrics {
                 server = server.metrics(m);
+            }
+            if let Some(tls) = tls {
+                server = server.tls(tls);
             }
             let server = if typed {
                 server.serve(CalcServer::new(Calculator).queue(spec))
@@ -355,11 +360,11 @@ async fn rpc(
         let (url, metrics, tls) = (url.to_owned(), metrics.clone(), tls.clone());
         let client = on(&rts.client, async move {
             let mut builder = RpcClient::builder().reply_mode(mode);
-            if let Some(tls) = tls {
-                builder = builder.tls(tls);
-            }
             if let Some(m) = metrics {
                 builder = builder.metrics(m);
+            }
+            if let Some(tls) = tls {
+                builder = builder.tls(tls);
             }
             builder.connect(url.as_str()).await
         })

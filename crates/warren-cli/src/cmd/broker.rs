@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use warren_broker::{Broker, Definitions, MemoryLimit};
+use warren_broker::{Broker, Definitions, MemoryLimit, TlsOptions};
 
 /// Arguments of `warren broker`.
 #[derive(Debug, clap::Args)]
@@ -58,6 +58,32 @@ pub struct Args {
     /// Time a socket has from accept to `connection.open`, e.g. `5s` or `500ms`.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     handshake_timeout: Duration,
+    /// Also listen for TLS (`amqps://`) on this address, e.g. `127.0.0.1:5671`
+    /// (needs --tls-cert and --tls-key).
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    tls_listen: Option<SocketAddr>,
+    /// The broker's TLS certificate chain (PEM, leaf first).
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_key: Option<PathBuf>,
+    /// The CA certificates (PEM) that client certificates are checked against.
+    #[arg(long, value_name = "FILE", requires = "tls_listen")]
+    tls_ca: Option<PathBuf>,
+    /// Ask TLS clients for a certificate and check it against --tls-ca (RabbitMQ's
+    /// verify_peer); offers EXTERNAL login (the user is the certificate's CN).
+    /// Clients without a certificate may still log in with a password unless
+    /// --tls-fail-if-no-peer-cert.
+    #[arg(long, requires = "tls_ca")]
+    tls_verify_peer: bool,
+    /// Refuse TLS clients that present no certificate (RabbitMQ's
+    /// fail_if_no_peer_cert); implies --tls-verify-peer.
+    #[arg(long, requires = "tls_ca")]
+    tls_fail_if_no_peer_cert: bool,
+    /// Turn the plain (non-TLS) listener off: serve only --tls-listen.
+    #[arg(long, requires = "tls_listen")]
+    no_plain_listen: bool,
     /// Serve RabbitMQ's management HTTP API (rabbitmqadmin works unchanged) on
     /// this address, e.g. `127.0.0.1:15672`; Basic auth with the broker's users.
     #[arg(long, value_name = "ADDR")]
@@ -143,15 +169,35 @@ fn raise_fd_limit(sockets: usize) {
     }
 }
 
+/// The TLS listener of the `--tls-*` flags (`None`: no `--tls-listen`).
+fn tls_options(args: &Args) -> Result<Option<(SocketAddr, TlsOptions)>, String> {
+    let (Some(addr), Some(cert), Some(key)) = (args.tls_listen, &args.tls_cert, &args.tls_key)
+    else {
+        return Ok(None);
+    };
+    let mut tls = TlsOptions::from_files(cert, key).map_err(|e| e.to_string())?;
+    if let Some(ca) = &args.tls_ca {
+        tls = tls.client_ca_file(ca).map_err(|e| e.to_string())?;
+    }
+    let tls = tls
+        .verify_peer(args.tls_verify_peer || args.tls_fail_if_no_peer_cert)
+        .fail_if_no_peer_cert(args.tls_fail_if_no_peer_cert);
+    Ok(Some((addr, tls)))
+}
+
 /// Runs `warren broker` until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> Result<(), String> {
     raise_fd_limit(args.max_connections + args.max_pending_handshakes);
     let mut builder = Broker::builder()
         .listen(args.listen)
+        .plain_listener(!args.no_plain_listen)
         .vhost(args.vhost.clone())
         .max_connections(args.max_connections)
         .max_pending_handshakes(args.max_pending_handshakes)
         .handshake_timeout(args.handshake_timeout);
+    if let Some((addr, tls)) = tls_options(&args)? {
+        builder = builder.tls_listen(addr, tls);
+    }
     if let Some(file) = &args.definitions {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("cannot read definitions {}: {e}", file.display()))?;
@@ -172,18 +218,21 @@ pub async fn run(args: Args) -> Result<(), String> {
     if let Some(addr) = args.management_listen {
         builder = builder.management_listen(addr);
     }
+
     let broker = builder
         .start()
         .await
-        .map_err(|e| format!("cannot start the broker on {}: {e}", args.listen))?;
+        .map_err(|e| format!("cannot start the broker: {e}"))?;
     let memory = match broker.memory_limit() {
         Some(bytes) => format!("memory limit {:.1} MiB", bytes as f64 / f64::from(1 << 20)),
         None => "no memory limit".to_owned(),
     };
-    println!(
-        " [*] Warren broker listening on {} ({memory})",
-        broker.local_addr()
-    );
+    let listening = match (args.no_plain_listen, broker.tls_addr()) {
+        (true, Some(tls)) => format!("{tls} for TLS only"),
+        (false, Some(tls)) => format!("{} and on {tls} for TLS", broker.local_addr()),
+        (_, None) => broker.local_addr().to_string(),
+    };
+    println!(" [*] Warren broker listening on {listening} ({memory})");
     if let Some(addr) = broker.management_addr() {
         println!(" [*] Management HTTP API on http://{addr}/api/");
     }

@@ -18,7 +18,7 @@ pub struct Args {
 
 /// Runs `warren demo`.
 pub async fn run(args: Args) -> Result<(), String> {
-    let (broker, url) = super::broker_or(args.url.as_deref()).await?;
+    let (broker, url) = super::broker_or(args.url.as_deref(), None).await?;
     let queue = fib::QUEUE;
     let server = RpcServer::new()
         .route(queue, fib::handle)

@@ -11,8 +11,18 @@ pub mod completions;
 pub mod demo;
 pub mod serve;
 
-/// The `--tls-*` flags, for `amqps://` URLs (part of [`BrokerArgs`], and of
-/// `warren bench`'s arguments).
+/// `--url`: `$AMQP_URL`, else the local default. Several addresses (repeat `--url`, or
+/// separate them with commas) are tried in order, and failed over to in that order.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerArgs {
+    /// AMQP URL of the broker; repeat (or separate with commas) for fallbacks.
+    #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL, value_delimiter = ',', value_parser = crate::parse::amqp_url)]
+    pub url: Vec<String>,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// The client's `--tls-*` flags (`warren call`, `serve` and `bench`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TlsArgs {
     /// For `amqps://`: trust the CA certificates in this PEM file instead of the
@@ -36,8 +46,8 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    /// The TLS options of the `--tls-*` flags (`None`: none given, so `amqps://`
-    /// uses the library's defaults).
+    /// The TLS options of the flags (`None`: none given, so `amqps://` uses the
+    /// library's defaults).
     pub fn config(&self) -> warren_rpc::Result<Option<warren_rpc::TlsConfig>> {
         let given = self.tls_ca.is_some() || self.tls_cert.is_some() || self.tls_insecure;
         if !given {
@@ -60,17 +70,6 @@ impl TlsArgs {
     }
 }
 
-/// `--url`: `$AMQP_URL`, else the local default. Several addresses (repeat `--url`, or
-/// separate them with commas) are tried in order, and failed over to in that order.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BrokerArgs {
-    /// AMQP URL of the broker; repeat (or separate with commas) for fallbacks.
-    #[arg(long, env = "AMQP_URL", default_value = warren_rpc::DEFAULT_URL, value_delimiter = ',', value_parser = crate::parse::amqp_url)]
-    pub url: Vec<String>,
-    #[command(flatten)]
-    pub tls: TlsArgs,
-}
-
 impl BrokerArgs {
     /// The first address (clap guarantees at least one through the default).
     pub fn primary(&self) -> &str {
@@ -84,7 +83,8 @@ impl BrokerArgs {
         self.url.iter().skip(1)
     }
 
-    /// The TLS options of the `--tls-*` flags (see [`TlsArgs::config`]).
+    /// The TLS options of the `--tls-*` flags (`None`: none given, so `amqps://`
+    /// uses the library's defaults).
     pub fn tls(&self) -> warren_rpc::Result<Option<warren_rpc::TlsConfig>> {
         self.tls.config()
     }
@@ -104,15 +104,21 @@ impl BrokerArgs {
 }
 
 /// The broker at `url`, or, without one, an embedded broker started on a free
-/// loopback port. Returns the embedded broker's handle (to shut it down) and the URL.
+/// loopback port (with `tls`, a TLS listener there instead of the plain one). Returns the embedded broker's
+/// handle (to shut it down) and the URL.
 pub async fn broker_or(
     url: Option<&str>,
+    tls: Option<warren_broker::TlsOptions>,
 ) -> Result<(Option<warren_broker::BrokerHandle>, String), String> {
     if let Some(url) = url {
         return Ok((None, url.to_owned()));
     }
-    let broker = warren_broker::Broker::builder()
-        .listen(([127, 0, 0, 1], 0).into())
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut builder = warren_broker::Broker::builder().listen(loopback);
+    if let Some(tls) = tls {
+        builder = builder.plain_listener(false).tls_listen(loopback, tls);
+    }
+    let broker = builder
         .start()
         .await
         .map_err(|e| format!("cannot start the embedded broker: {e}"))?;
