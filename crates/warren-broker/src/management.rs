@@ -1,13 +1,13 @@
 //! RabbitMQ's management HTTP API (feature `management`), so `rabbitmqadmin` and
-//! scripts written for RabbitMQ work unchanged (`/` is a placeholder page that
-//! points to the API; the web view is still to be built). Served with
-//! axum on [`crate::BrokerBuilder::management_listen`].
+//! scripts written for RabbitMQ work unchanged, Warren's own `/api/warren/rpc`,
+//! and a live page at `/`; all behind Basic auth. Served with axum on
+//! [`crate::BrokerBuilder::management_listen`].
 //!
 //! One file per job: the router and shared state here; Basic auth (`auth.rs`);
 //! error bodies (`error.rs`); JSON shapes (`json.rs`, `props.rs`); `columns=` and
 //! `sort=` (`listing.rs`); the handlers by resource (`overview.rs`, `queues.rs`,
 //! `messages.rs`, `exchanges.rs`, `bindings.rs`, `connections.rs`,
-//! `definitions.rs`); the embedded page (`page.rs`).
+//! `definitions.rs`); Warren's paths (`warren.rs`); the embedded page (`page.rs`).
 
 mod auth;
 mod bindings;
@@ -22,6 +22,7 @@ mod overview;
 mod page;
 mod props;
 mod queues;
+mod warren;
 
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -84,7 +85,11 @@ fn router(api: Arc<Api>) -> Router {
     let q = "/api/queues/{vhost}/{name}";
     let x = "/api/exchanges/{vhost}/{name}";
     let api_routes = Router::new()
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/style.css", get(page::style))
         .route("/api/overview", get(overview::overview))
+        .route("/api/warren/rpc", get(warren::rpc))
         .route("/api/nodes", get(overview::nodes))
         .route("/api/nodes/{node}", get(overview::node))
         .route("/api/whoami", get(overview::whoami))
@@ -157,12 +162,7 @@ fn router(api: Arc<Api>) -> Router {
             api.clone(),
             auth::require,
         ));
-    Router::new()
-        .route("/", get(page::index))
-        .route("/app.js", get(page::script))
-        .route("/style.css", get(page::style))
-        .merge(api_routes)
-        .with_state(api)
+    api_routes.with_state(api)
 }
 
 /// Serve the API on `listener` until shutdown.

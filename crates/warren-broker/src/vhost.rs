@@ -12,6 +12,7 @@ use crate::message::QueuedMessage;
 use crate::queue::{Fallout, Queue};
 use crate::reply_to::ReplyRegistry;
 use crate::stats::counters::MessageCounters;
+use crate::stats::rpc::RpcCalls;
 use crate::store::{Record, Store};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
@@ -91,6 +92,8 @@ pub(crate) struct VHost {
     deadline_added: Notify,
     /// Message counters (see [`crate::stats`]).
     pub(crate) stats: MessageCounters,
+    /// Requests and replies seen, timed per request queue.
+    pub(crate) rpc: RpcCalls,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -153,6 +156,7 @@ impl VHost {
             deadlines: Mutex::new(Deadlines::default()),
             deadline_added: Notify::new(),
             stats: MessageCounters::default(),
+            rpc: RpcCalls::default(),
         })
     }
 
