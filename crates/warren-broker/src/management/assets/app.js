@@ -124,15 +124,17 @@ function svg(tag, attrs, text) {
 function chart(samples) {
   const pts = series(samples || []);
   const box = $("chart");
-  const W = 1000, H = 170, L = 48, R = 10, T = 10, B = 22;
+  const W = 1000, H = 140, L = 48, R = 10, T = 10, B = 22;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", role: "img", "aria-labelledby": "chart-title" });
   const last = pts[pts.length - 1];
-  const minutes = pts.length ? Math.max(1, Math.round((last.t - pts[0].t) / 60000)) : 0;
+  // The span covered, counting the interval before the first rate.
+  const secs = pts.length ? Math.round((last.t - pts[0].t) / 1000) + 5 : 0;
+  const span = secs < 120 ? `${secs} s` : `${Math.round(secs / 60)} min`;
   const summary = last
-    ? `Message rates over the last ${minutes} min; latest: publish ${fmt(last.publish)}/s, deliver ${fmt(last.deliver)}/s, ack ${fmt(last.ack)}/s`
+    ? `Message rates over the last ${span}; latest: publish ${fmt(last.publish)}/s, deliver ${fmt(last.deliver)}/s, ack ${fmt(last.ack)}/s`
     : "Message rates: no samples yet (one every 5 s)";
   root.appendChild(svg("title", { id: "chart-title" }, summary));
-  $("chart-caption").textContent = last ? `Message rates, last ${minutes} min (messages/s)` : "Message rates (messages/s)";
+  $("chart-caption").textContent = last ? `Message rates, last ${span} (messages/s)` : "Message rates (messages/s)";
   const max = niceMax(Math.max(0, ...pts.map(p => Math.max(p.publish, p.deliver, p.ack))));
   for (const f of [0, 0.5, 1]) {
     const y = T + (H - T - B) * (1 - f);
@@ -145,6 +147,8 @@ function chart(samples) {
     const y = v => T + (H - T - B) * (1 - v / max);
     for (const k of ["publish", "deliver", "ack"]) {
       root.appendChild(svg("polyline", { class: k, points: pts.map(p => `${x(p.t).toFixed(1)},${y(p[k]).toFixed(1)}`).join(" ") }));
+      // The latest reading as a dot, so a single one shows too.
+      root.appendChild(svg("circle", { class: k, cx: x(last.t).toFixed(1), cy: y(last[k]).toFixed(1), r: 4 }));
     }
     root.appendChild(svg("text", { x: L, y: H - 6 }, new Date(t0).toLocaleTimeString("en-GB")));
     root.appendChild(svg("text", { x: W - R, y: H - 6, "text-anchor": "end" }, new Date(last.t).toLocaleTimeString("en-GB")));
