@@ -108,7 +108,9 @@ fn main() -> ExitCode {
             Command::Bench(args) => cmd::bench::run(args).await.map_err(Failure::Other),
             Command::Broker(args) => cmd::broker::run(args).await.map_err(Failure::Other),
             Command::Queues(a) => cmd::inspect::queues(a).await.map_err(Failure::Management),
-            Command::Connections(a) => cmd::inspect::connections(a).await.map_err(Failure::Management),
+            Command::Connections(a) => cmd::inspect::connections(a)
+                .await
+                .map_err(Failure::Management),
             Command::Status(a) => cmd::inspect::status(a).await.map_err(Failure::Management),
             Command::Completions(_) => Ok(()), // handled above, before the runtime
         }

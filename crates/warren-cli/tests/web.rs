@@ -103,7 +103,10 @@ impl Broker {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let (status, body) = self
-                .get_as(&format!("/api/queues/%2F/{queue}"), Some(("guest", "guest")))
+                .get_as(
+                    &format!("/api/queues/%2F/{queue}"),
+                    Some(("guest", "guest")),
+                )
                 .await;
             let consumers = serde_json::from_str::<Value>(&body)
                 .ok()
@@ -156,7 +159,10 @@ async fn within<T, F: std::future::Future<Output = Option<T>>>(
 }
 
 fn warren_cli(args: &[&str]) -> std::process::Output {
-    Command::new(WARREN).args(args).output().expect("run warren")
+    Command::new(WARREN)
+        .args(args)
+        .output()
+        .expect("run warren")
 }
 
 mod web_page {
@@ -178,7 +184,10 @@ mod web_page {
         assert!(page.contains(r#"<script src="app.js">"#), "{page}");
         let (status, js) = b.get_as("/app.js", Some(("guest", "guest"))).await;
         assert_eq!(status, 200);
-        assert!(js.contains("/api/warren/rpc"), "the script reads the RPC view");
+        assert!(
+            js.contains("/api/warren/rpc"),
+            "the script reads the RPC view"
+        );
         let (status, css) = b.get_as("/style.css", Some(("guest", "guest"))).await;
         assert_eq!(status, 200);
         assert!(css.contains(":focus-visible"), "focus is visible");
@@ -248,7 +257,10 @@ mod web_page {
         let out = warren_cli(&[&["connections"], &m[..]].concat());
         let conns = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{out:?}");
-        assert!(conns.lines().nth(1).is_some_and(|l| l.contains("guest")), "{conns}");
+        assert!(
+            conns.lines().nth(1).is_some_and(|l| l.contains("guest")),
+            "{conns}"
+        );
         let out = warren_cli(&[&["status"], &m[..]].concat());
         let status = String::from_utf8_lossy(&out.stdout);
         assert!(status.contains("broker           Warren"), "{status}");
@@ -309,10 +321,14 @@ mod browser {
     /// id `table` (text only).
     fn row(dom: &str, table: &str, name: &str) -> Option<Vec<String>> {
         let start = dom.find(&format!(r#"id="{table}""#))?;
-        let end = dom[start..].find("</table>").map_or(dom.len(), |e| start + e);
+        let end = dom[start..]
+            .find("</table>")
+            .map_or(dom.len(), |e| start + e);
         let section = &dom[start..end];
         let at = section.find(&format!(r#"<th scope="row">{name}</th>"#))?;
-        let tr = &section[at..section[at..].find("</tr>").map_or(section.len(), |e| at + e)];
+        let tr = &section[at..section[at..]
+            .find("</tr>")
+            .map_or(section.len(), |e| at + e)];
         Some(
             tr.split("</td>")
                 .filter_map(|c| c.rsplit('>').next())
@@ -337,7 +353,10 @@ mod browser {
         let url = format!("http://guest:guest@127.0.0.1:{}/", b.http);
 
         let dom = dump_dom(&chromium, &url, 3000);
-        assert!(dom.contains(r#"data-polls=""#), "the page never polled: {dom}");
+        assert!(
+            dom.contains(r#"data-polls=""#),
+            "the page never polled: {dom}"
+        );
         let orders = row(&dom, "queues-table", "orders").expect("an orders row");
         // Vhost, ready, unacked, consumers, publish/s, deliver/s, ack/s.
         assert_eq!(orders[..4], ["/", "0", "0", "0"], "{orders:?}");
@@ -349,7 +368,10 @@ mod browser {
         // Calls/s, calls, pending, p50, p90, p99, max.
         assert_eq!(rpc[1..3], ["5", "0"], "{rpc:?}");
         assert!(rpc[3].parse::<f64>().is_ok(), "a p50 in ms: {rpc:?}");
-        assert!(dom.contains(">guest</td>"), "the server's connection is listed");
+        assert!(
+            dom.contains(">guest</td>"),
+            "the server's connection is listed"
+        );
         assert!(row(&dom, "exchanges-table", "amq.direct").is_some());
         assert!(row(&dom, "bindings-table", "(AMQP default)").is_some());
 
@@ -380,8 +402,8 @@ mod browser {
         );
 
         // The screenshot: a test artifact (docs/management.png is a copy of one).
-        let png = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/management.png");
+        let png =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/management.png");
         let _ = std::fs::remove_file(&png);
         let out = Command::new(&chromium)
             .args(headless(6000))

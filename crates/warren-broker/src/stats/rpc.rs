@@ -113,7 +113,8 @@ impl RpcCalls {
             if let Some((q, sent)) = st.pending.remove(&key) {
                 let per = st.queues.entry(q).or_default();
                 per.calls += 1;
-                per.recent.push_back((now, now.saturating_duration_since(sent)));
+                per.recent
+                    .push_back((now, now.saturating_duration_since(sent)));
                 while per.recent.len() > KEPT {
                     per.recent.pop_front();
                 }
@@ -168,9 +169,9 @@ impl RpcCalls {
                 // With KEPT calls all inside the window, the window is really the
                 // span they cover.
                 let span = match per.recent.front() {
-                    Some((oldest, _)) if lat.len() == per.recent.len() && lat.len() == KEPT => {
-                        now.saturating_duration_since(*oldest).max(Duration::from_millis(1))
-                    }
+                    Some((oldest, _)) if lat.len() == per.recent.len() && lat.len() == KEPT => now
+                        .saturating_duration_since(*oldest)
+                        .max(Duration::from_millis(1)),
                     _ => WINDOW,
                 };
                 let pick = |p: f64| -> Option<Duration> {
@@ -207,7 +208,14 @@ mod tests {
         for i in 0..10u64 {
             let id = i.to_string();
             let sent = t0 + Duration::from_millis(i * 10);
-            r.publish_at(sent, "", "fib", &id, Some("amq.rabbitmq.reply-to.x"), Some("fib"));
+            r.publish_at(
+                sent,
+                "",
+                "fib",
+                &id,
+                Some("amq.rabbitmq.reply-to.x"),
+                Some("fib"),
+            );
             let back = sent + Duration::from_millis(i + 1);
             r.publish_at(back, "", "amq.rabbitmq.reply-to.x", &id, None, None);
         }

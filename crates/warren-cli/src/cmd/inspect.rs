@@ -148,7 +148,10 @@ pub async fn status(args: Args) -> Result<(), MgmtError> {
             ("channels", num(o, &["object_totals", "channels"])),
             ("queues", num(o, &["object_totals", "queues"])),
             ("consumers", num(o, &["object_totals", "consumers"])),
-            ("messages ready", num(o, &["queue_totals", "messages_ready"])),
+            (
+                "messages ready",
+                num(o, &["queue_totals", "messages_ready"]),
+            ),
             (
                 "messages unacked",
                 num(o, &["queue_totals", "messages_unacknowledged"]),

@@ -14,7 +14,11 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub struct MgmtArgs {
     /// Base URL of the management HTTP API (RabbitMQ's management plugin or `warren
     /// broker --management-listen`).
-    #[arg(long, env = "WARREN_MANAGEMENT_URL", default_value = "http://127.0.0.1:15672")]
+    #[arg(
+        long,
+        env = "WARREN_MANAGEMENT_URL",
+        default_value = "http://127.0.0.1:15672"
+    )]
     pub management_url: String,
     /// User name for the API's Basic auth.
     #[arg(long, default_value = "guest")]
