@@ -7,7 +7,7 @@
 //! error bodies (`error.rs`); JSON shapes (`json.rs`, `props.rs`); `columns=` and
 //! `sort=` (`listing.rs`); the handlers by resource (`overview.rs`, `queues.rs`,
 //! `messages.rs`, `exchanges.rs`, `bindings.rs`, `connections.rs`,
-//! `definitions.rs`); Warren's paths (`warren.rs`); the embedded page (`page.rs`).
+//! `definitions.rs`), what queues and exchanges share (`resource.rs`); Warren's paths (`warren.rs`); the embedded page (`page.rs`).
 
 mod auth;
 mod bindings;
@@ -22,6 +22,7 @@ mod overview;
 mod page;
 mod props;
 mod queues;
+mod resource;
 mod warren;
 
 use crate::shared::Shared;
@@ -31,6 +32,8 @@ use crate::vhost::VHost;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use error::ApiError;
+use exchanges::Exchanges;
+use queues::Queues;
 use std::sync::Arc;
 
 /// The connection id the API acts as when it declares, purges or deletes (real
@@ -113,8 +116,11 @@ fn router(api: Arc<Api>) -> Router {
         .route("/api/channels/{name}", get(connections::channel))
         .route("/api/consumers", get(connections::consumers))
         .route("/api/consumers/{vhost}", get(connections::consumers_in))
-        .route("/api/exchanges", get(exchanges::list))
-        .route("/api/exchanges/{vhost}", get(exchanges::list_in))
+        .route("/api/exchanges", get(resource::list::<Exchanges>))
+        .route(
+            "/api/exchanges/{vhost}",
+            get(resource::list_in::<Exchanges>),
+        )
         .route(
             x,
             get(exchanges::one)
@@ -130,8 +136,8 @@ fn router(api: Arc<Api>) -> Router {
             &format!("{x}/bindings/destination"),
             get(bindings::to_exchange),
         )
-        .route("/api/queues", get(queues::list))
-        .route("/api/queues/{vhost}", get(queues::list_in))
+        .route("/api/queues", get(resource::list::<Queues>))
+        .route("/api/queues/{vhost}", get(resource::list_in::<Queues>))
         .route(
             q,
             get(queues::one).put(queues::declare).delete(queues::remove),

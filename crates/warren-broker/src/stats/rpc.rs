@@ -198,7 +198,7 @@ impl RpcCalls {
 
 #[cfg(test)]
 mod tests {
-    use super::{RpcCalls, MAX_PENDING, PENDING_TTL, WINDOW};
+    use crate::stats::rpc::{RpcCalls, MAX_PENDING, PENDING_TTL, WINDOW};
     use std::time::{Duration, Instant};
 
     #[test]
