@@ -5,33 +5,60 @@
 //! headless Chromium (WARREN_CHROMIUM), checks it shows the queues and RPC calls and
 //! updates after a publish, and keeps a screenshot in `target/management.png`.
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
-
-use broker_process::{BrokerProcess, WARREN};
+const WARREN: &str = env!("CARGO_BIN_EXE_warren");
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `warren broker` with the management API on a free port.
+/// `warren broker` with the management API on free ports, stdout discarded (it prints
+/// a line per listener: a pipe nobody reads would fail those prints).
 struct Broker {
-    amqp: BrokerProcess,
+    _process: Killed,
+    amqp: u16,
     http: u16,
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 impl Broker {
+    /// Started on a free port; tried again on another one if the API does not answer.
+    /// One test at a time picks its port and starts its broker, so a parallel test's
+    /// broker cannot take the port between the pick and the bind.
     fn start() -> Broker {
-        let http = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let amqp = BrokerProcess::start(["--management-listen", &format!("127.0.0.1:{http}")]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
-            assert!(Instant::now() < deadline, "management API never listened");
-            std::thread::sleep(Duration::from_millis(50));
+        static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
+        for _ in 0..3 {
+            let (amqp, http) = (free_port(), free_port());
+            let process = Command::new(WARREN)
+                .args(["broker", "--listen", &format!("127.0.0.1:{amqp}")])
+                .args(["--management-listen", &format!("127.0.0.1:{http}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map(Killed)
+                .expect("start warren broker");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if answers(http) {
+                    return Broker {
+                        _process: process,
+                        amqp,
+                        http,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        Broker { amqp, http }
+        panic!("the management API never answered");
+    }
+
+    fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.amqp)
     }
 
     fn base(&self) -> String {
@@ -94,7 +121,7 @@ impl Broker {
     /// `warren serve fib --queue QUEUE` on this broker, once it consumes.
     async fn serve_fib(&self, queue: &str) -> Killed {
         let child = Command::new(WARREN)
-            .args(["serve", "fib", "--queue", queue, "--url", &self.amqp.url()])
+            .args(["serve", "fib", "--queue", queue, "--url", &self.url()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -123,13 +150,30 @@ impl Broker {
     fn call(&self, queue: &str, n: usize) {
         for _ in 0..n {
             let out = Command::new(WARREN)
-                .args(["call", "--queue", queue, "--url", &self.amqp.url(), "10"])
+                .args(["call", "--queue", queue, "--url", &self.url(), "10"])
                 .output()
                 .expect("run warren call");
             assert!(out.status.success(), "warren call: {out:?}");
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "55");
         }
     }
+}
+
+/// Whether the management API on `port` answers `GET /api/overview` with 200.
+fn answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = "GET /api/overview HTTP/1.0\r\nHost: 127.0.0.1\r\n\
+               Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n";
+    let mut answer = Vec::new();
+    if c.write_all(req.as_bytes()).is_err() || c.read_to_end(&mut answer).is_err() {
+        return false;
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    answer.starts_with("HTTP/1.") && answer.contains(" 200 ")
 }
 
 /// A child process killed on drop.
