@@ -15,6 +15,8 @@
 #                                    management plugin (rabbitmqadmin tests, mgmt_api::)
 #   WARREN_TLS_RABBITMQ_URL,         amqps:// of a RabbitMQ TLS listener, the test CA and
 #   WARREN_TLS_CA, WARREN_TLS_NODE   its node (scripts/rabbitmq-tls-node.sh; rabbitmq_tls::)
+#   WARREN_CHROMIUM                  headless Chromium (Debian's chromium) for the broker's
+#                                    web page (browser::)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,7 @@ if in_ci; then
   have WARREN_MGMT_RABBITMQ_URL || missing+=(WARREN_MGMT_RABBITMQ_URL)
   have WARREN_TLS_RABBITMQ_URL || missing+=(WARREN_TLS_RABBITMQ_URL)
   have WARREN_TLS_CA || missing+=(WARREN_TLS_CA)
+  have WARREN_CHROMIUM || missing+=(WARREN_CHROMIUM)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "CI is set but not ${missing[*]}: no test may be skipped in CI" >&2
     exit 1
@@ -78,11 +81,15 @@ if have WARREN_MGMT_RABBITMQ_URL; then
   echo "--- rabbitmqadmin on warren broker and on RabbitMQ (WARREN_MGMT_RABBITMQ_URL)"
   cargo test --release --workspace --tests -- --ignored mgmt_api::
 fi
+if have WARREN_CHROMIUM; then
+  echo "--- the broker's web page in headless Chromium (WARREN_CHROMIUM; screenshot: target/management.png)"
+  cargo test --release --workspace --tests -- --ignored browser::
+fi
 if in_ci; then
   # Every ignored test belongs to a group above (throughput_* kept for benchmarks).
   orphans="$(cargo test --release --workspace --tests -- --list --ignored 2>/dev/null \
     | sed -n 's/: test$//p' \
-    | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|mgmt_api::|rabbitmq_access::|rabbitmq_tls::|throughput_)' || true)"
+    | grep -Ev '(^|::)(rabbitmq::|disruptive_rabbitmq_|disruptive_cluster_|mgmt_api::|rabbitmq_access::|rabbitmq_tls::|browser::|throughput_)' || true)"
   if [ -n "$orphans" ]; then
     echo "ignored tests that scripts/test.sh never runs (give them a group):" >&2
     echo "$orphans" >&2

@@ -1,13 +1,13 @@
 //! RabbitMQ's management HTTP API (feature `management`), so `rabbitmqadmin` and
-//! scripts written for RabbitMQ work unchanged (`/` is a placeholder page that
-//! points to the API; the web view is still to be built). Served with
-//! axum on [`crate::BrokerBuilder::management_listen`].
+//! scripts written for RabbitMQ work unchanged, Warren's own `/api/warren/rpc`,
+//! and a live page at `/`; all behind Basic auth. Served with axum on
+//! [`crate::BrokerBuilder::management_listen`].
 //!
 //! One file per job: the router and shared state here; Basic auth (`auth.rs`);
 //! error bodies (`error.rs`); JSON shapes (`json.rs`, `props.rs`); `columns=` and
 //! `sort=` (`listing.rs`); the handlers by resource (`overview.rs`, `queues.rs`,
 //! `messages.rs`, `exchanges.rs`, `bindings.rs`, `connections.rs`,
-//! `definitions.rs`); the embedded page (`page.rs`).
+//! `definitions.rs`), what queues and exchanges share (`resource.rs`); Warren's paths (`warren.rs`); the embedded page (`page.rs`).
 
 mod auth;
 mod bindings;
@@ -22,6 +22,8 @@ mod overview;
 mod page;
 mod props;
 mod queues;
+mod resource;
+mod warren;
 
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -30,6 +32,8 @@ use crate::vhost::VHost;
 use axum::routing::{delete, get, post};
 use axum::Router;
 use error::ApiError;
+use exchanges::Exchanges;
+use queues::Queues;
 use std::sync::Arc;
 
 /// The connection id the API acts as when it declares, purges or deletes (real
@@ -84,7 +88,11 @@ fn router(api: Arc<Api>) -> Router {
     let q = "/api/queues/{vhost}/{name}";
     let x = "/api/exchanges/{vhost}/{name}";
     let api_routes = Router::new()
+        .route("/", get(page::index))
+        .route("/app.js", get(page::script))
+        .route("/style.css", get(page::style))
         .route("/api/overview", get(overview::overview))
+        .route("/api/warren/rpc", get(warren::rpc))
         .route("/api/nodes", get(overview::nodes))
         .route("/api/nodes/{node}", get(overview::node))
         .route("/api/whoami", get(overview::whoami))
@@ -113,8 +121,11 @@ fn router(api: Arc<Api>) -> Router {
         .route("/api/channels/{name}", get(connections::channel))
         .route("/api/consumers", get(connections::consumers))
         .route("/api/consumers/{vhost}", get(connections::consumers_in))
-        .route("/api/exchanges", get(exchanges::list))
-        .route("/api/exchanges/{vhost}", get(exchanges::list_in))
+        .route("/api/exchanges", get(resource::list::<Exchanges>))
+        .route(
+            "/api/exchanges/{vhost}",
+            get(resource::list_in::<Exchanges>),
+        )
         .route(
             x,
             get(exchanges::one)
@@ -130,8 +141,8 @@ fn router(api: Arc<Api>) -> Router {
             &format!("{x}/bindings/destination"),
             get(bindings::to_exchange),
         )
-        .route("/api/queues", get(queues::list))
-        .route("/api/queues/{vhost}", get(queues::list_in))
+        .route("/api/queues", get(resource::list::<Queues>))
+        .route("/api/queues/{vhost}", get(resource::list_in::<Queues>))
         .route(
             q,
             get(queues::one).put(queues::declare).delete(queues::remove),
@@ -162,12 +173,7 @@ fn router(api: Arc<Api>) -> Router {
             api.clone(),
             auth::require,
         ));
-    Router::new()
-        .route("/", get(page::index))
-        .route("/app.js", get(page::script))
-        .route("/style.css", get(page::style))
-        .merge(api_routes)
-        .with_state(api)
+    api_routes.with_state(api)
 }
 
 /// Serve the API on `listener` until shutdown.

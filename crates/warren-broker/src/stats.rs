@@ -9,6 +9,7 @@ pub(crate) mod counters;
 pub mod info;
 pub(crate) mod rates;
 pub(crate) mod registry;
+pub mod rpc;
 
 pub use counters::MessageTotals;
 pub use info::{
@@ -16,6 +17,7 @@ pub use info::{
     MessageStats, Overview, QueueInfo, Sample,
 };
 pub use rates::{HISTORY, SAMPLE_INTERVAL};
+pub use rpc::RpcQueueInfo;
 
 use crate::exchange::Dest;
 use crate::shared::Shared;
@@ -137,6 +139,15 @@ impl Stats {
             }
         }
         out.sort_by(|a, b| (&a.vhost, &a.name).cmp(&(&b.vhost, &b.name)));
+        out
+    }
+
+    /// RPC calls per request queue (see [`rpc`]), by vhost.
+    pub fn rpc(&self) -> Vec<(String, RpcQueueInfo)> {
+        let mut out = Vec::new();
+        for v in vhosts(&self.shared) {
+            out.extend(v.rpc.read().into_iter().map(|r| (v.name.clone(), r)));
+        }
         out
     }
 

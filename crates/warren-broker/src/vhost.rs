@@ -12,6 +12,7 @@ use crate::message::QueuedMessage;
 use crate::queue::{Fallout, Queue};
 use crate::reply_to::ReplyRegistry;
 use crate::stats::counters::MessageCounters;
+use crate::stats::rpc::RpcCalls;
 use crate::store::{Record, Store};
 use amq_protocol::types::FieldTable;
 use std::collections::HashMap;
@@ -94,6 +95,8 @@ pub(crate) struct VHost {
     pub(crate) stats: MessageCounters,
     /// Set when the vhost is deleted: its expiry task ends.
     deleted: AtomicBool,
+    /// Requests and replies seen, timed per request queue.
+    pub(crate) rpc: RpcCalls,
 }
 
 fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -157,6 +160,7 @@ impl VHost {
             deadline_added: Notify::new(),
             stats: MessageCounters::default(),
             deleted: AtomicBool::new(false),
+            rpc: RpcCalls::default(),
         })
     }
 

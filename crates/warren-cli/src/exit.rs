@@ -27,6 +27,20 @@ pub const QUEUE_DECLARATION: u8 = 8;
 /// host-name mismatch) or the TLS handshake failed.
 pub const TLS: u8 = 9;
 
+/// `warren queues|connections|status`: the management API answered, but not with what
+/// was asked (an HTTP error other than 401, or no JSON).
+pub const MANAGEMENT_API: u8 = 10;
+
+/// The help text listing the codes of `warren queues`, `connections` and `status`.
+pub const INSPECT_EXIT_CODES: &str = "\
+Exit codes:
+  0  printed
+  1  internal error
+  2  usage error (bad arguments)
+  6  no management API at --management-url (refused, unreachable, timed out)
+  7  the API refused --user/--password (401), or the user has no management tag
+  10 the API answered with another HTTP error, or not with JSON";
+
 /// The help text listing the codes of `warren serve`.
 pub const SERVE_EXIT_CODES: &str = "\
 Exit codes:
@@ -62,6 +76,8 @@ pub enum Failure {
     Rpc(Error),
     /// The request queue cannot be declared as asked ([`QUEUE_DECLARATION`]).
     QueueDeclaration(String),
+    /// The management HTTP API failed (`warren queues`, `connections`, `status`).
+    Management(crate::cmd::mgmt_client::MgmtError),
     /// Anything else, described for a person.
     Other(String),
 }
@@ -72,6 +88,14 @@ impl Failure {
         match self {
             Failure::Rpc(e) => code_of(e),
             Failure::QueueDeclaration(_) => QUEUE_DECLARATION,
+            Failure::Management(e) => {
+                use crate::cmd::mgmt_client::MgmtError as M;
+                match e {
+                    M::Unavailable { .. } => UNAVAILABLE,
+                    M::Refused { .. } => ACCESS_REFUSED,
+                    M::Bad { .. } => MANAGEMENT_API,
+                }
+            }
             Failure::Other(_) => INTERNAL,
         }
     }
@@ -82,6 +106,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Rpc(e) => f.write_str(&describe(e)),
             Failure::QueueDeclaration(text) | Failure::Other(text) => f.write_str(text),
+            Failure::Management(e) => write!(f, "{e}. {}", management_hint(e)),
         }
     }
 }
@@ -128,6 +153,19 @@ pub fn hint(error: &Error) -> Option<String> {
                 .to_owned(),
         ),
         _ => None,
+    }
+}
+
+/// What to do about a failed management API request, in the command's terms.
+fn management_hint(e: &crate::cmd::mgmt_client::MgmtError) -> &'static str {
+    use crate::cmd::mgmt_client::MgmtError as M;
+    match e {
+        M::Unavailable { .. } => {
+            "Pass --management-url (RabbitMQ: enable rabbitmq_management; warren broker: \
+             --management-listen)"
+        }
+        M::Refused { .. } => "Check --user and --password (the user needs a management tag)",
+        M::Bad { .. } => "Is --management-url the base URL of a management API?",
     }
 }
 

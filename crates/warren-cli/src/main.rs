@@ -44,6 +44,15 @@ enum Command {
     Bench(cmd::bench::Args),
     /// Run the embedded AMQP 0-9-1 broker until SIGINT/SIGTERM.
     Broker(cmd::broker::Args),
+    /// List the queues, from the management HTTP API (RabbitMQ or `warren broker`).
+    #[command(after_help = exit::INSPECT_EXIT_CODES)]
+    Queues(cmd::inspect::Args),
+    /// List the connections, from the management HTTP API.
+    #[command(after_help = exit::INSPECT_EXIT_CODES)]
+    Connections(cmd::inspect::Args),
+    /// Broker-wide totals and rates, from the management HTTP API.
+    #[command(after_help = exit::INSPECT_EXIT_CODES)]
+    Status(cmd::inspect::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(cmd::completions::Args),
 }
@@ -98,6 +107,11 @@ fn main() -> ExitCode {
             Command::Demo(args) => cmd::demo::run(args).await.map_err(Failure::Other),
             Command::Bench(args) => cmd::bench::run(args).await.map_err(Failure::Other),
             Command::Broker(args) => cmd::broker::run(args).await.map_err(Failure::Other),
+            Command::Queues(a) => cmd::inspect::queues(a).await.map_err(Failure::Management),
+            Command::Connections(a) => cmd::inspect::connections(a)
+                .await
+                .map_err(Failure::Management),
+            Command::Status(a) => cmd::inspect::status(a).await.map_err(Failure::Management),
             Command::Completions(_) => Ok(()), // handled above, before the runtime
         }
     });

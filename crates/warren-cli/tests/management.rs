@@ -293,4 +293,84 @@ mod mgmt_api {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+
+    /// `warren queues`, `connections` and `status` against RabbitMQ's management API (the
+    /// same commands against `warren broker` are in tests/web.rs).
+    mod cli {
+        use std::process::Command;
+        use std::time::{Duration, Instant};
+
+        const WARREN: &str = env!("CARGO_BIN_EXE_warren");
+
+        fn warren(url: &str, args: &[&str]) -> std::process::Output {
+            Command::new(WARREN)
+                .args(args)
+                .args(["--management-url", url])
+                .output()
+                .expect("run warren")
+        }
+
+        fn admin(url: &str, args: &[&str]) {
+            let port = url
+                .rsplit(':')
+                .next()
+                .unwrap_or("15672")
+                .trim_end_matches('/');
+            let out = Command::new("rabbitmqadmin")
+                .args(["-H", "127.0.0.1", "-P", port, "-u", "guest", "-p", "guest"])
+                .args(args)
+                .output()
+                .expect("run rabbitmqadmin (apt-get install rabbitmq-server)");
+            assert!(out.status.success(), "rabbitmqadmin {args:?}: {out:?}");
+        }
+
+        #[test]
+        #[ignore = "needs WARREN_MGMT_RABBITMQ_URL: a RabbitMQ with the management plugin, and rabbitmqadmin"]
+        fn warren_queues_and_status_read_rabbitmq() {
+            let url = std::env::var("WARREN_MGMT_RABBITMQ_URL")
+                .expect("WARREN_MGMT_RABBITMQ_URL (e.g. http://127.0.0.1:15750)");
+            let q = format!("warren-cli-queues-{}", std::process::id());
+            admin(
+                &url,
+                &["declare", "queue", &format!("name={q}"), "durable=false"],
+            );
+            for body in ["a", "b"] {
+                let rk = format!("routing_key={q}");
+                let payload = format!("payload={body}");
+                admin(&url, &["publish", "exchange=amq.default", &rk, &payload]);
+            }
+            // RabbitMQ's counts trail by up to its 5 s statistics interval.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            let row = loop {
+                let out = warren(&url, &["queues"]);
+                assert!(out.status.success(), "{out:?}");
+                let table = String::from_utf8_lossy(&out.stdout).into_owned();
+                assert!(table.starts_with("VHOST  NAME"), "{table}");
+                let row: Option<Vec<String>> = table
+                    .lines()
+                    .find(|l| l.contains(&q))
+                    .map(|l| l.split_whitespace().map(str::to_owned).collect());
+                if let Some(r) = row.filter(|r| r.get(2).map(String::as_str) == Some("2")) {
+                    break r;
+                }
+                assert!(Instant::now() < deadline, "no {q} with 2 ready: {table}");
+                std::thread::sleep(Duration::from_millis(500));
+            };
+            assert_eq!(row[..5], ["/", q.as_str(), "2", "0", "0"], "{row:?}");
+            let json = warren(&url, &["queues", "--json"]);
+            let v: serde_json::Value =
+                serde_json::from_slice(&json.stdout).expect("--json is JSON");
+            assert!(v
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["name"] == q.as_str())));
+            let status = warren(&url, &["status"]);
+            let text = String::from_utf8_lossy(&status.stdout);
+            assert!(status.status.success(), "{status:?}");
+            assert!(text.contains("broker           RabbitMQ"), "{text}");
+            assert!(warren(&url, &["connections"]).status.success());
+            let refused = warren(&url, &["status", "--password", "not-the-password"]);
+            assert_eq!(refused.status.code(), Some(7), "{refused:?}");
+            admin(&url, &["delete", "queue", &format!("name={q}")]);
+        }
+    }
 }

@@ -148,6 +148,7 @@ impl Channel {
         };
         let msg = Arc::new(msg);
         if msg.exchange.is_empty() && msg.routing_key.starts_with(REPLY_TO_PREFIX) {
+            track_rpc(ctx, &msg, None);
             let delivered = ctx.vhost.reply_to.deliver(&msg.routing_key, msg.clone());
             if !delivered && p.mandatory {
                 self.basic_return(ctx, &msg);
@@ -165,6 +166,7 @@ impl Channel {
                 msg.props.headers().as_ref(),
             )
             .map_err(|e| e.with_method(pub_ids.0, pub_ids.1))?;
+        track_rpc(ctx, &msg, queues.first().map(|q| q.name.as_str()));
         if let Some(tx) = self.tx.as_mut() {
             tx.publishes.push((msg, queues, p.mandatory));
             return Ok(());
@@ -260,5 +262,19 @@ impl Channel {
             self.nack_publish(ctx, seq);
             self.confirms.store_answered(seq);
         }
+    }
+}
+
+/// Show a publish that carries a `correlation_id` to the vhost's RPC timer (a
+/// request when it has a `reply_to` and routed to `queue`, or a reply).
+fn track_rpc(ctx: &ConnCtx<'_>, msg: &Message, queue: Option<&str>) {
+    if let Some(cid) = msg.props.correlation_id() {
+        ctx.vhost.rpc.publish(
+            &msg.exchange,
+            &msg.routing_key,
+            cid.as_str(),
+            msg.props.reply_to().as_ref().map(|r| r.as_str()),
+            queue,
+        );
     }
 }

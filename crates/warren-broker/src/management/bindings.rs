@@ -6,7 +6,7 @@
 use super::error::ApiError;
 use super::json::{args, table, text};
 use super::listing::{self, Params};
-use super::queues::body;
+use super::resource::body;
 use super::{exchange_name, Api, St, API_CONN};
 use crate::stats::BindingInfo;
 use axum::extract::{Path, Query};

@@ -8,7 +8,7 @@ use super::bindings::bind;
 use super::error::ApiError;
 use super::json::{args, text};
 use super::overview::{permission_list, VERSION};
-use super::queues::body;
+use super::resource::body;
 use super::{exchanges, queues, Api, St};
 use axum::extract::Path;
 use axum::http::StatusCode;

@@ -2,8 +2,8 @@
 
 use super::error::ApiError;
 use super::json::{args, flag, table, text};
-use super::listing::{self, Params};
-use super::queues::body;
+use super::listing::Params;
+use super::resource;
 use super::{exchange_name, Api, St};
 use crate::stats::ExchangeInfo;
 use crate::vhost::ExchangeDecl;
@@ -26,6 +26,15 @@ pub(crate) fn exchange_json(x: &ExchangeInfo) -> Value {
     })
 }
 
+/// Exchanges for the list handlers.
+pub(crate) struct Exchanges;
+
+impl resource::Kind for Exchanges {
+    fn rows(api: &Api, vhost: Option<&str>) -> Vec<Value> {
+        exchanges(api, vhost)
+    }
+}
+
 fn exchanges(api: &Api, vhost: Option<&str>) -> Vec<Value> {
     api.stats
         .exchanges()
@@ -35,32 +44,18 @@ fn exchanges(api: &Api, vhost: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-pub(crate) async fn list(api: St, Query(q): Query<Params>) -> Json<Value> {
-    listing::list(exchanges(&api, None), &q)
-}
-
-pub(crate) async fn list_in(
-    api: St,
-    Path(vhost): Path<String>,
-    Query(q): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
-    api.vhost(&vhost)?;
-    Ok(listing::list(exchanges(&api, Some(&vhost)), &q))
-}
-
 pub(crate) async fn one(
     api: St,
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
     let name = exchange_name(&name);
-    let x = api
-        .stats
-        .exchanges()
-        .into_iter()
-        .find(|x| x.vhost == vhost && x.name == name)
-        .ok_or_else(ApiError::not_found)?;
-    Ok(listing::one(exchange_json(&x), &q))
+    resource::one(
+        api.stats.exchanges(),
+        |x| x.vhost == vhost && x.name == name,
+        exchange_json,
+        &q,
+    )
 }
 
 /// Declare an exchange from an API body; says whether it was created.
@@ -90,11 +85,8 @@ pub(crate) async fn declare(
     Path((vhost, name)): Path<(String, String)>,
     raw: String,
 ) -> Result<StatusCode, ApiError> {
-    let created = declare_from(&api, &vhost, exchange_name(&name), &body(&raw)?)?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
+    resource::declare(&raw, |b| {
+        declare_from(&api, &vhost, exchange_name(&name), b)
     })
 }
 

@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::json::{flag, text};
-use super::queues::body;
+use super::resource::vhost_and_body;
 use super::{exchange_name, props, Api, St, API_CONN};
 use crate::message::{encode_props, Message, QueuedMessage};
 use crate::vhost::{QueueDecl, VHost};
@@ -42,8 +42,7 @@ pub(crate) async fn publish(
     Path((vhost, name)): Path<(String, String)>,
     raw: String,
 ) -> Result<Json<Value>, ApiError> {
-    let v = api.vhost(&vhost)?;
-    let b = body(&raw)?;
+    let (v, b) = vhost_and_body(&api, &vhost, &raw)?;
     let routing_key =
         text(&b, "routing_key").ok_or_else(|| ApiError::bad_request("routing_key missing"))?;
     let payload = text(&b, "payload").unwrap_or("");
@@ -150,8 +149,7 @@ pub(crate) async fn get(
     Path((vhost, name)): Path<(String, String)>,
     raw: String,
 ) -> Result<Json<Value>, ApiError> {
-    let v = api.vhost(&vhost)?;
-    let b = body(&raw)?;
+    let (v, b) = vhost_and_body(&api, &vhost, &raw)?;
     Ok(Json(Value::Array(get_messages(&v, &name, &b)?)))
 }
 

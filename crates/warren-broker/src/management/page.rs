@@ -1,5 +1,7 @@
-//! The page at `/`, compiled into the binary (`assets/`, no CDN). For now a
-//! placeholder that points to the API; the live web view is still to be built.
+//! The page at `/`, compiled into the binary (`assets/`, no CDN, no build step):
+//! HTML, CSS and a small script that polls the JSON API every 5 s and draws the
+//! overview chart as inline SVG. Served behind the same Basic auth as the API, so
+//! the browser asks for the credentials once and sends them with every poll.
 
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -3,14 +3,17 @@
 
 use super::error::ApiError;
 use super::json::{args, details, flag, message_stats, table};
-use super::listing::{self, Params};
+use super::listing::Params;
+use super::resource;
 use super::{Api, St, API_CONN};
+use crate::queue::Queue;
 use crate::stats::QueueInfo;
 use crate::vhost::QueueDecl;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 /// A queue in RabbitMQ's JSON shape.
 pub(crate) fn queue_json(api: &Api, q: &QueueInfo) -> Value {
@@ -38,6 +41,30 @@ pub(crate) fn queue_json(api: &Api, q: &QueueInfo) -> Value {
     })
 }
 
+/// The queue `name` of vhost `vhost` (404 if either is missing).
+pub(crate) fn find(
+    api: &Api,
+    vhost: &str,
+    name: &str,
+) -> Result<(Arc<crate::vhost::VHost>, Arc<Queue>), ApiError> {
+    let v = api.vhost(vhost)?;
+    let q = v
+        .all_queues()
+        .into_iter()
+        .find(|x| x.name == name)
+        .ok_or_else(ApiError::not_found)?;
+    Ok((v, q))
+}
+
+/// Queues for the list handlers.
+pub(crate) struct Queues;
+
+impl resource::Kind for Queues {
+    fn rows(api: &Api, vhost: Option<&str>) -> Vec<Value> {
+        queues(api, vhost)
+    }
+}
+
 fn queues(api: &Api, vhost: Option<&str>) -> Vec<Value> {
     api.stats
         .queues()
@@ -47,39 +74,17 @@ fn queues(api: &Api, vhost: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-pub(crate) async fn list(api: St, Query(q): Query<Params>) -> Json<Value> {
-    listing::list(queues(&api, None), &q)
-}
-
-pub(crate) async fn list_in(
-    api: St,
-    Path(vhost): Path<String>,
-    Query(q): Query<Params>,
-) -> Result<Json<Value>, ApiError> {
-    api.vhost(&vhost)?;
-    Ok(listing::list(queues(&api, Some(&vhost)), &q))
-}
-
 pub(crate) async fn one(
     api: St,
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let info = api
-        .stats
-        .queues()
-        .into_iter()
-        .find(|q| q.vhost == vhost && q.name == name)
-        .ok_or_else(ApiError::not_found)?;
-    Ok(listing::one(queue_json(&api, &info), &q))
-}
-
-/// Parse a request body (an empty body is `{}`).
-pub(crate) fn body(raw: &str) -> Result<Value, ApiError> {
-    if raw.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+    resource::one(
+        api.stats.queues(),
+        |x| x.vhost == vhost && x.name == name,
+        |x| queue_json(&api, x),
+        &q,
+    )
 }
 
 /// Declare a queue from an API body; says whether it was created.
@@ -123,12 +128,7 @@ pub(crate) async fn declare(
     if name.is_empty() {
         return Err(ApiError::bad_request("queue name must not be empty"));
     }
-    let created = declare_from(&api, &vhost, &name, &body(&raw)?)?;
-    Ok(if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::NO_CONTENT
-    })
+    resource::declare(&raw, |b| declare_from(&api, &vhost, &name, b))
 }
 
 pub(crate) async fn remove(
@@ -136,12 +136,7 @@ pub(crate) async fn remove(
     Path((vhost, name)): Path<(String, String)>,
     Query(q): Query<Params>,
 ) -> Result<StatusCode, ApiError> {
-    let v = api.vhost(&vhost)?;
-    let queue = v
-        .all_queues()
-        .into_iter()
-        .find(|x| x.name == name)
-        .ok_or_else(ApiError::not_found)?;
+    let (v, queue) = find(&api, &vhost, &name)?;
     let if_unused = q.get("if-unused").is_some_and(|x| x == "true");
     let if_empty = q.get("if-empty").is_some_and(|x| x == "true");
     let c = queue.counts();
@@ -163,12 +158,7 @@ pub(crate) async fn purge(
     api: St,
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let v = api.vhost(&vhost)?;
-    let queue = v
-        .all_queues()
-        .into_iter()
-        .find(|x| x.name == name)
-        .ok_or_else(ApiError::not_found)?;
+    let (v, queue) = find(&api, &vhost, &name)?;
     let (_, fallout) = queue.purge();
     v.settle(&queue, fallout);
     Ok(StatusCode::NO_CONTENT)

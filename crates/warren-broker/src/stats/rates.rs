@@ -61,9 +61,12 @@ impl Rates {
         }
         let mut next = HashMap::with_capacity(queues.len());
         for (key, t) in queues {
+            // A queue first seen now was declared since the last reading: all its
+            // counts fall in this interval (its baseline is zero).
             let rate = match (st.queues.get(&key), secs) {
                 (Some((old, _)), Some(secs)) => MessageRates::between(old, &t, secs),
-                _ => MessageRates::default(),
+                (None, Some(secs)) => MessageRates::between(&MessageTotals::default(), &t, secs),
+                (_, None) => MessageRates::default(),
             };
             next.insert(key, (t, rate));
         }
@@ -113,5 +116,18 @@ mod tests {
         assert!(rate > 10.0 && rate <= 100.0, "{rate}");
         assert_eq!(r.queue("/", "q").publish, rate);
         assert_eq!(r.history().len(), 2);
+    }
+
+    #[test]
+    fn a_queue_declared_between_readings_counts_from_zero() {
+        let r = Rates::default();
+        r.record(MessageTotals::default(), vec![]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let t = MessageTotals {
+            publish: 10,
+            ..MessageTotals::default()
+        };
+        r.record(t, vec![(("/".to_owned(), "new".to_owned()), t)]);
+        assert!(r.queue("/", "new").publish > 10.0);
     }
 }

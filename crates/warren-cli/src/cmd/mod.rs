@@ -9,6 +9,8 @@ pub mod broker;
 pub mod call;
 pub mod completions;
 pub mod demo;
+pub mod inspect;
+pub mod mgmt_client;
 pub mod serve;
 
 /// `--url`: `$AMQP_URL`, else the local default. Several addresses (repeat `--url`, or
