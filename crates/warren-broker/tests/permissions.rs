@@ -275,9 +275,7 @@ fn store() -> AccessControl {
 }
 
 async fn bounded(f: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .expect("test timed out");
+    warren_test_support::within(Duration::from_secs(60), f).await
 }
 
 #[tokio::test]

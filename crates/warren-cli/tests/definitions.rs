@@ -2,8 +2,8 @@
 //! permissions) and `--export-definitions FILE` writes them back; with a throw-away
 //! RabbitMQ node (`rabbitmq_access`), definitions and password hashes move both ways.
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
+mod common;
+use common::broker_process;
 
 use broker_process::BrokerProcess;
 use lapin::options::QueueDeclareOptions;
