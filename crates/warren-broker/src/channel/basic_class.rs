@@ -35,6 +35,7 @@ impl Channel {
                     mandatory: p.mandatory,
                     header: None,
                     body: BytesMut::new(),
+                    whole: None,
                 });
                 Ok(())
             }

@@ -35,10 +35,10 @@ fn short_string(b: &[u8]) -> Option<(ShortString, &[u8])> {
 }
 
 /// A content header's class id, body size and properties when it carries no
-/// properties at all (property flags 0, as a publish without properties sends), or
-/// `None` for any other header.
+/// properties at all (property flags 0 and nothing after them, as a publish without
+/// properties sends), or `None` for any other header.
 pub(crate) fn parse_bare_header(payload: &[u8]) -> Option<(u16, u64, AMQPProperties)> {
-    if payload.len() < 14 || payload[12..14] != [0, 0] {
+    if payload.len() != 14 || payload[12..14] != [0, 0] {
         return None;
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
@@ -110,10 +110,12 @@ mod tests {
             payload.extend_from_slice(&[0, 0]);
             payload.extend_from_slice(&size.to_be_bytes());
             payload.extend_from_slice(&[0, 0]);
-            payload.extend_from_slice(&tail);
             let (c, s, p) = parse_bare_header(&payload).expect("flags 0 is a bare header");
             let (_, h) = parse_content_header(&payload[..]).expect("the codec parses it");
             prop_assert_eq!((c, s, p), (h.class_id, h.body_size, h.properties));
+            // Anything after the flags is left to the codec path (kept byte-exact there).
+            payload.extend_from_slice(&tail);
+            prop_assert_eq!(parse_bare_header(&payload).is_none(), !tail.is_empty());
         }
     }
 
