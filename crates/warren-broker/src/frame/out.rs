@@ -231,7 +231,11 @@ mod tests {
             let class = AMQPClass::Basic(basic::AMQPMethod::Deliver(deliver));
             by_codec.content(3, class, &props, &body);
             let hand = bytes(&mut by_hand);
-            assert_eq!(hand, bytes(&mut by_codec), "frame_max {frame_max}, body {len}");
+            assert_eq!(
+                hand,
+                bytes(&mut by_codec),
+                "frame_max {frame_max}, body {len}"
+            );
             // The header and body frames as amq-protocol encodes them.
             let props = basic::AMQPProperties::default().with_content_type("text".into());
             let header = AMQPContentHeader {
@@ -240,7 +244,11 @@ mod tests {
                 properties: props,
             };
             let mut frames = vec![AMQPFrame::Header(3, header)];
-            let chunk = if frame_max == 0 { len } else { frame_max as usize - 8 };
+            let chunk = if frame_max == 0 {
+                len
+            } else {
+                frame_max as usize - 8
+            };
             frames.extend(body.chunks(chunk).map(|c| AMQPFrame::Body(3, c.to_vec())));
             let mut codec = Vec::new();
             for f in &frames {
@@ -259,7 +267,11 @@ mod tests {
         out.heartbeat();
         let batch = out.take();
         assert_eq!(batch.parts.len(), 3, "frames, the body, then the rest");
-        assert_eq!(batch.parts[1].as_ptr(), body.as_ptr(), "the body is not copied");
+        assert_eq!(
+            batch.parts[1].as_ptr(),
+            body.as_ptr(),
+            "the body is not copied"
+        );
         assert!(out.is_empty() && out.len() == 0);
     }
 

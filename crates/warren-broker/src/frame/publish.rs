@@ -44,7 +44,11 @@ pub(crate) fn parse_bare_header(payload: &[u8]) -> Option<(u16, u64, AMQPPropert
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let mut size = [0u8; 8];
     size.copy_from_slice(&payload[4..12]);
-    Some((class_id, u64::from_be_bytes(size), AMQPProperties::default()))
+    Some((
+        class_id,
+        u64::from_be_bytes(size),
+        AMQPProperties::default(),
+    ))
 }
 
 #[cfg(test)]
@@ -124,7 +128,12 @@ mod tests {
         let payload = publish_bytes(b"amq.direct", b"rk", &[3], &[]);
         let p = parse_publish(&payload).expect("a well-formed publish");
         assert_eq!(
-            (p.exchange.as_str(), p.routing_key.as_str(), p.mandatory, p.immediate),
+            (
+                p.exchange.as_str(),
+                p.routing_key.as_str(),
+                p.mandatory,
+                p.immediate
+            ),
             ("amq.direct", "rk", true, true)
         );
         assert_eq!(Some(p), by_codec(&payload));

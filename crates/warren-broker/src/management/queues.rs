@@ -169,7 +169,7 @@ pub(crate) async fn purge(
         .into_iter()
         .find(|x| x.name == name)
         .ok_or_else(ApiError::not_found)?;
-    let (_, fallout) = queue.purge();
+    let fallout = queue.purge().fallout;
     v.settle(&queue, fallout);
     Ok(StatusCode::NO_CONTENT)
 }
