@@ -272,7 +272,8 @@ mod tests {
             body.as_ptr(),
             "the body is not copied"
         );
-        assert!(out.is_empty() && out.len() == 0);
+        assert!(out.is_empty());
+        assert_eq!(out.len(), 0);
     }
 
     #[test]
