@@ -4,18 +4,22 @@
 # and 64 KiB echoes on both) (raw bytes echo calls, and typed JSON
 # calc.add calls at 1 and 64 next to them), on the embedded broker and on RabbitMQ
 # (when WARREN_RABBITMQ_URL is set), with CPU time per call for client, worker and
-# broker. Writes bench/results.md. Bounded: BENCH_SECONDS (5) per row.
+# broker. Writes bench/results.md and prints it, then the issue-13 and issue-12 target
+# rows (bench/targets.py). Bounded: BENCH_SECONDS (5) per row, each command killed after
+# 3x that plus 30 s; about 15 rows per broker, so about 5 minutes for both.
 # RabbitMQ's CPU is read from the process RABBITMQ_PID names (default: the OS PID that
 # `rabbitmqctl status` reports for the default node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p warren-cli >/dev/null
 W="$PWD/target/release/warren"
+SECS="${BENCH_SECONDS:-5}"
+# Every bench command is bounded in time (a stuck run fails the script, not hangs it).
+bound() { timeout "$((SECS * 3 + 30))" "$@"; }
 PY="$PWD/tests/pika/.venv/bin/python"
 [ -x "$PY" ] || { python3 -m venv tests/pika/.venv; tests/pika/.venv/bin/pip install -q -r tests/pika/requirements.txt; }
 # matplotlib draws the plot (bench/plot.py); pika runs the tutorial baseline.
 "$PY" -c 'import matplotlib, pika' 2>/dev/null || tests/pika/.venv/bin/pip install -q -r tests/pika/requirements.txt matplotlib
-SECS="${BENCH_SECONDS:-5}"
 out=bench/results.md
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$W" broker --listen "127.0.0.1:$port" >/dev/null 2>&1 &
@@ -50,34 +54,37 @@ for t in "${targets[@]}"; do
   AMQP_URL="$url" "$PY" tests/pika/tutorials/rpc_server.py --queue "$q" >/dev/null 2>&1 &
   srv=$!
   sleep 1.5
-  AMQP_URL="$url" "$PY" bench/pika_baseline.py --queue "$q" --seconds "$SECS" --server-pid "$srv" --broker-pid "$bpid" \
+  AMQP_URL="$url" bound "$PY" bench/pika_baseline.py --queue "$q" --seconds "$SECS" --server-pid "$srv" --broker-pid "$bpid" \
     | row "$name" "tutorial pika client + server" 1 >> "$out"
   kill $srv 2>/dev/null || true; wait $srv 2>/dev/null || true
-  "$W" bench --raw --url "$url" --in-flight 256 --duration "${SECS}s" --json "${pidarg[@]}" \
+  bound "$W" bench --raw --url "$url" --in-flight 256 --duration "${SECS}s" --json "${pidarg[@]}" \
     | row "$name" "raw publish+consume, one queue, 16 B (messages/s; raw client)" 256 >> "$out"
   # Issue 12's own-client spike: the same RPC loop on the bench's raw client, next to lapin's.
   for k in 1 64; do
-    "$W" bench --client raw --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
+    bound "$W" bench --client raw --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
       | row "$name" "raw client RPC (spike)" "$k" >> "$out"
   done
-  "$W" bench --client raw --payload 65536 --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
+  bound "$W" bench --client raw --payload 65536 --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
     | row "$name" "raw client RPC (spike), 64 KiB echo" 64 >> "$out"
-  "$W" bench --payload 65536 --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
+  bound "$W" bench --payload 65536 --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
     | row "$name" "warren, 64 KiB echo" 64 >> "$out"
-  "$W" bench --url "$url" --in-flight 64 --exclusive-reply-queue --duration "${SECS}s" --json "${pidarg[@]}" \
+  bound "$W" bench --url "$url" --in-flight 64 --exclusive-reply-queue --duration "${SECS}s" --json "${pidarg[@]}" \
     | row "$name" "warren, exclusive reply queue" 64 >> "$out"
   # Observability's cost: call metrics on both ends and a span per call recorded with
   # an always-on sampler (dropped after the batch processor, no exporter), vs off.
-  "$W" bench --observe --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
+  bound "$W" bench --observe --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
     | row "$name" "warren, traces + metrics on (--observe)" 64 >> "$out"
   for k in 1 8 64 256; do
-    "$W" bench --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
+    bound "$W" bench --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
       | row "$name" "warren" "$k" >> "$out"
     if [ "$k" = 1 ] || [ "$k" = 64 ]; then
-      "$W" bench --typed --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
+      bound "$W" bench --typed --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
         | row "$name" "warren, typed JSON calc.add" "$k" >> "$out"
     fi
   done
 done
 "$PY" bench/plot.py "$out" bench/results.png
 cat "$out"
+echo
+echo "Issue 13 and issue 12 targets (bench/targets.py):"
+python3 bench/targets.py "$out"

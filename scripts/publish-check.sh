@@ -9,8 +9,10 @@
 # once (cargo >= 1.90), cargo resolves their dependencies on each other through a local
 # overlay of the packages it just made. Everything else resolves from the crates.io
 # index as usual, so the index must be reachable (or its cache warm, with
-# CARGO_NET_OFFLINE=true). Crates marked `publish = false` (warren-broker's fuzz crate)
-# are not workspace members and are left out.
+# CARGO_NET_OFFLINE=true). Crates marked `publish = false` are left out: warren-broker's
+# fuzz crate (not a workspace member) and warren-test-support (a member, skipped by
+# `cargo publish --workspace`; the other crates' dev-dependency on it is a path without
+# a version, which cargo strips from their packages).
 #
 #   PUBLISH_CHECK_VERIFY=0   package only (`--no-verify`): seconds instead of a few
 #                            minutes of debug builds

@@ -2,8 +2,7 @@
 //! publishes with confirms, and a raw-frame publish then drain. Prints numbers,
 //! asserts nothing: `cargo bench -p warren-broker --bench throughput`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+use warren_test_support::broker as common;
 
 use common::*;
 use futures_util::StreamExt;

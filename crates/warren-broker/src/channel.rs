@@ -76,7 +76,10 @@ struct Pending {
     routing_key: String,
     mandatory: bool,
     header: Option<(AMQPProperties, Bytes, u64)>,
+    /// A body that came in frame by frame.
     body: BytesMut,
+    /// A body that came in one frame.
+    whole: Option<Bytes>,
 }
 
 #[derive(Debug)]

@@ -213,7 +213,7 @@ impl Conn {
                 Some(ev) = self.events_rx.recv(), if !self.write_backlogged() => {
                     self.handle_event(ev);
                     for _ in 0..1024 {
-                        if self.out.buf.len() > (1 << 20) {
+                        if self.out.len() > (1 << 20) {
                             break;
                         }
                         match self.events_rx.try_recv() {

@@ -23,7 +23,7 @@ mod unsend;
 pub(crate) use args::{DeathReason, QueueArgs};
 pub(crate) use consumer::{Consumer, ConsumerSink, Delivery};
 pub(crate) use credit::Credit;
-pub(crate) use outcome::{Counts, Deleted, Expired, Fallout, Got};
+pub(crate) use outcome::{Counts, Deleted, Expired, Fallout, Got, Purged, Taken};
 use ready::Ready;
 pub(crate) use unsend::unsend_all;
 
@@ -369,7 +369,7 @@ impl Queue {
     }
 
     /// basic.get: take the first live message, if any.
-    pub(crate) fn get(self: &Arc<Self>) -> (Option<Got>, Fallout) {
+    pub(crate) fn get(self: &Arc<Self>) -> Taken {
         let now = Instant::now();
         let mut fallout = Fallout::default();
         let mut st = self.lock();
@@ -381,9 +381,10 @@ impl Queue {
             }
             let remaining = st.ready.len() as u32;
             st.report_head_expiry(&mut fallout);
-            return (Some(Got { msg: m, remaining }), fallout);
+            let got = Some(Got { msg: m, remaining });
+            return Taken { got, fallout };
         }
-        (None, fallout)
+        Taken { got: None, fallout }
     }
 
     /// Refresh the x-expires idle timer (redeclare, get).
@@ -406,13 +407,16 @@ impl Queue {
     }
 
     /// Drop all ready messages; says how many were dropped.
-    pub(crate) fn purge(&self) -> (u32, Fallout) {
+    pub(crate) fn purge(&self) -> Purged {
         let msgs = self.lock().ready.take_all();
         let mut fallout = Fallout::default();
         for m in &msgs {
             fallout.forget(m);
         }
-        (msgs.len() as u32, fallout)
+        Purged {
+            messages: msgs.len() as u32,
+            fallout,
+        }
     }
 
     /// Mark deleted: drop the ready messages and hand back the consumers to notify.

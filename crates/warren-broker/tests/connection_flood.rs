@@ -2,10 +2,8 @@
 //! handshake (idle, or slow-loris dripping the header or a start-ok byte by byte), each
 //! reopened by the attacker as soon as it closes, must not keep real clients out.
 
-// The figure also goes to $WARREN_FIGURES for scripts/test.sh (shared with warren-cli's
-// reliability tests until the tests get a support crate).
-#[path = "../../warren-cli/tests/common/figures.rs"]
-mod figures;
+// The figure also goes to $WARREN_FIGURES for scripts/test.sh.
+use warren_test_support::figures;
 
 use futures_util::StreamExt;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};

@@ -3,8 +3,7 @@
 //! method against a resource it may and one it may not touch. The same matrix runs
 //! on the embedded broker and, in `rabbitmq_access`, on a throw-away RabbitMQ node.
 
-#[path = "common/access.rs"]
-mod access;
+use warren_test_support::access;
 
 use access::{access_refused, open, refusal, run_table, Expect, Op};
 use lapin::options::*;
@@ -110,9 +109,7 @@ fn store() -> AccessControl {
 }
 
 async fn bounded(f: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .expect("test timed out");
+    warren_test_support::within(Duration::from_secs(60), f).await
 }
 
 #[tokio::test]

@@ -7,8 +7,7 @@
 //! alone: vhosts added and deleted at runtime, durable vhosts across a restart, and
 //! the management API's PUT/DELETE /api/vhosts.
 
-#[path = "common/access.rs"]
-mod access;
+use warren_test_support::access;
 
 use access::{open, refusal, run_table, Expect, Op, STEP_LIMIT};
 use futures_util::StreamExt;

@@ -3,10 +3,9 @@
 //! confirms run; after a restart every confirmed persistent message is there, and
 //! messages acked before the kill do not come back.
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
-#[path = "common/figures.rs"]
-mod figures;
+mod common;
+use common::broker_process;
+use common::figures;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;

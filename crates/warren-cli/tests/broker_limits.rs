@@ -2,8 +2,8 @@
 //! reach the broker: a silent socket is closed after the handshake timeout, and an
 //! authenticated client past the connection limit is refused with 530.
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
+mod common;
+use common::broker_process;
 
 use std::time::{Duration, Instant};
 

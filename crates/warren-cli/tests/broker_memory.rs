@@ -7,10 +7,9 @@
 //! Figures are printed (`cargo test --release -p warren-cli --test broker_memory --
 //! --nocapture --test-threads=1`).
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
-#[path = "common/figures.rs"]
-mod figures;
+mod common;
+use common::broker_process;
+use common::figures;
 
 use std::time::{Duration, Instant};
 
@@ -205,9 +204,7 @@ async fn blocked_before_the_limit_and_given_back(body_len: usize, max: u64) {
 
 /// Runs `test` within two minutes.
 async fn bounded(test: impl std::future::Future<Output = ()>) {
-    tokio::time::timeout(Duration::from_secs(120), test)
-        .await
-        .expect("the test finished within 2 minutes");
+    common::within(Duration::from_secs(120), test).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,14 +7,10 @@
 //! Each case prints its exit code and wall time (`-- --nocapture`), e.g.
 //! `black hole: exit 6 after 2.04 s`.
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
-#[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
-#[path = "common/figures.rs"]
-mod figures;
-#[path = "../../warren-rpc/tests/common/hostile.rs"]
-mod hostile;
+use common::broker_process;
+use common::figures;
+use common::hostile;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,9 +1,7 @@
 //! The `warren` command end to end: output, exit codes and signals.
 
-#[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
-#[path = "common/run_warren.rs"]
-mod run_warren;
+use common::run_warren;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

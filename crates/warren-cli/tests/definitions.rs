@@ -3,10 +3,9 @@
 //! writes them back; with a throw-away RabbitMQ node (`rabbitmq_access`),
 //! definitions, password hashes and topology move both ways.
 
-#[path = "../../warren-broker/tests/common/access.rs"]
-mod access;
-#[path = "common/broker_process.rs"]
-mod broker_process;
+mod common;
+use common::broker_process;
+use warren_test_support::access;
 
 use access::{access_refused, open, run_table, Expect, Op};
 use broker_process::BrokerProcess;

@@ -11,7 +11,6 @@
 //! Set `WARREN_FAULT_REPORT` to a file to collect the table rows
 //! (`docs/reliability.md`).
 
-#[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -9,12 +9,10 @@
 //! Mounting needs root (or CAP_SYS_ADMIN); without it these tests fail with a message
 //! saying so.
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
-#[path = "common/figures.rs"]
-mod figures;
-#[path = "common/tmpfs.rs"]
-mod tmpfs;
+mod common;
+use common::broker_process;
+use common::figures;
+use common::tmpfs;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsStr;

@@ -15,8 +15,8 @@
 //! WHY)` is left out, visibly: the summary lists it. Background lines are stopped
 //! (SIGTERM, then SIGKILL) when the test ends, however it ends.
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
+mod common;
+use common::broker_process;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

@@ -2,10 +2,8 @@
 //! queues is refused, and a queue that exists with other arguments is named with the
 //! clash and the ways out (exit 8 for both).
 
-#[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
-#[path = "common/run_warren.rs"]
-mod run_warren;
+use common::run_warren;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

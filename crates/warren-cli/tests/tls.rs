@@ -4,8 +4,8 @@
 //! `scripts/rabbitmq-tls-node.sh`). With the right CA a call goes through; trusting
 //! another CA `warren call` exits 9 (TLS) with one plain line.
 
-#[path = "common/broker_process.rs"]
-mod broker_process;
+mod common;
+use common::broker_process;
 
 use broker_process::{BrokerProcess, WARREN};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
@@ -144,8 +144,7 @@ fn call_and_serve_over_the_brokers_tls_listener() {
     assert!(stderr.contains("not signed by a trusted CA"), "{stderr}");
 }
 
-#[path = "common/run_warren.rs"]
-mod run_warren;
+use common::run_warren;
 
 /// Needs `WARREN_TLS_RABBITMQ_URL` and `WARREN_TLS_CA` (scripts/rabbitmq-tls-node.sh).
 mod rabbitmq_tls {

@@ -1,7 +1,6 @@
 //! Typed services from the command line: `warren serve calc` answers
 //! `warren call --method`, with the body as an argument or on stdin (`-`).
 
-#[path = "../../warren-rpc/tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

@@ -8,8 +8,7 @@
 #![cfg(target_os = "linux")]
 
 mod common;
-#[path = "common/hostile.rs"]
-mod hostile;
+use common::hostile;
 
 use std::time::Duration;
 

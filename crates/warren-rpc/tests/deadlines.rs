@@ -8,8 +8,7 @@
 //! Each case prints its measured wall time (`cargo test ... -- --nocapture`).
 
 mod common;
-#[path = "common/hostile.rs"]
-mod hostile;
+use common::hostile;
 
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@ use super::{
 use crate::access::grant::Kind;
 use crate::error::AmqpError;
 use crate::message::{random_token, short};
-use crate::queue::{Consumer, Credit, Got};
+use crate::queue::{Consumer, Credit, Got, Taken};
 use crate::reply_to::REPLY_TO;
 use crate::vhost::VHost;
 use amq_protocol::protocol::{basic, AMQPClass};
@@ -35,6 +35,7 @@ impl Channel {
                     mandatory: p.mandatory,
                     header: None,
                     body: BytesMut::new(),
+                    whole: None,
                 });
                 Ok(())
             }
@@ -78,7 +79,7 @@ impl Channel {
                 let name = self.queue_name(g.queue.as_str())?;
                 ctx.grant.read(Kind::Queue, &name)?;
                 let q = ctx.vhost.queue(&name, ctx.conn_id)?;
-                let (got, fallout) = q.get();
+                let Taken { got, fallout } = q.get();
                 ctx.vhost.settle(&q, fallout);
                 match got {
                     Some(Got { msg, remaining }) => {

@@ -5,6 +5,7 @@ use super::{Channel, ConnCtx};
 use crate::access::grant::Kind;
 use crate::error::AmqpError;
 use crate::message::short;
+use crate::queue::Purged;
 use crate::vhost::{ExchangeDecl, QueueDecl};
 use amq_protocol::protocol::{exchange, queue, AMQPClass};
 
@@ -84,7 +85,10 @@ impl Channel {
                 let name = self.queue_name(p.queue.as_str())?;
                 ctx.grant.read(Kind::Queue, &name)?;
                 let q = ctx.vhost.queue(&name, ctx.conn_id)?;
-                let (n, fallout) = q.purge();
+                let Purged {
+                    messages: n,
+                    fallout,
+                } = q.purge();
                 ctx.vhost.settle(&q, fallout);
                 if !p.nowait {
                     ctx.out.method(

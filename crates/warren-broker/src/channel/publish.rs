@@ -15,6 +15,11 @@ use amq_protocol::protocol::{basic, AMQPClass};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 
+/// A body that arrives in one frame of at least this size is kept as the slice of
+/// the read buffer it came in, not copied. Smaller ones are copied: a slice keeps
+/// its whole buffer (16 KiB or more) allocated for as long as the message is held.
+const SLICE_MIN: usize = 32 * 1024;
+
 impl Channel {
     /// Handle a content header frame.
     pub(crate) fn handle_header(
@@ -48,10 +53,6 @@ impl Channel {
             ))
             .with_method(60, 40));
         }
-        // All of it at once (`max_body` bounds it): growing by doubling would copy a
-        // large body several times and leave the process up to twice its size
-        // (pages are only committed as the body arrives).
-        p.body.reserve(body_size as usize);
         p.header = Some((props, raw_props, body_size));
         if body_size == 0 {
             return self.finish_publish(ctx);
@@ -80,6 +81,23 @@ impl Channel {
             return Err(AmqpError::frame_error(
                 "content body exceeds announced size",
             ));
+        }
+        if p.body.is_empty() {
+            if data.len() as u64 == size {
+                // The whole body in one frame: a large one stays the slice of the read
+                // buffer it arrived in (which it fills most of), a small one is copied
+                // so that it does not keep a whole read buffer alive while queued.
+                p.whole = Some(if data.len() >= SLICE_MIN {
+                    data
+                } else {
+                    Bytes::copy_from_slice(&data)
+                });
+                return self.finish_publish(ctx);
+            }
+            // All of it at once (`max_body` bounds it): growing by doubling would copy
+            // a large body several times and leave the process up to twice its size
+            // (pages are only committed as the body arrives).
+            p.body.reserve(size as usize);
         }
         if p.body.capacity() - p.body.len() < data.len() {
             // Grow by doubling, but never past the announced size: BytesMut's own
@@ -125,7 +143,8 @@ impl Channel {
                 .with_method(pub_ids.0, pub_ids.1));
             }
         }
-        let mut msg = Message::new(p.exchange, p.routing_key, props, raw_props, p.body.freeze())
+        let body = p.whole.unwrap_or_else(|| p.body.freeze());
+        let mut msg = Message::new(p.exchange, p.routing_key, props, raw_props, body)
             .charged_to(&ctx.vhost.memory);
         if msg.props.reply_to().as_ref().map(|r| r.as_str()) == Some(REPLY_TO) {
             let Some(r) = &self.reply else {

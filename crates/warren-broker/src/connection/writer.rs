@@ -1,8 +1,11 @@
 //! The writer task of one connection: it takes encoded frame batches from the
-//! connection task and writes them to the socket, coalescing what queued up meanwhile.
+//! connection task and writes them to the socket, joining what queued up meanwhile
+//! into one vectored write (the batches' parts are not copied).
 //! The connection stops taking deliveries while the writer's backlog is high.
 
-use crate::frame::Out;
+use crate::frame::{Batch, Out};
+use bytes::{Buf, Bytes};
+use std::io::IoSlice;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -18,7 +21,7 @@ const COALESCE: usize = 1 << 20;
 /// The connection task's handle on its writer task.
 #[derive(Debug)]
 pub(super) struct Writer {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Batch>,
     /// Bytes handed to the writer task and not yet written.
     pending: Arc<AtomicUsize>,
     /// Signalled when the writer's backlog drops below the limit.
@@ -48,9 +51,9 @@ impl Writer {
         if out.is_empty() {
             return;
         }
-        let buf = out.take();
-        self.pending.fetch_add(buf.len(), Ordering::SeqCst);
-        if self.tx.send(buf).is_err() {
+        let batch = out.take();
+        self.pending.fetch_add(batch.len, Ordering::SeqCst);
+        if self.tx.send(batch).is_err() {
             self.pending.store(0, Ordering::SeqCst);
         }
     }
@@ -66,24 +69,28 @@ impl Writer {
     }
 }
 
+/// Parts given to one `writev` at most.
+const MAX_IOVECS: usize = 64;
+
 /// Writes batches to the socket; `pending` counts bytes handed over but not
 /// yet written.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut wr: W,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<Batch>,
     pending: Arc<AtomicUsize>,
     drained: Arc<Notify>,
 ) {
-    while let Some(mut buf) = rx.recv().await {
-        while buf.len() < COALESCE {
+    while let Some(mut batch) = rx.recv().await {
+        while batch.len < COALESCE {
             match rx.try_recv() {
-                Ok(more) => buf.extend_from_slice(&more),
+                Ok(more) => batch.append(more),
                 Err(_) => break,
             }
         }
-        let ok = wr.write_all(&buf).await.is_ok();
-        let before = pending.fetch_sub(buf.len(), Ordering::SeqCst);
-        if before > WRITE_BACKLOG && before.saturating_sub(buf.len()) <= WRITE_BACKLOG {
+        let len = batch.len;
+        let ok = write_all(&mut wr, batch.parts).await.is_ok();
+        let before = pending.fetch_sub(len, Ordering::SeqCst);
+        if before > WRITE_BACKLOG && before.saturating_sub(len) <= WRITE_BACKLOG {
             drained.notify_one();
         }
         if !ok {
@@ -91,4 +98,35 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
     }
     let _ = wr.shutdown().await;
+}
+
+/// Write every part, in order, with vectored writes.
+async fn write_all<W: AsyncWrite + Unpin>(wr: &mut W, mut parts: Vec<Bytes>) -> std::io::Result<()> {
+    if let [one] = &parts[..] {
+        return wr.write_all(one).await;
+    }
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<IoSlice<'_>> = parts[first..]
+            .iter()
+            .take(MAX_IOVECS)
+            .map(|p| IoSlice::new(p))
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        drop(slices);
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let part = &mut parts[first];
+            if n >= part.len() {
+                n -= part.len();
+                first += 1;
+            } else {
+                part.advance(n);
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }

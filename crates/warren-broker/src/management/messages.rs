@@ -7,6 +7,7 @@ use super::json::{flag, text};
 use super::resource::vhost_and_body;
 use super::{exchange_name, props, Api, St, API_CONN};
 use crate::message::{encode_props, Message, QueuedMessage};
+use crate::queue::Taken;
 use crate::vhost::{QueueDecl, VHost};
 use amq_protocol::types::FieldTable;
 use axum::extract::Path;
@@ -119,7 +120,7 @@ fn get_messages(v: &VHost, name: &str, b: &Value) -> Result<Vec<Value>, ApiError
     let mut taken = Vec::new();
     let mut out = Vec::new();
     for _ in 0..count.min(10_000) {
-        let (got, fallout) = q.get();
+        let Taken { got, fallout } = q.get();
         v.settle(&q, fallout);
         let Some(got) = got else { break };
         v.stats.got(false, got.msg.redelivered);

@@ -159,7 +159,7 @@ pub(crate) async fn purge(
     Path((vhost, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (v, queue) = find(&api, &vhost, &name)?;
-    let (_, fallout) = queue.purge();
+    let fallout = queue.purge().fallout;
     v.settle(&queue, fallout);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -52,6 +52,26 @@ pub(crate) struct Got {
     pub(crate) remaining: u32,
 }
 
+/// What [`Queue::get`](super::Queue::get) took, and what it dropped on the way
+/// (expired messages ahead of it).
+#[derive(Debug)]
+pub(crate) struct Taken {
+    /// The message taken, if the queue had a live one.
+    pub(crate) got: Option<Got>,
+    /// Expired messages dropped before it.
+    pub(crate) fallout: Fallout,
+}
+
+/// What [`Queue::purge`](super::Queue::purge) dropped.
+#[derive(Debug)]
+#[must_use = "hand the fallout to VHost::settle"]
+pub(crate) struct Purged {
+    /// Ready messages dropped (queue.purge-ok's count).
+    pub(crate) messages: u32,
+    /// Store removals for them.
+    pub(crate) fallout: Fallout,
+}
+
 /// What [`Queue::expire`](super::Queue::expire) found.
 #[derive(Debug)]
 pub(crate) struct Expired {

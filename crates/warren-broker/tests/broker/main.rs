@@ -1,8 +1,10 @@
 //! The broker's behaviour as clients see it (lapin, and raw frames where a client
 //! library would not send what a test needs), one module per subject.
 
-#[path = "../common/mod.rs"]
-mod common;
+/// The broker's test helpers (the workspace's test-support crate).
+mod common {
+    pub use warren_test_support::broker::*;
+}
 
 mod confirms_and_tx;
 mod consuming;

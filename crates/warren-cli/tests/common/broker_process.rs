@@ -3,7 +3,7 @@
 //! its ` [*] Warren broker listening on ADDR (...)` line, and never left behind:
 //! dropping it continues it (if stopped) and kills it.
 //!
-//! Include it with `#[path = "common/broker_process.rs"] mod broker_process;`.
+//! A module of `tests/common` (`mod common; use common::broker_process;`).
 #![allow(dead_code)]
 
 use std::ffi::OsStr;

@@ -1,7 +1,7 @@
 //! Runs the `warren` binary under test to its end, without `$AMQP_URL` (each test
 //! passes `--url`), from async tests.
 //!
-//! Include it with `#[path = "common/run_warren.rs"] mod run_warren;`.
+//! A module of `tests/common` (`mod common; use common::run_warren;`).
 #![allow(dead_code)]
 
 use std::process::{Command, Output};

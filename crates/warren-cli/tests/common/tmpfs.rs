@@ -2,7 +2,7 @@
 //! a disk for real. Mounting needs root (or CAP_SYS_ADMIN); without it the test fails
 //! saying so, never passes.
 //!
-//! Include it with `#[path = "common/tmpfs.rs"] mod tmpfs;`.
+//! A module of `tests/common` (`mod common; use common::tmpfs;`).
 #![allow(dead_code)]
 
 use std::fs::File;

@@ -1,10 +1,9 @@
-//! Access-control test helpers shared by the broker's and the CLI's tests (the CLI
-//! includes this file with `#[path]`): a table of AMQP operations, each expected to
+//! Access-control test helpers shared by the broker's and the CLI's tests:
+//! a table of AMQP operations, each expected to
 //! succeed or to be refused with a reply code and text, run against any broker
 //! ([`run_table`]); the reply code and text of a lapin error; and the throw-away
 //! RabbitMQ node of the `rabbitmq_access` tests (`WARREN_ACCESS_RABBITMQ_URL`,
 //! `WARREN_ACCESS_NODE`) driven with `rabbitmqctl`.
-#![allow(dead_code)]
 
 use lapin::options::*;
 use lapin::types::FieldTable;

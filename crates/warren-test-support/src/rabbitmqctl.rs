@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use super::{required_env, Target};
+use crate::{required_env, Target};
 
 /// `rabbitmqctl`, aimed at one node (`-n`), or at its default node when `None`.
 #[derive(Debug, Clone)]

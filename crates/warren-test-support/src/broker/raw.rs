@@ -1,5 +1,4 @@
 //! A minimal raw AMQP client for protocol-level tests (uses amq-protocol).
-#![allow(dead_code)]
 
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader, AMQPFrame, WriteContext};
 use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};

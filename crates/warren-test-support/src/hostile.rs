@@ -8,7 +8,6 @@
 //! - [`Proxy`]: forwards to a real broker and can be frozen (stops forwarding both
 //!   ways, like a broker stopped with SIGSTOP) or severed (closes every connection,
 //!   like a broker that died).
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
