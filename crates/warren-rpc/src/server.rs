@@ -24,7 +24,7 @@ use lapin::{Channel, Connection, Consumer};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-use tracing::{debug, info, warn, Instrument};
+use tracing::{debug, info, warn};
 
 mod acks;
 
@@ -551,25 +551,18 @@ async fn process(
     if request.context.is_expired() {
         observer.request_expired(&queue, request.context.correlation_id.as_deref());
     } else {
-        let scope = observer.call(Side::Server, queue, request.method.as_deref());
-        #[cfg(feature = "otel")]
-        crate::telemetry::propagation::continue_trace(
-            scope.span(),
-            delivery.properties.headers().as_ref(),
-        );
+        let headers = delivery.properties.headers().as_ref();
+        let scope = observer.serve(&queue, request.method.as_deref(), headers);
         if let Some(id) = &request.context.correlation_id {
             scope.correlation_id(id);
         }
         let correlation_id = request.context.correlation_id.clone();
-        let span = scope.span().clone();
-        let result = run_handler(handler.as_ref(), request)
-            .instrument(span.clone())
-            .await;
+        let result = scope.in_context(run_handler(handler.as_ref(), request)).await;
         let code = match &result {
             Ok(_) => Code::Ok,
             Err(status) => status.code(),
         };
-        span.in_scope(|| scope.finish(&code, correlation_id.as_deref()));
+        scope.finish(&code, correlation_id.as_deref());
         if let Some(reply_to) = reply_to {
             let (body, content_type, code) = match result {
                 Ok(resp) => (resp.body, resp.content_type, Code::Ok),
