@@ -3,7 +3,8 @@
 //! [`Metrics`](crate::metrics::Metrics) (feature `metrics`).
 //!
 //! With `otel`, every call has an OpenTelemetry span from the global tracer provider
-//! (`opentelemetry::global::set_tracer_provider`; none set: a no-op), a client span
+//! (`opentelemetry::global::set_tracer_provider`, before the first call; with none set,
+//! no span is built and no trace context written), a client span
 //! (`send {queue}`, or `send {queue}/{method}` for a typed method) and a server span
 //! (`process {queue}`), with OpenTelemetry's attribute names (semantic conventions
 //! v1.45.0, messaging and RPC): `messaging.system = "rabbitmq"`,
@@ -117,7 +118,7 @@ impl Observer {
     ) -> CallScope {
         let site = self.site(Side::Server, queue, method);
         #[cfg(feature = "otel")]
-        let span = span::server(&self.shared.tracer, &site, propagation::extract(headers));
+        let span = span::server(&self.shared.tracer, &site, headers);
         #[cfg(not(feature = "otel"))]
         let span = {
             let _ = headers;

@@ -86,15 +86,16 @@ fn format_traceparent(cx: &SpanContext) -> [u8; TRACEPARENT_LEN] {
     out
 }
 
-/// Lower-case hex digits only (W3C: `HEXDIGLC`), as a number.
+/// Lower-case hex digits only (W3C: `HEXDIGLC`, at most 32), as a number.
 fn parse_hex(digits: &str) -> Option<u128> {
-    if !digits
-        .bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    u128::from_str_radix(digits, 16).ok()
+    digits.bytes().try_fold(0u128, |n, b| {
+        let digit = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u128::from(digit))
+    })
 }
 
 /// A `traceparent` value as W3C Trace Context reads it: version `00` exactly 55

@@ -1,5 +1,6 @@
 //! A call's OpenTelemetry span (feature `otel`), built with the OpenTelemetry API on
-//! the tracer of the global tracer provider: no `tracing` span, no bridge.
+//! the tracer of the global tracer provider: no `tracing` span, no bridge, and nothing
+//! at all while no provider is installed.
 //!
 //! The attributes known when the call starts go to the span builder, so a sampler sees
 //! them; the status and the correlation id are set when it ends, and only on a span that
@@ -10,9 +11,10 @@
 use std::sync::OnceLock;
 
 use opentelemetry::global::{BoxedSpan, BoxedTracer};
+use futures_util::future::Either;
 use opentelemetry::trace::{
-    FutureExt as _, Span as _, SpanBuilder, SpanContext, SpanKind, Status, TraceContextExt as _,
-    Tracer as _, TracerProvider as _,
+    FutureExt as _, SamplingDecision, SamplingResult, Span as _, SpanBuilder, SpanContext,
+    SpanKind, Status, TraceContextExt as _, TraceState, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
@@ -23,9 +25,10 @@ use super::Side;
 const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.45.0";
 
 /// The tracer Warren's spans come from: the global provider's, looked up at the first
-/// call of a client or server (set the provider before that), then kept.
+/// call of a client or server (set the provider before that), then kept. `None` when
+/// the provider is OpenTelemetry's no-op one: calls then build no span at all.
 #[derive(Default)]
-pub(crate) struct LazyTracer(OnceLock<BoxedTracer>);
+pub(crate) struct LazyTracer(OnceLock<Option<BoxedTracer>>);
 
 impl std::fmt::Debug for LazyTracer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -34,14 +37,30 @@ impl std::fmt::Debug for LazyTracer {
 }
 
 impl LazyTracer {
-    fn get(&self) -> &BoxedTracer {
-        self.0.get_or_init(|| {
-            let scope = InstrumentationScope::builder("warren-rpc")
-                .with_version(env!("CARGO_PKG_VERSION"))
-                .with_schema_url(SCHEMA_URL)
-                .build();
-            opentelemetry::global::tracer_provider().tracer_with_scope(scope)
-        })
+    fn get(&self) -> Option<&BoxedTracer> {
+        self.0
+            .get_or_init(|| {
+                let scope = InstrumentationScope::builder("warren-rpc")
+                    .with_version(env!("CARGO_PKG_VERSION"))
+                    .with_schema_url(SCHEMA_URL)
+                    .build();
+                let tracer = opentelemetry::global::tracer_provider().tracer_with_scope(scope);
+                // A root span decided "drop" before any sampler sees it: an SDK gives it
+                // fresh (valid) ids and exports nothing; the no-op tracer, an invalid context.
+                let probe = SpanBuilder::from_name("warren-rpc probe").with_sampling_result(
+                    SamplingResult {
+                        decision: SamplingDecision::Drop,
+                        attributes: Vec::new(),
+                        trace_state: TraceState::default(),
+                    },
+                );
+                let real = tracer
+                    .build_with_context(probe, &Context::new())
+                    .span_context()
+                    .is_valid();
+                real.then_some(tracer)
+            })
+            .as_ref()
     }
 }
 
@@ -58,21 +77,32 @@ pub(crate) enum CallSpan {
 /// Starts a client span, a child of the current OpenTelemetry context (a handler's, or
 /// what a `tracing-opentelemetry` layer activated).
 pub(crate) fn client(tracer: &LazyTracer, site: &Site) -> CallSpan {
+    let Some(tracer) = tracer.get() else {
+        return CallSpan::Ended;
+    };
     let builder = builder(site, Side::Client);
-    let span = Context::map_current(|parent| tracer.get().build_with_context(builder, parent));
+    let span = Context::map_current(|parent| tracer.build_with_context(builder, parent));
     CallSpan::Client(span)
 }
 
-/// Starts a server span, a child of `remote` (the caller's context from the request
-/// headers) or else of the current context.
-pub(crate) fn server(tracer: &LazyTracer, site: &Site, remote: Option<SpanContext>) -> CallSpan {
+/// Starts a server span, a child of the caller's context in the request `headers`
+/// (`traceparent`), or else of the current context.
+pub(crate) fn server(
+    tracer: &LazyTracer,
+    site: &Site,
+    headers: Option<&lapin::types::FieldTable>,
+) -> CallSpan {
+    let Some(tracer) = tracer.get() else {
+        return CallSpan::Ended;
+    };
+    let remote = super::propagation::extract(headers);
     let builder = builder(site, Side::Server);
     let cx = Context::map_current(|current| {
         let parent = match remote {
             Some(remote) => current.with_remote_span_context(remote),
             None => current.clone(),
         };
-        let span = tracer.get().build_with_context(builder, &parent);
+        let span = tracer.build_with_context(builder, &parent);
         parent.with_span(span)
     });
     CallSpan::Server(cx)
@@ -117,11 +147,10 @@ impl CallSpan {
         &self,
         work: F,
     ) -> impl std::future::Future<Output = F::Output> {
-        let cx = match self {
-            CallSpan::Server(cx) => cx.clone(),
-            CallSpan::Client(_) | CallSpan::Ended => Context::current(),
-        };
-        work.with_context(cx)
+        match self {
+            CallSpan::Server(cx) => Either::Left(work.with_context(cx.clone())),
+            CallSpan::Client(_) | CallSpan::Ended => Either::Right(work),
+        }
     }
 
     /// Ends the span with the call's `x-status`, and its correlation id.
@@ -171,4 +200,16 @@ fn ending(
         (KeyValue::new("rpc.response.status_code", "ok"), None, None)
     };
     ([id, Some(code), error].into_iter().flatten(), status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_tracer_provider_no_span_is_built() {
+        // No test in this crate's unit tests installs a global tracer provider.
+        let tracer = LazyTracer::default();
+        assert!(tracer.get().is_none());
+    }
 }
