@@ -557,7 +557,9 @@ async fn process(
             scope.correlation_id(id);
         }
         let correlation_id = request.context.correlation_id.clone();
-        let result = scope.in_context(run_handler(handler.as_ref(), request)).await;
+        let result = scope
+            .in_context(run_handler(handler.as_ref(), request))
+            .await;
         let code = match &result {
             Ok(_) => Code::Ok,
             Err(status) => status.code(),

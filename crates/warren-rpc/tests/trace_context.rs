@@ -57,7 +57,10 @@ async fn nested_calls_continue_the_callers_trace() {
     let reply = client.call("trace_outer", "hi").await.expect("call");
     assert_eq!(reply.body, b"hi");
     let failed = client.call("trace_fail", "x").await;
-    assert!(matches!(failed, Err(warren_rpc::Error::Remote(_))), "{failed:?}");
+    assert!(
+        matches!(failed, Err(warren_rpc::Error::Remote(_))),
+        "{failed:?}"
+    );
     server.shutdown().await.expect("shutdown");
     client.shutdown().await.expect("client shutdown");
     let _ = broker.shutdown().await;
@@ -117,5 +120,8 @@ async fn nested_calls_continue_the_callers_trace() {
         assert!(has(s, "rpc.response.status_code", "not_found"));
         assert!(matches!(s.status, Status::Error { .. }), "{:?}", s.status);
     }
-    assert!(!call_outer.attributes.iter().any(|kv| kv.key.as_str() == "error.type"));
+    assert!(!call_outer
+        .attributes
+        .iter()
+        .any(|kv| kv.key.as_str() == "error.type"));
 }

@@ -10,8 +10,8 @@
 
 use std::sync::OnceLock;
 
-use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use futures_util::future::Either;
+use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::trace::{
     FutureExt as _, SamplingDecision, SamplingResult, Span as _, SpanBuilder, SpanContext,
     SpanKind, Status, TraceContextExt as _, TraceState, Tracer as _, TracerProvider as _,
@@ -188,8 +188,8 @@ fn ending(
     failed: bool,
     correlation_id: Option<&str>,
 ) -> (impl Iterator<Item = KeyValue>, Option<Status>) {
-    let id = correlation_id
-        .map(|id| KeyValue::new("messaging.message.conversation_id", id.to_owned()));
+    let id =
+        correlation_id.map(|id| KeyValue::new("messaging.message.conversation_id", id.to_owned()));
     let (code, error, status) = if failed {
         (
             KeyValue::new("rpc.response.status_code", status.to_owned()),
