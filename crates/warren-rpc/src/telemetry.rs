@@ -232,3 +232,33 @@ impl Drop for CallScope {
         }
     }
 }
+
+/// One client call's and one server call's telemetry, start to finish, with no broker in
+/// between: for `benches/telemetry.rs` only (through `warren_rpc::__bench`).
+#[cfg(all(feature = "otel", feature = "metrics"))]
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct BenchCalls(Observer);
+
+#[cfg(all(feature = "otel", feature = "metrics"))]
+impl BenchCalls {
+    /// Observed into `metrics`, if given.
+    pub fn new(metrics: Option<crate::metrics::Metrics>) -> Self {
+        BenchCalls(Observer {
+            metrics,
+            ..Observer::default()
+        })
+    }
+
+    /// A call to `queue`: the client's scope and headers, the server's scope continuing
+    /// them, its handler run in its context, both finished `ok`.
+    pub fn call(&self, queue: &str, correlation_id: &str) {
+        use futures_util::FutureExt as _;
+        let client = self.0.call(Side::Client, queue, None);
+        let headers = propagation::inject(client.span(), None);
+        let server = self.0.serve(queue, None, headers.as_ref());
+        let _ = server.in_context(async {}).now_or_never();
+        server.finish(&Code::Ok, Some(correlation_id));
+        client.finish(&Code::Ok, Some(correlation_id));
+    }
+}

@@ -86,16 +86,25 @@ fn format_traceparent(cx: &SpanContext) -> [u8; TRACEPARENT_LEN] {
     out
 }
 
-/// Lower-case hex digits only (W3C: `HEXDIGLC`, at most 32), as a number.
-fn parse_hex(digits: &str) -> Option<u128> {
-    digits.bytes().try_fold(0u128, |n, b| {
-        let digit = match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => return None,
-        };
-        Some(n << 4 | u128::from(digit))
-    })
+/// The value of one lower-case hex digit (W3C: `HEXDIGLC`).
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// `2 * N` lower-case hex digits as `N` bytes.
+fn parse_hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+    }
+    Some(out)
 }
 
 /// A `traceparent` value as W3C Trace Context reads it: version `00` exactly 55
@@ -104,25 +113,24 @@ fn parse_hex(digits: &str) -> Option<u128> {
 /// Context level 2's `random` flag (`03`, which OpenTelemetry's Python SDK sends) only
 /// says how the trace id was made, nothing this hop needs.
 fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
-    let value = value.trim();
-    let b = value.as_bytes();
+    let b = value.trim().as_bytes();
     if b.len() < TRACEPARENT_LEN || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
         return None;
     }
-    let version = parse_hex(value.get(0..2)?)?;
+    let [version] = parse_hex::<1>(&b[0..2])?;
     let too_long = b.len() > TRACEPARENT_LEN && (version == 0 || b[TRACEPARENT_LEN] != b'-');
     if version == 0xff || too_long {
         return None;
     }
-    let trace_id = parse_hex(value.get(3..35)?)?;
-    let span_id = u64::try_from(parse_hex(value.get(36..52)?)?).ok()?;
-    let flags = u8::try_from(parse_hex(value.get(53..55)?)?).ok()?;
-    if trace_id == 0 || span_id == 0 {
+    let trace_id = parse_hex::<16>(&b[3..35])?;
+    let span_id = parse_hex::<8>(&b[36..52])?;
+    let [flags] = parse_hex::<1>(&b[53..55])?;
+    if trace_id == [0; 16] || span_id == [0; 8] {
         return None;
     }
     Some((
-        TraceId::from(trace_id),
-        SpanId::from(span_id),
+        TraceId::from_bytes(trace_id),
+        SpanId::from_bytes(span_id),
         TraceFlags::new(flags & 1),
     ))
 }
