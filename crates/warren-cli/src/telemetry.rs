@@ -1,22 +1,24 @@
 //! The CLI's logs and traces: a `tracing` subscriber writing text or JSON lines to
 //! stderr (filtered by `RUST_LOG` / `WARREN_LOG`), and, when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, an OpenTelemetry
-//! layer exporting Warren's call spans over OTLP/HTTP protobuf.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, OpenTelemetry's SDK
+//! as the global tracer provider, exporting warren-rpc's call spans over OTLP/HTTP
+//! protobuf.
 //!
 //! The OpenTelemetry SDK reads the standard variables itself: the endpoint,
 //! `OTEL_SERVICE_NAME` (default here: `warren`), `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (default: parent-based,
-//! always on). The W3C trace-context propagator is installed globally, so calls carry
-//! `traceparent` and servers continue the caller's trace.
+//! always on), `OTEL_BSP_*` (the batch processor). Spans are built by warren-rpc with
+//! the OpenTelemetry API, not through `tracing`; the batch processor exports them from
+//! a thread of its own, from a bounded queue that drops spans when full rather than
+//! make a call wait.
 
 use std::io::IsTerminal;
 
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
-use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
+use tracing_subscriber::Layer as _;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -106,13 +108,13 @@ fn provider(traces: Traces) -> Result<Option<SdkTracerProvider>, String> {
     } else {
         builder.with_batch_exporter(Discard)
     };
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
-    Ok(Some(builder.build()))
+    let provider = builder.build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    Ok(Some(provider))
 }
 
-/// Installs the global subscriber. Fails only when the OTLP exporter cannot be built.
+/// Installs the global subscriber, and the global tracer provider when traces are on.
+/// Fails only when the OTLP exporter cannot be built.
 pub fn init(format: LogFormat, traces: Traces) -> Result<Telemetry, String> {
     let ansi = std::io::stderr().is_terminal();
     let logs = match format {
@@ -130,21 +132,6 @@ pub fn init(format: LogFormat, traces: Traces) -> Result<Telemetry, String> {
             .boxed(),
     };
     let provider = provider(traces)?;
-    let spans = provider.as_ref().map(|p| {
-        // Only Warren's call spans: their parents, children and attributes are the trace.
-        let calls = Targets::new().with_target("warren_rpc::span", tracing::Level::INFO);
-        // The span's own fields are its attributes; busy/idle times, code locations,
-        // thread names and a context switch on every poll would cost each call more
-        // than they tell (bench/run.sh's --observe rows).
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("warren"))
-            .with_location(false)
-            .with_tracked_inactivity(false)
-            .with_threads(false)
-            .with_target(false)
-            .with_context_activation(false)
-            .with_filter(calls)
-    });
-    tracing_subscriber::registry().with(logs).with(spans).init();
+    tracing_subscriber::registry().with(logs).init();
     Ok(Telemetry { provider })
 }

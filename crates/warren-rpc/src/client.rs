@@ -176,7 +176,7 @@ impl RpcClient {
         let scope = self
             .inner
             .observer
-            .call(Side::Client, queue.into(), options.method.as_deref());
+            .call(Side::Client, queue, options.method.as_deref());
         let progress = Progress::default();
         let outcome = self
             .call_in_span(queue, body.as_ref(), options, &scope, &progress)

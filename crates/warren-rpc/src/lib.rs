@@ -216,6 +216,8 @@ pub use warren_macros::service;
 #[doc(hidden)]
 pub mod __bench {
     pub use crate::client::pending::{CorrelationIds, Pending};
+    #[cfg(all(feature = "otel", feature = "metrics"))]
+    pub use crate::telemetry::BenchCalls;
     pub use crate::wire::props::{reply_properties, reply_status, request_properties};
 }
 

@@ -174,49 +174,29 @@ impl Metrics {
         );
     }
 
-    /// A call started: one more in flight.
-    pub(crate) fn started(&self, side: Side, queue: &str) {
-        match side {
-            Side::Client => {
-                self.inner.client_in_flight.inc();
-            }
-            Side::Server => {
-                self.inner
-                    .server_in_flight
-                    .get_or_create(&QueueLabels {
-                        queue: queue.to_owned(),
-                    })
-                    .inc();
-            }
+    /// The handles one (side, queue, method) counts into, looked up once: a call then
+    /// touches its gauge and histogram with no label set built.
+    pub(crate) fn site(&self, side: Side, queue: &str, method: Option<&str>) -> SiteMetrics {
+        let in_flight = match side {
+            Side::Client => self.inner.client_in_flight.clone(),
+            Side::Server => self
+                .inner
+                .server_in_flight
+                .get_or_create(&QueueLabels {
+                    queue: queue.to_owned(),
+                })
+                .clone(),
+        };
+        let ok = self.durations(side, queue, method, "ok");
+        SiteMetrics {
+            metrics: self.clone(),
+            side,
+            in_flight,
+            ok,
         }
     }
 
-    /// A call started with [`Metrics::started`] ended (or was abandoned).
-    pub(crate) fn ended(&self, side: Side, queue: &str) {
-        match side {
-            Side::Client => {
-                self.inner.client_in_flight.dec();
-            }
-            Side::Server => {
-                self.inner
-                    .server_in_flight
-                    .get_or_create(&QueueLabels {
-                        queue: queue.to_owned(),
-                    })
-                    .dec();
-            }
-        }
-    }
-
-    /// A call finished with `status` after `elapsed`.
-    pub(crate) fn finished(
-        &self,
-        side: Side,
-        queue: &str,
-        method: Option<&str>,
-        status: &str,
-        elapsed: Duration,
-    ) {
+    fn durations(&self, side: Side, queue: &str, method: Option<&str>, status: &str) -> Histogram {
         let family = match side {
             Side::Client => &self.inner.client_duration,
             Side::Server => &self.inner.server_duration,
@@ -227,7 +207,7 @@ impl Metrics {
                 method: method.unwrap_or_default().to_owned(),
                 status: status.to_owned(),
             })
-            .observe(elapsed.as_secs_f64());
+            .clone()
     }
 
     /// A connection was re-established.
@@ -252,6 +232,51 @@ impl Metrics {
     }
 }
 
+/// The metrics of one (side, queue, method), from [`Metrics::site`].
+#[derive(Debug, Clone)]
+pub(crate) struct SiteMetrics {
+    metrics: Metrics,
+    side: Side,
+    in_flight: Gauge,
+    /// Durations of the calls that ended `ok`; other statuses are looked up by label.
+    ok: Histogram,
+}
+
+impl SiteMetrics {
+    /// A call started: one more in flight.
+    pub(crate) fn started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// A call started with [`SiteMetrics::started`] ended (or was abandoned).
+    pub(crate) fn ended(&self) {
+        self.in_flight.dec();
+    }
+
+    /// A call on `queue` / `method` (this site's) finished with `status` after `elapsed`.
+    pub(crate) fn finished(
+        &self,
+        queue: &str,
+        method: Option<&str>,
+        status: &str,
+        elapsed: Duration,
+    ) {
+        let seconds = elapsed.as_secs_f64();
+        if status == "ok" {
+            self.ok.observe(seconds);
+        } else {
+            self.metrics
+                .durations(self.side, queue, method, status)
+                .observe(seconds);
+        }
+    }
+
+    /// A call's deadline passed.
+    pub(crate) fn deadline_expired(&self, queue: &str) {
+        self.metrics.deadline_expired(self.side, queue);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,15 +286,11 @@ mod tests {
         let metrics = Metrics::new();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        metrics.started(Side::Server, "rpc_queue");
-        metrics.finished(
-            Side::Server,
-            "rpc_queue",
-            None,
-            "ok",
-            Duration::from_millis(3),
-        );
-        metrics.ended(Side::Server, "rpc_queue");
+        let site = metrics.site(Side::Server, "rpc_queue", None);
+        site.started();
+        site.finished("rpc_queue", None, "ok", Duration::from_millis(3));
+        site.finished("rpc_queue", None, "not_found", Duration::from_millis(1));
+        site.ended();
         metrics.deadline_expired(Side::Client, "calc");
         metrics.reconnected(Side::Client);
         let mut text = String::new();
@@ -277,6 +298,12 @@ mod tests {
         assert!(
             text.contains(
                 r#"rpc_server_call_duration_seconds_count{queue="rpc_queue",method="",status="ok"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"rpc_server_call_duration_seconds_count{queue="rpc_queue",method="",status="not_found"} 1"#
             ),
             "{text}"
         );

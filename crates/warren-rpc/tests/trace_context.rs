@@ -1,12 +1,12 @@
 //! Trace context across calls (feature `otel`): a client call's span is the parent of
 //! the server's span, and a call made inside the handler continues the same trace, on
-//! an embedded broker, with spans kept in memory by OpenTelemetry's SDK.
+//! an embedded broker, with spans kept in memory by OpenTelemetry's SDK (the global
+//! tracer provider, where Warren takes its tracer from).
 #![cfg(feature = "otel")]
 
-use opentelemetry::trace::{SpanKind, TracerProvider as _};
+use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tracing_subscriber::layer::SubscriberExt;
-use warren_rpc::{CallOptions, Request, Response, RpcClient, RpcServer};
+use warren_rpc::{CallOptions, Code, Request, Response, RpcClient, RpcServer};
 
 fn span<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
     spans
@@ -25,13 +25,7 @@ async fn nested_calls_continue_the_callers_trace() {
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    opentelemetry::global::set_text_map_propagator(
-        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
-    );
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    // A current-thread runtime: every task of this test sees this subscriber.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    opentelemetry::global::set_tracer_provider(provider.clone());
 
     let broker = warren_broker::Broker::builder()
         .listen(([127, 0, 0, 1], 0).into())
@@ -53,12 +47,20 @@ async fn nested_calls_continue_the_callers_trace() {
         .route("trace_inner", |req: Request| async move {
             Ok(Response::bytes(req.body))
         })
+        .route("trace_fail", |_req: Request| async move {
+            Err(warren_rpc::Status::new(Code::NotFound, "gone"))
+        })
         .start(&url)
         .await
         .expect("server");
 
     let reply = client.call("trace_outer", "hi").await.expect("call");
     assert_eq!(reply.body, b"hi");
+    let failed = client.call("trace_fail", "x").await;
+    assert!(
+        matches!(failed, Err(warren_rpc::Error::Remote(_))),
+        "{failed:?}"
+    );
     server.shutdown().await.expect("shutdown");
     client.shutdown().await.expect("client shutdown");
     let _ = broker.shutdown().await;
@@ -109,4 +111,17 @@ async fn nested_calls_continue_the_callers_trace() {
         "messaging.message.conversation_id",
         &reply.correlation_id
     ));
+    // A failed call: both spans carry its status as `error.type` and end in ERROR.
+    let call_fail = span(&spans, "send trace_fail");
+    let serve_fail = span(&spans, "process trace_fail");
+    assert_eq!(serve_fail.parent_span_id, call_fail.span_context.span_id());
+    for s in [call_fail, serve_fail] {
+        assert!(has(s, "error.type", "not_found"), "{:?}", s.attributes);
+        assert!(has(s, "rpc.response.status_code", "not_found"));
+        assert!(matches!(s.status, Status::Error { .. }), "{:?}", s.status);
+    }
+    assert!(!call_outer
+        .attributes
+        .iter()
+        .any(|kv| kv.key.as_str() == "error.type"));
 }

@@ -2,12 +2,12 @@
 //! login (mechanisms are read in `mechanism.rs`), the loopback-only users, the password check, and
 //! the vhost `connection.open` names with the user's permissions on it.
 
+use super::mechanism::external_user;
 use crate::access::grant::Grant;
 use crate::error::AmqpError;
 use crate::shared::Shared;
-use crate::vhost::VHost;
-use super::mechanism::external_user;
 use crate::tls::PeerCert;
+use crate::vhost::VHost;
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -101,7 +101,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 }
 
 /// Write every part, in order, with vectored writes.
-async fn write_all<W: AsyncWrite + Unpin>(wr: &mut W, mut parts: Vec<Bytes>) -> std::io::Result<()> {
+async fn write_all<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    mut parts: Vec<Bytes>,
+) -> std::io::Result<()> {
     if let [one] = &parts[..] {
         return wr.write_all(one).await;
     }

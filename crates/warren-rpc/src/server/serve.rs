@@ -12,7 +12,7 @@ use amq_protocol::protocol::BasicProperties;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, warn};
 
 use super::acks::Acks;
 use crate::amqp::{Channel, Ended, Inbound};
@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::handler::Handler;
 use crate::headers;
 use crate::status::{Code, Status};
-use crate::telemetry::{Observer, Side};
+use crate::telemetry::Observer;
 use crate::wire;
 
 /// How long shutdown waits for deliveries still on the wire after cancelling.
@@ -192,25 +192,20 @@ async fn process(
     if request.context.is_expired() {
         observer.request_expired(&queue, request.context.correlation_id.as_deref());
     } else {
-        let scope = observer.call(Side::Server, queue, request.method.as_deref());
-        #[cfg(feature = "otel")]
-        crate::telemetry::propagation::continue_trace(
-            scope.span(),
-            delivery.props.headers().as_ref(),
-        );
+        let headers = delivery.props.headers().as_ref();
+        let scope = observer.serve(&queue, request.method.as_deref(), headers);
         if let Some(id) = &request.context.correlation_id {
             scope.correlation_id(id);
         }
         let correlation_id = request.context.correlation_id.clone();
-        let span = scope.span().clone();
-        let result = run_handler(handler.as_ref(), request)
-            .instrument(span.clone())
+        let result = scope
+            .in_context(run_handler(handler.as_ref(), request))
             .await;
         let code = match &result {
             Ok(_) => Code::Ok,
             Err(status) => status.code(),
         };
-        span.in_scope(|| scope.finish(&code, correlation_id.as_deref()));
+        scope.finish(&code, correlation_id.as_deref());
         if let Some(reply_to) = reply_to {
             let (body, content_type, code) = match result {
                 Ok(resp) => (resp.body, resp.content_type, Code::Ok),

@@ -1,33 +1,62 @@
 //! W3C trace context in AMQP headers (feature `otel`): the client writes its call
-//! span's context as `traceparent` / `tracestate` with OpenTelemetry's global text-map
-//! propagator; the server reads them and makes its span a child of the caller's.
+//! span's context as `traceparent` (and `tracestate`, when it has entries); the server
+//! reads them into the remote parent of its span.
 //!
-//! Nothing is written unless the span has a valid OpenTelemetry context (a
-//! `tracing-opentelemetry` layer is installed and the span is recorded), so headers a
-//! caller set by hand in [`CallOptions::headers`](crate::CallOptions::headers) travel
-//! unchanged otherwise.
+//! Warren writes and reads the W3C format itself (docs/SPEC.md, "Trace context") rather
+//! than through OpenTelemetry's global text-map propagator: the wire contract is W3C
+//! trace context whatever propagator a program installs, and the `traceparent` is
+//! formatted on the stack. Nothing is written unless the call span has a valid context
+//! (a tracer provider is installed, or the call continues a trace it received), so
+//! headers a caller set by hand in [`CallOptions::headers`](crate::CallOptions::headers)
+//! travel unchanged otherwise.
 
-use amq_protocol::types::{AMQPValue, FieldTable, LongString};
-use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::TraceContextExt;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use std::str::FromStr;
 
-struct Inject<'a>(&'a mut FieldTable);
+use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
-impl Injector for Inject<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if let Ok(name) = amq_protocol::types::ShortString::try_new(key) {
-            self.0
-                .insert(name, AMQPValue::LongString(LongString::from(value)));
-        }
+use super::CallSpan;
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+/// `00-` + 32 hex digits + `-` + 16 + `-` + 2.
+const TRACEPARENT_LEN: usize = 55;
+
+/// `headers` with `span`'s trace context added (created if there were none), or as
+/// they were when the span has no valid context.
+pub(crate) fn inject(span: &CallSpan, headers: Option<FieldTable>) -> Option<FieldTable> {
+    let Some(cx) = span.span_context().filter(|cx| cx.is_valid()) else {
+        return headers;
+    };
+    let mut table = headers.unwrap_or_default();
+    let traceparent = format_traceparent(&cx);
+    table.insert(
+        ShortString::from(TRACEPARENT),
+        AMQPValue::LongString(LongString::from(traceparent.to_vec())),
+    );
+    let state = cx.trace_state().header();
+    if !state.is_empty() {
+        table.insert(
+            ShortString::from(TRACESTATE),
+            AMQPValue::LongString(LongString::from(state)),
+        );
     }
+    Some(table)
 }
 
-struct Extract<'a> {
-    headers: &'a FieldTable,
-    /// `traceparent` with only the flags OpenTelemetry's Rust SDK reads.
-    traceparent: Option<String>,
+/// The remote span context the request's `traceparent` / `tracestate` headers carry,
+/// if they carry a valid one.
+pub(crate) fn extract(headers: Option<&FieldTable>) -> Option<SpanContext> {
+    let headers = headers?;
+    let parent = parse_traceparent(header_str(headers, TRACEPARENT)?);
+    if parent.is_none() {
+        tracing::debug!("the request's traceparent is not a valid W3C trace context");
+    }
+    let (trace_id, span_id, flags) = parent?;
+    let state = header_str(headers, TRACESTATE)
+        .and_then(|s| TraceState::from_str(s).ok())
+        .unwrap_or_default();
+    Some(SpanContext::new(trace_id, span_id, flags, true, state))
 }
 
 fn header_str<'a>(headers: &'a FieldTable, key: &str) -> Option<&'a str> {
@@ -38,80 +67,132 @@ fn header_str<'a>(headers: &'a FieldTable, key: &str) -> Option<&'a str> {
     }
 }
 
-/// `traceparent` with its trace flags cut to the `sampled` bit. W3C Trace Context
-/// level 2 adds a `random` flag (`03`), which OpenTelemetry's Python SDK sends and the
-/// Rust SDK's propagator (0.31) refuses for version `00`; the flag only describes how
-/// the trace id was made, so dropping it loses nothing this hop needs.
-fn sampled_flag_only(traceparent: &str) -> Option<String> {
-    let (head, flags) = traceparent.rsplit_once('-')?;
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    (flags > 1).then(|| format!("{head}-{:02x}", flags & 1))
-}
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
-impl Extractor for Extract<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        match (&self.traceparent, key) {
-            (Some(fixed), "traceparent") => Some(fixed),
-            _ => header_str(self.headers, key),
-        }
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.headers.inner().keys().map(|k| k.as_str()).collect()
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0xf)];
     }
 }
 
-/// `headers` with `span`'s trace context added (created if there were none), or as
-/// they were when the span has no OpenTelemetry context.
-pub(crate) fn inject(span: &Span, headers: Option<FieldTable>) -> Option<FieldTable> {
-    let cx = span.context();
-    if !cx.span().span_context().is_valid() {
-        return headers;
-    }
-    let mut table = headers.unwrap_or_default();
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut Inject(&mut table));
-    });
-    Some(table)
+/// `00-{trace id}-{span id}-{flags}`, on the stack. Only the `sampled` flag is written:
+/// it is the only one OpenTelemetry's Rust SDK keeps.
+fn format_traceparent(cx: &SpanContext) -> [u8; TRACEPARENT_LEN] {
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&mut out[3..35], &cx.trace_id().to_bytes());
+    hex_into(&mut out[36..52], &cx.span_id().to_bytes());
+    hex_into(&mut out[53..55], &[cx.trace_flags().to_u8() & 1]);
+    out
 }
 
-/// Makes `span` a child of the trace context in `headers`, if they carry one.
-pub(crate) fn continue_trace(span: &Span, headers: Option<&FieldTable>) {
-    let Some(headers) = headers else { return };
-    let Some(traceparent) = header_str(headers, "traceparent") else {
-        return;
-    };
-    let extract = Extract {
-        headers,
-        traceparent: sampled_flag_only(traceparent),
-    };
-    let cx = opentelemetry::global::get_text_map_propagator(|p| p.extract(&extract));
-    if !cx.span().span_context().is_valid() {
-        tracing::debug!("the request's traceparent is not a valid W3C trace context");
-        return;
+/// The value of one lower-case hex digit (W3C: `HEXDIGLC`).
+fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
     }
-    // Fails only when no OpenTelemetry layer records this span: nothing to continue.
-    if let Err(e) = span.set_parent(cx) {
-        tracing::debug!(error = %e, "cannot continue the caller's trace");
+}
+
+/// `2 * N` lower-case hex digits as `N` bytes.
+fn parse_hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
+    if digits.len() != 2 * N {
+        return None;
     }
+    let mut out = [0u8; N];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// A `traceparent` value as W3C Trace Context reads it: version `00` exactly 55
+/// characters, a later version at least that and `-` after them, version `ff`
+/// invalid, ids not all zeros. Its flags are cut to the `sampled` bit: W3C Trace
+/// Context level 2's `random` flag (`03`, which OpenTelemetry's Python SDK sends) only
+/// says how the trace id was made, nothing this hop needs.
+fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
+    let b = value.trim().as_bytes();
+    if b.len() < TRACEPARENT_LEN || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+        return None;
+    }
+    let [version] = parse_hex::<1>(&b[0..2])?;
+    let too_long = b.len() > TRACEPARENT_LEN && (version == 0 || b[TRACEPARENT_LEN] != b'-');
+    if version == 0xff || too_long {
+        return None;
+    }
+    let trace_id = parse_hex::<16>(&b[3..35])?;
+    let span_id = parse_hex::<8>(&b[36..52])?;
+    let [flags] = parse_hex::<1>(&b[53..55])?;
+    if trace_id == [0; 16] || span_id == [0; 8] {
+        return None;
+    }
+    Some((
+        TraceId::from_bytes(trace_id),
+        SpanId::from_bytes(span_id),
+        TraceFlags::new(flags & 1),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const ID: &str = "00-1c2618349872b7f499c9df83e869035f-e2e8a09b0901a12a";
+
     #[test]
-    fn level_2_flags_are_cut_to_sampled() {
-        let id = "00-1c2618349872b7f499c9df83e869035f-e2e8a09b0901a12a";
-        assert_eq!(
-            sampled_flag_only(&format!("{id}-03")),
-            Some(format!("{id}-01"))
+    fn a_traceparent_is_read_with_its_sampled_flag_only() {
+        let (trace, span, flags) = parse_traceparent(&format!("{ID}-03")).expect("valid");
+        assert_eq!(format!("{trace:032x}"), "1c2618349872b7f499c9df83e869035f");
+        assert_eq!(format!("{span:016x}"), "e2e8a09b0901a12a");
+        assert_eq!(flags, TraceFlags::SAMPLED);
+        let (_, _, flags) = parse_traceparent(&format!("{ID}-02")).expect("valid");
+        assert_eq!(flags, TraceFlags::default());
+    }
+
+    #[test]
+    fn malformed_traceparents_are_refused() {
+        for bad in [
+            "garbage".to_owned(),
+            format!("{ID}-0"),
+            format!("{ID}-01-extra"),
+            format!("ff{}-01", &ID[2..]),
+            format!("{}-01", ID.to_uppercase()),
+            "00-00000000000000000000000000000000-e2e8a09b0901a12a-01".to_owned(),
+            "00-1c2618349872b7f499c9df83e869035f-0000000000000000-01".to_owned(),
+            "00-+c2618349872b7f499c9df83e869035f-e2e8a09b0901a12a-01".to_owned(),
+        ] {
+            assert_eq!(parse_traceparent(&bad), None, "{bad}");
+        }
+        // A later version may carry more fields after a `-`.
+        assert!(parse_traceparent(&format!("01{}-01-later", &ID[2..])).is_some());
+    }
+
+    #[test]
+    fn a_written_traceparent_reads_back() {
+        let cx = SpanContext::new(
+            TraceId::from(0x1c26_1834_9872_b7f4_99c9_df83_e869_035f_u128),
+            SpanId::from(0xe2e8_a09b_0901_a12a_u64),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
         );
-        assert_eq!(
-            sampled_flag_only(&format!("{id}-02")),
-            Some(format!("{id}-00"))
+        let text = format_traceparent(&cx);
+        assert_eq!(std::str::from_utf8(&text), Ok(&*format!("{ID}-01")));
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from(TRACEPARENT),
+            AMQPValue::LongString(LongString::from(text.to_vec())),
         );
-        assert_eq!(sampled_flag_only(&format!("{id}-01")), None);
-        assert_eq!(sampled_flag_only("garbage"), None);
+        headers.insert(
+            ShortString::from(TRACESTATE),
+            AMQPValue::LongString(LongString::from("vendor=x".as_bytes().to_vec())),
+        );
+        let read = extract(Some(&headers)).expect("a parent");
+        assert_eq!(read.trace_id(), cx.trace_id());
+        assert_eq!(read.span_id(), cx.span_id());
+        assert!(read.is_sampled() && read.is_remote());
+        assert_eq!(read.trace_state().header(), "vendor=x");
     }
 }

@@ -1,0 +1,215 @@
+//! A call's OpenTelemetry span (feature `otel`), built with the OpenTelemetry API on
+//! the tracer of the global tracer provider: no `tracing` span, no bridge, and nothing
+//! at all while no provider is installed.
+//!
+//! The attributes known when the call starts go to the span builder, so a sampler sees
+//! them; the status and the correlation id are set when it ends, and only on a span that
+//! records. Keys are `&'static str` and the queue and method are the shared strings of
+//! the call's [`Site`], so a sampled span allocates its name, its attribute vector and
+//! the correlation id, and an unsampled one its attribute vector only.
+
+use std::sync::OnceLock;
+
+use futures_util::future::Either;
+use opentelemetry::global::{BoxedSpan, BoxedTracer};
+use opentelemetry::trace::{
+    FutureExt as _, SamplingDecision, SamplingResult, Span as _, SpanBuilder, SpanContext,
+    SpanKind, Status, TraceContextExt as _, TraceState, Tracer as _, TracerProvider as _,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+
+use super::sites::Site;
+use super::Side;
+
+/// The semantic conventions the attribute names follow.
+const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.45.0";
+
+/// The tracer Warren's spans come from: the global provider's, looked up at the first
+/// call of a client or server (set the provider before that), then kept. `None` when
+/// the provider is OpenTelemetry's no-op one: calls then build no span at all.
+#[derive(Default)]
+pub(crate) struct LazyTracer(OnceLock<Option<BoxedTracer>>);
+
+impl std::fmt::Debug for LazyTracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LazyTracer")
+    }
+}
+
+impl LazyTracer {
+    fn get(&self) -> Option<&BoxedTracer> {
+        self.0
+            .get_or_init(|| {
+                let scope = InstrumentationScope::builder("warren-rpc")
+                    .with_version(env!("CARGO_PKG_VERSION"))
+                    .with_schema_url(SCHEMA_URL)
+                    .build();
+                let tracer = opentelemetry::global::tracer_provider().tracer_with_scope(scope);
+                // A root span decided "drop" before any sampler sees it: an SDK gives it
+                // fresh (valid) ids and exports nothing; the no-op tracer, an invalid context.
+                let probe = SpanBuilder::from_name("warren-rpc probe").with_sampling_result(
+                    SamplingResult {
+                        decision: SamplingDecision::Drop,
+                        attributes: Vec::new(),
+                        trace_state: TraceState::default(),
+                    },
+                );
+                let real = tracer
+                    .build_with_context(probe, &Context::new())
+                    .span_context()
+                    .is_valid();
+                real.then_some(tracer)
+            })
+            .as_ref()
+    }
+}
+
+/// A call's span: the client owns it; the server's lives in the context its handler
+/// runs in, so that spans started inside the handler are its children.
+#[derive(Debug)]
+pub(crate) enum CallSpan {
+    Client(BoxedSpan),
+    Server(Context),
+    /// Finished (`CallScope::finish` took the span).
+    Ended,
+}
+
+/// Starts a client span, a child of the current OpenTelemetry context (a handler's, or
+/// what a `tracing-opentelemetry` layer activated).
+pub(crate) fn client(tracer: &LazyTracer, site: &Site) -> CallSpan {
+    let Some(tracer) = tracer.get() else {
+        return CallSpan::Ended;
+    };
+    let builder = builder(site, Side::Client);
+    let span = Context::map_current(|parent| tracer.build_with_context(builder, parent));
+    CallSpan::Client(span)
+}
+
+/// Starts a server span, a child of the caller's context in the request `headers`
+/// (`traceparent`), or else of the current context.
+pub(crate) fn server(
+    tracer: &LazyTracer,
+    site: &Site,
+    headers: Option<&amq_protocol::types::FieldTable>,
+) -> CallSpan {
+    let Some(tracer) = tracer.get() else {
+        return CallSpan::Ended;
+    };
+    let remote = super::propagation::extract(headers);
+    let builder = builder(site, Side::Server);
+    let cx = Context::map_current(|current| {
+        let parent = match remote {
+            Some(remote) => current.with_remote_span_context(remote),
+            None => current.clone(),
+        };
+        let span = tracer.build_with_context(builder, &parent);
+        parent.with_span(span)
+    });
+    CallSpan::Server(cx)
+}
+
+fn builder(site: &Site, side: Side) -> SpanBuilder {
+    let (kind, operation) = match side {
+        Side::Client => (SpanKind::Client, "send"),
+        Side::Server => (SpanKind::Server, "process"),
+    };
+    // Room for the attributes `finish` adds, so that the span never grows the vector.
+    let mut attributes = Vec::with_capacity(9);
+    attributes.extend([
+        KeyValue::new("messaging.system", "rabbitmq"),
+        KeyValue::new("messaging.operation.type", operation),
+        KeyValue::new("messaging.destination.name", site.queue.clone()),
+        KeyValue::new(
+            "messaging.rabbitmq.destination.routing_key",
+            site.queue.clone(),
+        ),
+    ]);
+    if let Some(method) = &site.method {
+        attributes.push(KeyValue::new("rpc.method", method.clone()));
+    }
+    SpanBuilder::from_name(site.span_name.clone())
+        .with_kind(kind)
+        .with_attributes(attributes)
+}
+
+impl CallSpan {
+    /// The span's W3C context, to send on.
+    pub(crate) fn span_context(&self) -> Option<SpanContext> {
+        match self {
+            CallSpan::Client(span) => Some(span.span_context().clone()),
+            CallSpan::Server(cx) => Some(cx.span().span_context().clone()),
+            CallSpan::Ended => None,
+        }
+    }
+
+    /// Runs `work` with the server span as the current OpenTelemetry context.
+    pub(crate) fn in_context<F: std::future::Future>(
+        &self,
+        work: F,
+    ) -> impl std::future::Future<Output = F::Output> {
+        match self {
+            CallSpan::Server(cx) => Either::Left(work.with_context(cx.clone())),
+            CallSpan::Client(_) | CallSpan::Ended => Either::Right(work),
+        }
+    }
+
+    /// Ends the span with the call's `x-status`, and its correlation id.
+    pub(crate) fn finish(self, status: &str, failed: bool, correlation_id: Option<&str>) {
+        match self {
+            CallSpan::Client(mut span) => {
+                if span.is_recording() {
+                    let (attributes, error) = ending(status, failed, correlation_id);
+                    span.set_attributes(attributes);
+                    if let Some(error) = error {
+                        span.set_status(error);
+                    }
+                }
+                span.end();
+            }
+            CallSpan::Server(cx) => {
+                let span = cx.span();
+                if span.is_recording() {
+                    let (attributes, error) = ending(status, failed, correlation_id);
+                    span.set_attributes(attributes);
+                    if let Some(error) = error {
+                        span.set_status(error);
+                    }
+                }
+                span.end();
+            }
+            CallSpan::Ended => {}
+        }
+    }
+}
+
+/// The attributes and status a span ends with (in an array: no vector per call).
+fn ending(
+    status: &str,
+    failed: bool,
+    correlation_id: Option<&str>,
+) -> (impl Iterator<Item = KeyValue>, Option<Status>) {
+    let id =
+        correlation_id.map(|id| KeyValue::new("messaging.message.conversation_id", id.to_owned()));
+    let (code, error, status) = if failed {
+        (
+            KeyValue::new("rpc.response.status_code", status.to_owned()),
+            Some(KeyValue::new("error.type", status.to_owned())),
+            Some(Status::error(status.to_owned())),
+        )
+    } else {
+        (KeyValue::new("rpc.response.status_code", "ok"), None, None)
+    };
+    ([id, Some(code), error].into_iter().flatten(), status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_tracer_provider_no_span_is_built() {
+        // No test in this crate's unit tests installs a global tracer provider.
+        let tracer = LazyTracer::default();
+        assert!(tracer.get().is_none());
+    }
+}
