@@ -16,9 +16,9 @@ use amq_protocol::protocol::basic::{AMQPMethod, AMQPProperties};
 use amq_protocol::protocol::AMQPClass;
 use hdrhistogram::Histogram;
 
-use super::bench::{bounds, new_histogram, on, summary, Args, Outcome, Runtimes};
 use super::bench_cpu as cpu;
 use super::bench_report::Summary;
+use super::bench_setup::{bounds, new_histogram, on, summary, Args, Outcome, Runtimes};
 use warren_rpc::__raw::{Event, PublishTemplate, RawError, Session};
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.

@@ -5,6 +5,7 @@ mod bench_cpu;
 mod bench_raw;
 mod bench_report;
 mod bench_rpc_raw;
+mod bench_setup;
 pub mod broker;
 pub mod call;
 pub mod completions;
