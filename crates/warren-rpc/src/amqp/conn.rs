@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::chan::{Chan, Sink};
+use super::chan::Chan;
+use super::cmd::{CloseReply, Cmd};
 use super::content::Assembler;
 use super::framing::FrameReader;
 use super::handshake::Tuned;
@@ -47,39 +48,6 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// How many connection tasks are running in this process right now.
 pub fn live_connections() -> usize {
     LIVE.load(Ordering::Relaxed)
-}
-
-/// The reply to a synchronous method, or why none came.
-pub(crate) type SyncReply = oneshot::Sender<Result<AMQPClass, RawError>>;
-/// A publish's confirm: `true` for ack, `false` for nack.
-pub(crate) type Confirm = oneshot::Sender<Result<bool, RawError>>;
-
-/// Who waits for a `connection.close-ok`.
-type CloseReply = oneshot::Sender<Result<(), RawError>>;
-
-/// What a handle asks of the connection task.
-pub(crate) enum Cmd {
-    /// A synchronous method on `channel`; `sink` receives the deliveries of a consume.
-    Sync {
-        channel: u16,
-        method: AMQPClass,
-        reply: SyncReply,
-        sink: Option<Box<dyn Sink>>,
-    },
-    /// A publish's frames (its sequence number counts in confirm mode).
-    Publish {
-        channel: u16,
-        frames: Vec<u8>,
-        confirm: Option<Confirm>,
-    },
-    /// Other asynchronous frames (acks).
-    Frames(Vec<u8>),
-    /// Close the connection; `reply` gets the `close-ok`.
-    Close {
-        code: u16,
-        text: String,
-        reply: oneshot::Sender<Result<(), RawError>>,
-    },
 }
 
 /// What the handles and the task share.

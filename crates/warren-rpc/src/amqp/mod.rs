@@ -13,6 +13,8 @@
 //! - [`session`]: a connection driven by its caller, for `warren bench`'s own loops.
 
 pub(crate) mod chan;
+pub(crate) mod channel;
+pub(crate) mod cmd;
 pub(crate) mod conn;
 pub mod content;
 pub mod error;
@@ -21,7 +23,8 @@ pub mod handshake;
 pub mod session;
 pub mod writer;
 
-pub(crate) use chan::{Channel, DeclareFlags, Ended, Inbound, Sink};
+pub(crate) use channel::{Channel, DeclareFlags};
+pub(crate) use cmd::{Ended, Inbound, Sink};
 pub(crate) use conn::Connection;
 pub use content::{Assembler, Event};
 pub use error::RawError;

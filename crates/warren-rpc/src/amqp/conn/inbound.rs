@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info, warn};
 
 use super::Task;
-use crate::amqp::chan::{Ended, Inbound};
+use crate::amqp::cmd::{Ended, Inbound};
 use crate::amqp::content::Event;
 use crate::amqp::RawError;
 
