@@ -11,6 +11,7 @@ import shutil
 import signal
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -67,9 +68,16 @@ class Prometheus:
         deadline = time.monotonic() + timeout
         got = None
         while time.monotonic() < deadline:
-            got = self.query(expr)
-            if len(got) == 1 and float(got[0]["value"][1]) == want:
-                return
+            try:
+                got = self.query(expr)
+            except urllib.error.HTTPError as e:
+                # 503 until Prometheus has opened its storage: it listens before it is ready.
+                if e.code != 503:
+                    raise
+                got = f"HTTP 503 ({e.reason})"
+            else:
+                if len(got) == 1 and float(got[0]["value"][1]) == want:
+                    return
             time.sleep(0.5)
         raise AssertionError(f"{expr}: wanted {want}, Prometheus answered {got}")
 
