@@ -11,6 +11,7 @@ import shutil
 import signal
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
