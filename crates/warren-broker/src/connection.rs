@@ -97,8 +97,9 @@ struct Conn {
     grant: Grant,
     /// The vhost the connection opened.
     vhost: Arc<VHost>,
-    /// The established-connection slot, given back when the connection is dropped.
-    _permit: OwnedSemaphorePermit,
+    /// The established-connection slot, given back at the client's connection.close or
+    /// when the connection is dropped.
+    permit: Option<OwnedSemaphorePermit>,
     /// Listed in the management API's connections while this lives.
     _registered: Registered,
 }
@@ -150,7 +151,7 @@ impl Conn {
             last_read: Instant::now(),
             closing: None,
             done: false,
-            _permit: tuned.permit,
+            permit: Some(tuned.permit),
             _registered: registered,
             grant: tuned.grant,
             vhost: tuned.vhost,

@@ -38,6 +38,9 @@ impl Conn {
                 connection::AMQPMethod::Close(c) => {
                     tracing::debug!(conn = self.id, code = c.reply_code, text = %c.reply_text, "client closed connection");
                     self.release_channels();
+                    // The slot is free once the client reads close-ok, so a client
+                    // that reconnects right away is not refused by this one.
+                    self.permit = None;
                     self.out.method(
                         0,
                         AMQPClass::Connection(connection::AMQPMethod::CloseOk(
