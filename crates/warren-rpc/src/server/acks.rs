@@ -88,12 +88,13 @@ impl Acks {
         }
         // Let the other requests finishing on this turn join the ack.
         tokio::task::yield_now().await;
-        let due: Vec<(u64, bool)> = {
-            let mut st = self.lock();
-            st.flushing = false;
-            std::iter::from_fn(|| st.take_due()).collect()
-        };
-        for (tag, multiple) in due {
+        // Queue the acks while holding the lock: taken and queued by one task at a
+        // time, they reach the broker in the order they were taken, so a later
+        // multiple ack never overtakes an earlier one (the broker would refuse the
+        // earlier one's tag as unknown and close the channel).
+        let mut st = self.lock();
+        st.flushing = false;
+        while let Some((tag, multiple)) = st.take_due() {
             if let Err(e) = self.channel.ack(tag, multiple) {
                 warn!(error = %e, "could not ack requests; the broker will redeliver them");
                 return;
