@@ -172,7 +172,7 @@ async fn a_broker_that_verifies_peers_needs_the_client_certificate() {
 /// it ends (so these tests run one at a time, `--test-threads=1`).
 mod rabbitmq_tls {
     use std::path::{Path, PathBuf};
-    use std::process::Command;
+    use warren_test_support::access;
 
     use warren_rpc::{Error, QueueSpec, Request, Response, RpcServer, TlsConfig, TlsFailure};
 
@@ -200,19 +200,9 @@ mod rabbitmq_tls {
         TlsConfig::new().ca_file(env("WARREN_TLS_CA")).unwrap()
     }
 
+    /// `rabbitmqctl` on the TLS node, which must succeed.
     fn ctl(args: &[&str]) -> String {
-        let out = Command::new("rabbitmqctl")
-            .arg("-n")
-            .arg(env("WARREN_TLS_NODE"))
-            .args(args)
-            .output()
-            .expect("run rabbitmqctl");
-        assert!(
-            out.status.success(),
-            "rabbitmqctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        access::ctl(&env("WARREN_TLS_NODE"), args)
     }
 
     /// Has the node serve `name`.pem / `name`.key from the PKI directory to new
@@ -327,9 +317,7 @@ mod rabbitmq_tls {
     #[ignore = "needs WARREN_TLS_RABBITMQ_URL: a RabbitMQ TLS listener (scripts/rabbitmq-tls-node.sh)"]
     async fn a_client_certificate_logs_in_with_external_and_one_from_another_ca_is_refused() {
         const USER: &str = "warren-tls-client";
-        let _ = Command::new("rabbitmqctl")
-            .args(["-n", &env("WARREN_TLS_NODE"), "delete_user", USER])
-            .output();
+        access::ctl_quiet(&env("WARREN_TLS_NODE"), &["delete_user", USER]);
         ctl(&["add_user", USER, "unused-password"]);
         ctl(&["clear_password", USER]);
         ctl(&["set_permissions", "-p", "/", USER, ".*", ".*", ".*"]);
