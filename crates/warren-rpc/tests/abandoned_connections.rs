@@ -31,6 +31,25 @@ async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// The runtime's live task count once it has held still for 200 ms (at most 5 s).
+async fn settled_task_count() -> usize {
+    let metrics = Handle::current().metrics();
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut last = metrics.num_alive_tasks();
+    let mut still_since = Instant::now();
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = metrics.num_alive_tasks();
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        } else if still_since.elapsed() >= Duration::from_millis(200) {
+            break;
+        }
+    }
+    last
+}
+
 /// CPU time this process has used (user + system), from `/proc/self/stat`.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat is readable");
@@ -51,8 +70,16 @@ async fn abandoned_connections_leave_no_connection_task_behind() {
         let hole = BlackHole::start().await;
         let after_start = ScriptedPeer::start(SilentAfter::StartOk).await;
         let after_open = ScriptedPeer::start(SilentAfter::OpenOk).await;
+        // Baselines once everything already started has settled: the broker's accept
+        // loop spawns its listener tasks after `start` returns, and a warm-up call
+        // through the proxy makes sure every lazily started task exists.
+        let warm = RpcClient::connect(&proxy.url()).await.expect("connects");
+        warm.shutdown()
+            .await
+            .expect("a live broker confirms the close");
+        drop(warm);
         let threads_before = live_connections();
-        let tasks_before = Handle::current().metrics().num_alive_tasks();
+        let tasks_before = settled_task_count().await;
 
         let attempts = 3;
         for _ in 0..attempts {
