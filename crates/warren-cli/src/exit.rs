@@ -2,7 +2,7 @@
 //! [`Failure`]s commands return, and the hints the CLI adds to the library's error
 //! messages, in the CLI's own terms (flags, environment, subcommands).
 
-use warren_rpc::{Code, Error};
+use warren_rpc::{Code, Error, TlsFailure};
 
 /// Anything not listed below.
 pub const INTERNAL: u8 = 1;
@@ -137,6 +137,12 @@ pub fn hint(error: &Error) -> Option<String> {
         Error::AccessRefused { .. } => {
             Some("Check the user, password and vhost in --url or AMQP_URL".to_owned())
         }
+        Error::Tls {
+            failure: TlsFailure::ClientCertificateRefused(_),
+            ..
+        } => Some(
+            "Give a client certificate the broker trusts with --tls-cert and --tls-key".to_owned(),
+        ),
         Error::Tls { .. } => Some(
             "Give the CA that signed the broker's certificate with --tls-ca, and use the \
              host name the certificate was issued for in --url"

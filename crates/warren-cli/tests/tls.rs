@@ -144,6 +144,45 @@ fn call_and_serve_over_the_brokers_tls_listener() {
     assert!(stderr.contains("not signed by a trusted CA"), "{stderr}");
 }
 
+#[test]
+fn a_broker_that_requires_a_client_certificate_refuses_a_call_without_one_with_exit_9() {
+    let pki = Pki::new();
+    let broker = BrokerProcess::start([
+        "--no-plain-listen",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pki.path("server.pem"),
+        "--tls-key",
+        &pki.path("server.key"),
+        "--tls-ca",
+        &pki.path("ca.pem"),
+        "--tls-fail-if-no-peer-cert",
+    ]);
+    let url = format!("amqps://guest:guest@localhost:{}/%2f", broker.port());
+    let ca = pki.path("ca.pem");
+    let out = warren(&[
+        "call",
+        "--queue",
+        "tls-no-client-cert",
+        "--url",
+        &url,
+        "--tls-ca",
+        &ca,
+        "10",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // TLS 1.3: the refusal is an alert after the client's handshake; still a TLS failure.
+    assert_eq!(out.status.code(), Some(9), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(
+        stderr.contains("refused the client certificate"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--tls-cert"), "says what to do: {stderr}");
+    assert!(out.stdout.is_empty());
+}
+
 use common::run_warren;
 
 /// Needs `WARREN_TLS_RABBITMQ_URL` and `WARREN_TLS_CA` (scripts/rabbitmq-tls-node.sh).

@@ -249,9 +249,22 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
                     }
                     Ok(Ok(stream)) => stream,
                 };
-            let (reader, out, tuned) = shake(&mut stream, &login, deadline).await.map_err(|e| {
-                e.map_or_else(|| stalled(ConnectStep::AmqpHandshake), handshake_failed)
-            })?;
+            // TLS 1.3 finishes the client's side of the handshake before the broker has
+            // checked the client certificate: its refusal is an alert read here.
+            let (reader, out, tuned) =
+                shake(&mut stream, &login, deadline)
+                    .await
+                    .map_err(|e| match e {
+                        None => stalled(ConnectStep::AmqpHandshake),
+                        Some(RawError::Io(io)) => match TlsFailure::from_tls_io(&io) {
+                            Some(failure) => Error::Tls {
+                                url: shown.clone(),
+                                failure,
+                            },
+                            None => handshake_failed(RawError::Io(io)),
+                        },
+                        Some(other) => handshake_failed(other),
+                    })?;
             Connection::start(stream, reader, out, tuned)
         }
     };

@@ -292,6 +292,10 @@ pub enum TlsFailure {
     NameMismatch,
     /// The broker's certificate was refused for another reason.
     BadCertificate(String),
+    /// The broker refused this side's client certificate, or wanted one and got none.
+    /// With TLS 1.3 the broker says so only after the handshake, in the alert that
+    /// answers the first bytes sent, so this can come while the AMQP handshake starts.
+    ClientCertificateRefused(String),
     /// The handshake itself failed (protocol error, the broker refused our
     /// certificate or asked for one we do not have, the connection dropped).
     Handshake(String),
@@ -310,6 +314,10 @@ impl std::fmt::Display for TlsFailure {
             TlsFailure::BadCertificate(why) => {
                 write!(f, "the broker's certificate was refused: {why}")
             }
+            TlsFailure::ClientCertificateRefused(alert) => write!(
+                f,
+                "the broker refused the client certificate, or wanted one and got none ({alert})"
+            ),
             TlsFailure::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
         }
     }

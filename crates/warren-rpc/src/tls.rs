@@ -163,10 +163,39 @@ impl TlsFailure {
                 | CertificateError::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
                 other => TlsFailure::BadCertificate(format!("{other:?}")),
             },
+            Some(rustls::Error::AlertReceived(alert)) if refuses_client_certificate(*alert) => {
+                TlsFailure::ClientCertificateRefused(format!("{alert:?}"))
+            }
             Some(other) => TlsFailure::Handshake(other.to_string()),
             None => TlsFailure::Handshake(error.to_string()),
         }
     }
+
+    /// The failure behind `error` when it came from the TLS layer (an alert from the
+    /// broker, a record that does not decode), `None` for a plain socket error.
+    pub(crate) fn from_tls_io(error: &std::io::Error) -> Option<Self> {
+        error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+            .map(|_| TlsFailure::from_io(error))
+    }
+}
+
+/// Whether a fatal alert from the broker is its answer to our client certificate
+/// (missing, unknown issuer, expired, not allowed).
+fn refuses_client_certificate(alert: rustls::AlertDescription) -> bool {
+    use rustls::AlertDescription as A;
+    matches!(
+        alert,
+        A::CertificateRequired
+            | A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied
+    )
 }
 
 fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
