@@ -94,7 +94,7 @@ impl Channel {
                         ctx.out
                             .content(self.id, method, &msg.msg.raw_props, &msg.msg.body);
                         ctx.vhost.stats.got(g.no_ack, msg.redelivered);
-                        q.stats.handed_out(msg.redelivered);
+                        q.stats.messages.got(g.no_ack, msg.redelivered);
                         if g.no_ack {
                             ctx.vhost.forget(&q, &msg);
                         } else {
@@ -119,10 +119,7 @@ impl Channel {
                 let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
                 ctx.vhost.stats.acked(taken.len());
                 for (_, u) in &taken {
-                    u.queue
-                        .stats
-                        .ack
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    u.queue.stats.messages.acked(1);
                 }
                 self.settle(ctx.vhost, taken, tx::Settle::Ack);
                 Ok(())

@@ -44,7 +44,7 @@ impl Channel {
             &m.body,
         );
         ctx.vhost.stats.delivered(no_ack, msg.redelivered);
-        queue.stats.handed_out(msg.redelivered);
+        queue.stats.messages.delivered(no_ack, msg.redelivered);
         if no_ack {
             ctx.vhost.forget(&queue, &msg);
             if credit.release_one() {

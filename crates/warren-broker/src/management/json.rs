@@ -56,8 +56,8 @@ pub(crate) fn details(rate: f64) -> Value {
     json!({ "rate": (rate * 10.0).round() / 10.0 })
 }
 
-/// RabbitMQ's `message_stats`: each total with its `_details.rate`. A queue's
-/// `deliver` field carries its deliver_get (see `QueueCounters::read`).
+/// RabbitMQ's `message_stats`: each total with its `_details.rate`. A queue has
+/// the fields RabbitMQ gives a queue (no confirms, no unroutable counts).
 pub(crate) fn message_stats(t: &MessageTotals, r: &MessageRates, queue: bool) -> Value {
     let mut m = Map::new();
     let mut put = |k: &str, n: u64, rate: f64| {
@@ -65,9 +65,7 @@ pub(crate) fn message_stats(t: &MessageTotals, r: &MessageRates, queue: bool) ->
         m.insert(format!("{k}_details"), details(rate));
     };
     put("publish", t.publish, r.publish);
-    if queue {
-        put("deliver_get", t.deliver, r.deliver);
-    } else {
+    if !queue {
         put("confirm", t.confirm, r.confirm);
         put(
             "return_unroutable",
@@ -75,12 +73,12 @@ pub(crate) fn message_stats(t: &MessageTotals, r: &MessageRates, queue: bool) ->
             r.return_unroutable,
         );
         put("drop_unroutable", t.drop_unroutable, r.drop_unroutable);
-        put("deliver", t.deliver, r.deliver);
-        put("deliver_no_ack", t.deliver_no_ack, r.deliver_no_ack);
-        put("get", t.get, r.get);
-        put("get_no_ack", t.get_no_ack, r.get_no_ack);
-        put("deliver_get", t.deliver_get(), r.deliver_get);
     }
+    put("deliver", t.deliver, r.deliver);
+    put("deliver_no_ack", t.deliver_no_ack, r.deliver_no_ack);
+    put("get", t.get, r.get);
+    put("get_no_ack", t.get_no_ack, r.get_no_ack);
+    put("deliver_get", t.deliver_get(), r.deliver_get);
     put("redeliver", t.redeliver, r.redeliver);
     put("ack", t.ack, r.ack);
     Value::Object(m)

@@ -124,7 +124,7 @@ fn get_messages(v: &VHost, name: &str, b: &Value) -> Result<Vec<Value>, ApiError
         v.settle(&q, fallout);
         let Some(got) = got else { break };
         v.stats.got(false, got.msg.redelivered);
-        q.stats.handed_out(got.msg.redelivered);
+        q.stats.messages.got(false, got.msg.redelivered);
         out.push(message_json(&got.msg, got.remaining, encoding, truncate));
         taken.push(got.msg);
     }
@@ -133,6 +133,7 @@ fn get_messages(v: &VHost, name: &str, b: &Value) -> Result<Vec<Value>, ApiError
         v.settle(&q, fallout);
     } else if ackmode == "ack_requeue_false" {
         v.stats.acked(taken.len());
+        q.stats.messages.acked(taken.len());
         for m in &taken {
             v.forget(&q, m);
         }

@@ -136,17 +136,13 @@ impl MessageCounters {
     }
 }
 
-/// A queue's own counters.
+/// A queue's own counters: the vhost's kinds of event that concern one queue
+/// (publish = enqueued, deliver and get with and without ack, redeliver, ack),
+/// plus its unacknowledged messages.
 #[derive(Debug, Default)]
 pub(crate) struct QueueCounters {
-    /// Messages enqueued.
-    pub(crate) publish: AtomicU64,
-    /// Messages handed to consumers or basic.get.
-    pub(crate) deliver_get: AtomicU64,
-    /// Of which redeliveries.
-    pub(crate) redeliver: AtomicU64,
-    /// Messages acknowledged.
-    pub(crate) ack: AtomicU64,
+    /// Events counted as the vhost counts them; confirms and unroutable stay 0.
+    pub(crate) messages: MessageCounters,
     /// Delivered and not yet acknowledged, rejected or requeued (see [`Held`]).
     unacked: Arc<AtomicI64>,
 }
@@ -154,15 +150,7 @@ pub(crate) struct QueueCounters {
 impl QueueCounters {
     /// A message was enqueued.
     pub(crate) fn enqueued(&self) {
-        bump(&self.publish);
-    }
-
-    /// A message left for a consumer or basic.get.
-    pub(crate) fn handed_out(&self, redelivered: bool) {
-        bump(&self.deliver_get);
-        if redelivered {
-            bump(&self.redeliver);
-        }
+        bump(&self.messages.publish);
     }
 
     /// Counts one unacknowledged message until the returned guard drops.
@@ -176,15 +164,9 @@ impl QueueCounters {
         self.unacked.load(Relaxed).max(0) as u64
     }
 
-    /// The current totals (publish, deliver_get as `deliver`, redeliver, ack).
+    /// The current totals.
     pub(crate) fn read(&self) -> MessageTotals {
-        MessageTotals {
-            publish: self.publish.load(Relaxed),
-            deliver: self.deliver_get.load(Relaxed),
-            redeliver: self.redeliver.load(Relaxed),
-            ack: self.ack.load(Relaxed),
-            ..MessageTotals::default()
-        }
+        self.messages.read()
     }
 }
 

@@ -136,7 +136,7 @@ pub struct QueueInfo {
     pub message_bytes_ready: u64,
     /// Consumers.
     pub consumers: usize,
-    /// Publish / deliver_get / redeliver / ack totals and rates.
+    /// Publish, deliver and get (with and without ack), redeliver and ack totals and rates.
     pub message_stats: MessageStats,
 }
 

@@ -15,5 +15,6 @@ mod priorities;
 mod properties;
 mod protocol_errors;
 mod queue_lifecycle;
+mod queue_stats;
 mod routing;
 mod ttl_dead_letter;
