@@ -11,69 +11,14 @@ use lapin::options::{
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
-};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use warren_broker::{AccessControl, Broker, BrokerHandle, Permissions, TlsOptions};
+use warren_test_support::pki::{Pair, Pki};
 
 /// The brokers' handshake timeout (TLS handshake included); longer than the second
 /// a failed login waits before the broker answers it.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A PEM certificate and its PEM private key.
-struct Pair {
-    cert: String,
-    key: String,
-}
-
-/// A throw-away CA.
-struct Pki {
-    ca: String,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Pki {
-            ca: issuer.pem(),
-            issuer,
-        }
-    }
-
-    /// The broker's certificate: for localhost and 127.0.0.1.
-    fn server(&self) -> Pair {
-        self.issue(
-            &["localhost", "127.0.0.1"],
-            "localhost",
-            ExtendedKeyUsagePurpose::ServerAuth,
-        )
-    }
-
-    /// A client certificate whose subject CN is `cn`.
-    fn client(&self, cn: &str) -> Pair {
-        self.issue(&[], cn, ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn issue(&self, names: &[&str], cn: &str, usage: ExtendedKeyUsagePurpose) -> Pair {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Pair {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-}
 
 /// How the broker checks TLS clients.
 #[derive(Clone, Copy)]

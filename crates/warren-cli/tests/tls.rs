@@ -8,51 +8,25 @@ mod common;
 use common::broker_process;
 
 use broker_process::{BrokerProcess, WARREN};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use warren_test_support::pki::PkiDir;
 
-/// A directory of PEM files, removed when dropped.
-struct Pki(PathBuf);
-
-impl Pki {
-    /// ca.pem, server.pem/server.key (localhost, 127.0.0.1) and other-ca.pem.
-    fn new() -> Pki {
-        let dir = std::env::temp_dir().join(format!("warren-cli-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = issuer("warren test CA");
-        let other = issuer("some other CA");
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &ca).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("other-ca.pem"), other.pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), cert.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
-        Pki(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).display().to_string()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn issuer(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+/// `warren broker` with only a TLS listener on the PKI's server certificate, plus
+/// `extra` flags.
+fn tls_only_broker(pki: &PkiDir, extra: &[&str]) -> BrokerProcess {
+    let (cert, key) = (pki.path("server.pem"), pki.path("server.key"));
+    let mut args = vec![
+        "--no-plain-listen",
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+    ];
+    args.extend_from_slice(extra);
+    BrokerProcess::start(args)
 }
 
 /// A child process killed when dropped.
@@ -75,16 +49,8 @@ fn warren(args: &[&str]) -> Output {
 
 #[test]
 fn call_and_serve_over_the_brokers_tls_listener() {
-    let pki = Pki::new();
-    let broker = BrokerProcess::start([
-        "--no-plain-listen",
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &pki.path("server.pem"),
-        "--tls-key",
-        &pki.path("server.key"),
-    ]);
+    let pki = PkiDir::new("warren-cli-tls");
+    let broker = tls_only_broker(&pki, &[]);
     assert!(
         broker.ready_line().contains("for TLS only"),
         "{}",
@@ -146,21 +112,10 @@ fn call_and_serve_over_the_brokers_tls_listener() {
 
 #[test]
 fn a_broker_that_requires_a_client_certificate_refuses_a_call_without_one_with_exit_9() {
-    let pki = Pki::new();
-    let broker = BrokerProcess::start([
-        "--no-plain-listen",
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &pki.path("server.pem"),
-        "--tls-key",
-        &pki.path("server.key"),
-        "--tls-ca",
-        &pki.path("ca.pem"),
-        "--tls-fail-if-no-peer-cert",
-    ]);
-    let url = format!("amqps://guest:guest@localhost:{}/%2f", broker.port());
+    let pki = PkiDir::new("warren-cli-tls-client-cert");
     let ca = pki.path("ca.pem");
+    let broker = tls_only_broker(&pki, &["--tls-ca", &ca, "--tls-fail-if-no-peer-cert"]);
+    let url = format!("amqps://guest:guest@localhost:{}/%2f", broker.port());
     let out = warren(&[
         "call",
         "--queue",

@@ -7,49 +7,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use warren_broker::{Broker, BrokerHandle, TlsOptions};
 use warren_rpc::{Error, RpcClient, TlsConfig, TlsFailure};
-
-/// A PEM certificate and its PEM private key.
-struct Pair {
-    cert: String,
-    key: String,
-}
-
-struct Pki {
-    ca: String,
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        Pki {
-            ca: issuer.pem(),
-            issuer,
-        }
-    }
-
-    fn issue(&self, names: &[&str], cn: &str, expired: bool) -> Pair {
-        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
-        }
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Pair {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-}
+use warren_test_support::pki::{Pair, Pki};
 
 /// Starts a broker listening only for TLS with `server`'s certificate; with
 /// `client_ca`, it demands a client certificate signed by it.
@@ -90,14 +50,9 @@ fn tls_failure(result: Result<RpcClient, Error>) -> TlsFailure {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verified_server_certificate_connects_and_bad_ones_fail_by_cause() {
     let pki = Pki::new("warren test CA");
-    let (_good, good) = tls_broker(
-        &pki.issue(&["localhost", "127.0.0.1"], "localhost", false),
-        None,
-    )
-    .await;
-    let (_expired, expired) = tls_broker(&pki.issue(&["localhost"], "localhost", true), None).await;
-    let (_wrong, wrong_name) =
-        tls_broker(&pki.issue(&["elsewhere.example"], "elsewhere", false), None).await;
+    let (_good, good) = tls_broker(&pki.server(), None).await;
+    let (_expired, expired) = tls_broker(&pki.expired_server(), None).await;
+    let (_wrong, wrong_name) = tls_broker(&pki.server_for(&["elsewhere.example"]), None).await;
     let trust = || TlsConfig::new().ca_pem(pki.ca.as_bytes()).unwrap();
 
     let url = |a: SocketAddr| format!("amqps://guest:guest@localhost:{}/%2f", a.port());
@@ -131,7 +86,7 @@ async fn verified_server_certificate_connects_and_bad_ones_fail_by_cause() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_verifies_peers_needs_the_client_certificate() {
     let pki = Pki::new("warren test CA");
-    let server = pki.issue(&["localhost"], "localhost", false);
+    let server = pki.server();
     let (_broker, front) = tls_broker(&server, Some(&pki.ca)).await;
     let url = format!("amqps://guest:guest@localhost:{}/%2f", front.port());
     let trust = || TlsConfig::new().ca_pem(pki.ca.as_bytes()).unwrap();
@@ -143,7 +98,7 @@ async fn a_broker_that_verifies_peers_needs_the_client_certificate() {
         "no client certificate: {refused:?}"
     );
 
-    let me = pki.issue(&[], "guest", false);
+    let me = pki.client("guest");
     let with_cert = trust()
         .client_cert_pem(me.cert.as_bytes(), me.key.as_bytes())
         .unwrap();

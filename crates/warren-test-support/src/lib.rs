@@ -6,6 +6,7 @@
 //!   [`broker_tests!`]); time bounds ([`bounded`], [`within`]).
 //! - [`rabbitmqctl`]: the disruptive tests' handle on a RabbitMQ node.
 //! - [`hostile`]: silent, half-open and freezable peers for deadline tests.
+//! - [`pki`]: throw-away CAs and certificates (rcgen) for the TLS tests.
 //! - [`figures`]: measured figures, printed and collected for `scripts/test.sh`.
 //! - [`broker`]: lapin helpers and a raw-frame client for the broker's own tests.
 //! - `servers` (feature `rpc`): RPC servers the tests run.
@@ -22,6 +23,7 @@ pub mod access;
 pub mod broker;
 pub mod figures;
 pub mod hostile;
+pub mod pki;
 pub mod rabbitmqctl;
 #[cfg(feature = "rpc")]
 pub mod servers;
