@@ -93,10 +93,11 @@ impl Pki {
 pub struct PkiDir(PathBuf);
 
 impl PkiDir {
-    /// Makes the files under the system's temporary directory, in a folder named by
-    /// `name` and this process.
+    /// Makes the files under the system's temporary directory, in a folder of its own
+    /// (named by `name`, this process and a count, so tests running at once never
+    /// share one: each removes its folder when it ends).
     pub fn new(name: &str) -> PkiDir {
-        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(crate::unique(name));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let ca = Pki::new("warren test CA");
         let server = ca.server();
