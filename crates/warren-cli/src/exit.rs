@@ -138,7 +138,7 @@ pub fn hint(error: &Error) -> Option<String> {
             Some("Check the user, password and vhost in --url or AMQP_URL".to_owned())
         }
         Error::Tls {
-            failure: TlsFailure::ClientCertificateRefused(_),
+            failure: TlsFailure::ClientCertificateRefused(_) | TlsFailure::ClosedAfterHandshake(_),
             ..
         } => Some(
             "Give a client certificate the broker trusts with --tls-cert and --tls-key".to_owned(),

@@ -226,9 +226,13 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
     let connection = match tls {
         None => {
             let mut tcp = tcp;
-            let (reader, out, tuned) = shake(&mut tcp, &login, deadline).await.map_err(|e| {
-                e.map_or_else(|| stalled(ConnectStep::AmqpHandshake), handshake_failed)
-            })?;
+            let (reader, out, tuned) =
+                shake(&mut tcp, &login, deadline)
+                    .await
+                    .map_err(|e| match e {
+                        ShakeError::Stalled => stalled(ConnectStep::AmqpHandshake),
+                        ShakeError::Failed { error, .. } => handshake_failed(error),
+                    })?;
             Connection::start(tcp, reader, out, tuned)
         }
         Some(tls) => {
@@ -255,15 +259,14 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
                 shake(&mut stream, &login, deadline)
                     .await
                     .map_err(|e| match e {
-                        None => stalled(ConnectStep::AmqpHandshake),
-                        Some(RawError::Io(io)) => match TlsFailure::from_tls_io(&io) {
+                        ShakeError::Stalled => stalled(ConnectStep::AmqpHandshake),
+                        ShakeError::Failed { error, heard } => match tls_refusal(&error, heard) {
                             Some(failure) => Error::Tls {
                                 url: shown.clone(),
                                 failure,
                             },
-                            None => handshake_failed(RawError::Io(io)),
+                            None => handshake_failed(error),
                         },
-                        Some(other) => handshake_failed(other),
                     })?;
             Connection::start(stream, reader, out, tuned)
         }
@@ -275,18 +278,51 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
     })
 }
 
-/// The AMQP handshake on `stream` by `deadline`; `Err(None)` when it ran out of time.
+/// How the AMQP handshake failed.
+enum ShakeError {
+    /// It ran out of time.
+    Stalled,
+    /// It failed; `heard` when the broker had sent something first.
+    Failed { error: RawError, heard: bool },
+}
+
+/// The AMQP handshake on `stream` by `deadline`.
 async fn shake<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     login: &Login,
     deadline: Instant,
-) -> std::result::Result<(FrameReader, FrameBuf, Tuned), Option<RawError>> {
+) -> std::result::Result<(FrameReader, FrameBuf, Tuned), ShakeError> {
     let mut reader = FrameReader::new();
     let mut out = FrameBuf::new(4096);
     match tokio::time::timeout_at(deadline, handshake(stream, &mut reader, &mut out, login)).await {
-        Err(_) => Err(None),
-        Ok(Err(e)) => Err(Some(e)),
+        Err(_) => Err(ShakeError::Stalled),
+        Ok(Err(error)) => Err(ShakeError::Failed {
+            error,
+            heard: reader.heard_from_peer(),
+        }),
         Ok(Ok(tuned)) => Ok((reader, out, tuned)),
+    }
+}
+
+/// The TLS failure behind an AMQP handshake error on a TLS connection: an alert
+/// (the broker's own word on what it refused), or, when the broker had sent nothing
+/// yet, a reset or close straight after the TLS handshake. The second is how a
+/// broker that refused the client certificate can look when its alert is lost with
+/// the reset (RabbitMQ, at times).
+fn tls_refusal(error: &RawError, heard: bool) -> Option<TlsFailure> {
+    let ended = |how: String| (!heard).then_some(TlsFailure::ClosedAfterHandshake(how));
+    match error {
+        RawError::Io(io) => TlsFailure::from_tls_io(io).or_else(|| {
+            use std::io::ErrorKind as K;
+            match io.kind() {
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+                    ended(io.to_string())
+                }
+                _ => None,
+            }
+        }),
+        RawError::Eof => ended("closed".to_owned()),
+        _ => None,
     }
 }
 
@@ -406,6 +442,24 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Connect { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_tls_connection_ended_before_the_broker_spoke_is_a_tls_failure() {
+        let reset = || RawError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(matches!(
+            tls_refusal(&reset(), false),
+            Some(TlsFailure::ClosedAfterHandshake(_))
+        ));
+        assert!(matches!(
+            tls_refusal(&RawError::Eof, false),
+            Some(TlsFailure::ClosedAfterHandshake(_))
+        ));
+        // Once the broker has sent AMQP bytes, a reset is not the TLS layer's.
+        assert!(tls_refusal(&reset(), true).is_none());
+        assert!(tls_refusal(&RawError::Eof, true).is_none());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(tls_refusal(&RawError::from(refused), false).is_none());
     }
 
     #[test]

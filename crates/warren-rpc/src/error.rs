@@ -296,6 +296,10 @@ pub enum TlsFailure {
     /// With TLS 1.3 the broker says so only after the handshake, in the alert that
     /// answers the first bytes sent, so this can come while the AMQP handshake starts.
     ClientCertificateRefused(String),
+    /// The broker reset or closed the connection right after the TLS handshake,
+    /// before it sent anything: what a refused (or missing) client certificate can
+    /// look like when the broker's alert is lost with the reset.
+    ClosedAfterHandshake(String),
     /// The handshake itself failed (protocol error, the broker refused our
     /// certificate or asked for one we do not have, the connection dropped).
     Handshake(String),
@@ -314,6 +318,11 @@ impl std::fmt::Display for TlsFailure {
             TlsFailure::BadCertificate(why) => {
                 write!(f, "the broker's certificate was refused: {why}")
             }
+            TlsFailure::ClosedAfterHandshake(how) => write!(
+                f,
+                "the broker ended the connection ({how}) right after the TLS handshake, \
+                 before AMQP began, as brokers do when they refuse the client certificate"
+            ),
             TlsFailure::ClientCertificateRefused(alert) => write!(
                 f,
                 "the broker refused the client certificate, or wanted one and got none ({alert})"

@@ -297,9 +297,14 @@ mod rabbitmq_tls {
             .client_cert_files(dir.join("other-client.pem"), dir.join("other-client.key"))
             .unwrap()
             .external_login();
+        // RabbitMQ sends an alert, but at times resets the socket so fast that the alert
+        // is lost: either way a TLS failure (exit 9 in the CLI), not a lost connection.
         let refused = tls_failure(connect(&url, foreign).await);
         assert!(
-            matches!(refused, TlsFailure::ClientCertificateRefused(_)),
+            matches!(
+                refused,
+                TlsFailure::ClientCertificateRefused(_) | TlsFailure::ClosedAfterHandshake(_)
+            ),
             "a certificate from another CA is refused: {refused:?}"
         );
         ctl(&["delete_user", USER]);

@@ -24,6 +24,8 @@ const READ_CHUNK: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub struct FrameReader {
     buf: BytesMut,
+    /// Whether any byte has come from the peer yet.
+    heard: bool,
 }
 
 impl FrameReader {
@@ -31,7 +33,14 @@ impl FrameReader {
     pub fn new() -> Self {
         Self {
             buf: BytesMut::with_capacity(READ_CHUNK),
+            heard: false,
         }
+    }
+
+    /// Whether the peer has sent anything yet (a refusal before the first byte is
+    /// told apart from one after the AMQP handshake began).
+    pub fn heard_from_peer(&self) -> bool {
+        self.heard
     }
 
     /// Appends bytes that were read by other means (tests, a first read).
@@ -80,7 +89,10 @@ impl FrameReader {
         }
         match r.read_buf(&mut self.buf).await? {
             0 => Err(RawError::Eof),
-            _ => Ok(()),
+            _ => {
+                self.heard = true;
+                Ok(())
+            }
         }
     }
 
