@@ -64,6 +64,10 @@ def wait_port(host, port, timeout, proc=None):
     return False
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Proc:
     """A child process whose stdout/stderr lines are collected by threads."""
 
@@ -83,6 +87,11 @@ class Proc:
             text=True,
             bufsize=1,
             start_new_session=True,
+            # A shell that started this suite in the background (`cmd &` without job
+            # control) ignores SIGINT, and children inherit that: Python then never
+            # installs its KeyboardInterrupt handler and the tutorials' Ctrl+C test
+            # hangs. Give each child the default disposition back.
+            preexec_fn=_default_sigint,
         )
         self._threads = [
             threading.Thread(target=self._pump, args=(self.p.stdout, self.lines), daemon=True),
