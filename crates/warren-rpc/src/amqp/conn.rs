@@ -338,7 +338,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
             } => match self.chans.get_mut(&channel) {
                 Some(chan) => {
                     chan.published(confirm);
-                    self.out.append(&frames);
+                    self.out.append(frames);
                 }
                 None => {
                     if let Some(c) = confirm {
@@ -346,7 +346,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                     }
                 }
             },
-            Cmd::Frames(frames) => self.out.append(&frames),
+            Cmd::Frames(frames) => self.out.append(frames),
             Cmd::Close { code, text, reply } => {
                 self.send_close(code, &text);
                 self.closing = Some((Some(reply), None));

@@ -1,10 +1,13 @@
 //! The write side: frames are encoded with amq-protocol's `gen_frame` (methods) and
 //! `gen_properties` (content headers) straight into one buffer, which is written with
-//! one `write_all` however many frames it holds.
+//! one `write_all` however many frames it holds. Frames of [`OWN_PART`] bytes or more
+//! that were encoded elsewhere (a large publish) join the batch as parts of their own,
+//! not copied, and the batch is then written with vectored writes.
 
 use amq_protocol::frame::{gen_frame, AMQPFrame, WriteContext};
 use amq_protocol::protocol::basic::{gen_properties, AMQPMethod, AMQPProperties, Publish};
 use amq_protocol::protocol::AMQPClass;
+use std::io::IoSlice;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::RawError;
@@ -15,6 +18,8 @@ const FRAME_HEARTBEAT: u8 = 8;
 const FRAME_END: u8 = 0xCE;
 /// The basic class, the only one that carries content.
 const BASIC_CLASS: u16 = 60;
+/// Frames encoded elsewhere of this size or more are kept as they are, not copied.
+pub const OWN_PART: usize = 16 * 1024;
 
 /// Encodes `f` at the end of `buf` (the buffer is moved through cookie-factory's
 /// context and back, so nothing is copied).
@@ -69,6 +74,10 @@ impl PublishTemplate {
 /// Outgoing frames, batched.
 #[derive(Debug)]
 pub struct FrameBuf {
+    /// Finished parts that go out before `buf`, in order (large frames taken whole).
+    parts: Vec<Vec<u8>>,
+    /// Their total length.
+    parts_len: usize,
     buf: Vec<u8>,
     /// Largest frame the peer accepts (0: no limit).
     frame_max: u32,
@@ -78,6 +87,8 @@ impl FrameBuf {
     /// An empty batch for a connection whose frames may be `frame_max` bytes.
     pub fn new(frame_max: u32) -> Self {
         Self {
+            parts: Vec::new(),
+            parts_len: 0,
             buf: Vec::with_capacity(64 * 1024),
             frame_max,
         }
@@ -86,6 +97,8 @@ impl FrameBuf {
     /// An empty batch with room for `capacity` bytes.
     pub fn with_capacity(frame_max: u32, capacity: usize) -> Self {
         Self {
+            parts: Vec::new(),
+            parts_len: 0,
             buf: Vec::with_capacity(capacity),
             frame_max,
         }
@@ -157,9 +170,21 @@ impl FrameBuf {
         self.header_and_body(channel, props, body)
     }
 
-    /// Appends frames encoded elsewhere.
-    pub fn append(&mut self, frames: &[u8]) {
-        self.buf.extend_from_slice(frames);
+    /// Appends frames encoded elsewhere; [`OWN_PART`] bytes or more are kept as a part
+    /// of their own instead of being copied.
+    pub fn append(&mut self, frames: Vec<u8>) {
+        if frames.len() < OWN_PART {
+            self.buf.extend_from_slice(&frames);
+            return;
+        }
+        if !self.buf.is_empty() {
+            let room = self.buf.capacity();
+            let done = std::mem::replace(&mut self.buf, Vec::with_capacity(room));
+            self.parts_len += done.len();
+            self.parts.push(done);
+        }
+        self.parts_len += frames.len();
+        self.parts.push(frames);
     }
 
     /// The frame size limit.
@@ -219,27 +244,58 @@ impl FrameBuf {
 
     /// How many bytes are pending.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.parts_len + self.buf.len()
     }
 
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.len() == 0
     }
 
     /// Takes the pending bytes.
     pub fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
+        if self.parts.is_empty() {
+            return std::mem::take(&mut self.buf);
+        }
+        let mut all = Vec::with_capacity(self.len());
+        for part in self.parts.drain(..) {
+            all.extend_from_slice(&part);
+        }
+        all.append(&mut self.buf);
+        self.parts_len = 0;
+        all
     }
 
-    /// Writes everything pending with one `write_all` and keeps the buffer's room.
+    /// Writes everything pending (one `write_all`, or vectored writes when there are
+    /// parts) and keeps the buffer's room.
     pub async fn flush<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> Result<(), RawError> {
-        if !self.buf.is_empty() {
-            w.write_all(&self.buf).await?;
-            // A TLS stream keeps what it encrypted until flushed.
-            w.flush().await?;
-            self.buf.clear();
+        if self.is_empty() {
+            return Ok(());
         }
+        if self.parts.is_empty() {
+            w.write_all(&self.buf).await?;
+        } else {
+            let mut slices: Vec<IoSlice<'_>> = self
+                .parts
+                .iter()
+                .chain(std::iter::once(&self.buf))
+                .filter(|part| !part.is_empty())
+                .map(|part| IoSlice::new(part))
+                .collect();
+            let mut rest = &mut slices[..];
+            while !rest.is_empty() {
+                let n = w.write_vectored(rest).await?;
+                if n == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                }
+                IoSlice::advance_slices(&mut rest, n);
+            }
+        }
+        // A TLS stream keeps what it encrypted until flushed.
+        w.flush().await?;
+        self.parts.clear();
+        self.parts_len = 0;
+        self.buf.clear();
         Ok(())
     }
 }
@@ -248,6 +304,72 @@ impl FrameBuf {
 mod tests {
     use super::*;
     use amq_protocol::frame::parse_frame;
+
+    /// A socket that takes at most 1,000 bytes a write, vectored or not.
+    struct Trickle(Vec<u8>);
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            let n = buf.len().min(1000);
+            self.0.extend_from_slice(&buf[..n]);
+            std::task::Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn large_frames_are_parts_of_their_own_written_in_order() {
+        let small = |b: u8| vec![b; 10];
+        let big = |b: u8| vec![b; OWN_PART + 5];
+        let mut out = FrameBuf::new(0);
+        let mut expected = Vec::new();
+        for part in [
+            small(1),
+            big(2),
+            small(3),
+            small(4),
+            big(5),
+            big(6),
+            small(7),
+        ] {
+            expected.extend_from_slice(&part);
+            out.append(part);
+        }
+        assert_eq!(out.len(), expected.len());
+        let mut sock = Trickle(Vec::new());
+        out.flush(&mut sock).await.unwrap();
+        assert_eq!(
+            sock.0, expected,
+            "every byte once, in order, across partial writes"
+        );
+        assert!(out.is_empty());
+
+        // take() joins them the same way.
+        for part in [small(8), big(9), small(10)] {
+            out.append(part);
+        }
+        let taken = out.take();
+        assert_eq!(taken.len(), 20 + OWN_PART + 5);
+        assert_eq!((taken[0], taken[10], taken[taken.len() - 1]), (8, 9, 10));
+        assert!(out.is_empty());
+    }
 
     #[test]
     fn publish_to_matches_the_codec() {
