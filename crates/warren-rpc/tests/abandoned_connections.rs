@@ -78,6 +78,12 @@ async fn abandoned_connections_leave_no_connection_task_behind() {
             .await
             .expect("a live broker confirms the close");
         drop(warm);
+        // The warm-up client's connection task ends a moment after its shutdown.
+        assert!(
+            eventually(Duration::from_secs(5), || live_connections() == 0).await,
+            "the warm-up client's connection task ends ({} left)",
+            live_connections()
+        );
         let threads_before = live_connections();
         let tasks_before = settled_task_count().await;
 
