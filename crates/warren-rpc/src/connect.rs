@@ -260,13 +260,15 @@ pub(crate) async fn open(url: &str, deadline: Instant, dial: &Dial) -> Result<Li
                     .await
                     .map_err(|e| match e {
                         ShakeError::Stalled => stalled(ConnectStep::AmqpHandshake),
-                        ShakeError::Failed { error, heard } => match tls_refusal(&error, heard) {
-                            Some(failure) => Error::Tls {
-                                url: shown.clone(),
-                                failure,
-                            },
-                            None => handshake_failed(error),
-                        },
+                        ShakeError::Failed { error, heard } => {
+                            match TlsFailure::after_handshake(&error, heard) {
+                                Some(failure) => Error::Tls {
+                                    url: shown.clone(),
+                                    failure,
+                                },
+                                None => handshake_failed(error),
+                            }
+                        }
                     })?;
             Connection::start(stream, reader, out, tuned)
         }
@@ -301,28 +303,6 @@ async fn shake<S: AsyncRead + AsyncWrite + Unpin>(
             heard: reader.heard_from_peer(),
         }),
         Ok(Ok(tuned)) => Ok((reader, out, tuned)),
-    }
-}
-
-/// The TLS failure behind an AMQP handshake error on a TLS connection: an alert
-/// (the broker's own word on what it refused), or, when the broker had sent nothing
-/// yet, a reset or close straight after the TLS handshake. The second is how a
-/// broker that refused the client certificate can look when its alert is lost with
-/// the reset (RabbitMQ, at times).
-fn tls_refusal(error: &RawError, heard: bool) -> Option<TlsFailure> {
-    let ended = |how: String| (!heard).then_some(TlsFailure::ClosedAfterHandshake(how));
-    match error {
-        RawError::Io(io) => TlsFailure::from_tls_io(io).or_else(|| {
-            use std::io::ErrorKind as K;
-            match io.kind() {
-                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-                    ended(io.to_string())
-                }
-                _ => None,
-            }
-        }),
-        RawError::Eof => ended("closed".to_owned()),
-        _ => None,
     }
 }
 
@@ -442,24 +422,6 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Connect { .. }), "{err}");
-    }
-
-    #[test]
-    fn a_tls_connection_ended_before_the_broker_spoke_is_a_tls_failure() {
-        let reset = || RawError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
-        assert!(matches!(
-            tls_refusal(&reset(), false),
-            Some(TlsFailure::ClosedAfterHandshake(_))
-        ));
-        assert!(matches!(
-            tls_refusal(&RawError::Eof, false),
-            Some(TlsFailure::ClosedAfterHandshake(_))
-        ));
-        // Once the broker has sent AMQP bytes, a reset is not the TLS layer's.
-        assert!(tls_refusal(&reset(), true).is_none());
-        assert!(tls_refusal(&RawError::Eof, true).is_none());
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(tls_refusal(&RawError::from(refused), false).is_none());
     }
 
     #[test]

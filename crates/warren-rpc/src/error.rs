@@ -300,8 +300,8 @@ pub enum TlsFailure {
     /// before it sent anything: what a refused (or missing) client certificate can
     /// look like when the broker's alert is lost with the reset.
     ClosedAfterHandshake(String),
-    /// The handshake itself failed (protocol error, the broker refused our
-    /// certificate or asked for one we do not have, the connection dropped).
+    /// The handshake itself failed (a protocol error, another alert, the connection
+    /// dropped during it).
     Handshake(String),
 }
 
@@ -318,14 +318,14 @@ impl std::fmt::Display for TlsFailure {
             TlsFailure::BadCertificate(why) => {
                 write!(f, "the broker's certificate was refused: {why}")
             }
+            TlsFailure::ClientCertificateRefused(alert) => write!(
+                f,
+                "the broker refused the client certificate, or wanted one and got none ({alert})"
+            ),
             TlsFailure::ClosedAfterHandshake(how) => write!(
                 f,
                 "the broker ended the connection ({how}) right after the TLS handshake, \
                  before AMQP began, as brokers do when they refuse the client certificate"
-            ),
-            TlsFailure::ClientCertificateRefused(alert) => write!(
-                f,
-                "the broker refused the client certificate, or wanted one and got none ({alert})"
             ),
             TlsFailure::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
         }

@@ -13,6 +13,7 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
+use crate::amqp::RawError;
 use crate::error::{Error, Result, TlsFailure};
 
 /// How an `amqps://` connection checks the broker and presents itself.
@@ -149,11 +150,16 @@ impl TlsConfig {
 impl TlsFailure {
     /// Classifies the error a TLS handshake ended with.
     pub(crate) fn from_io(error: &std::io::Error) -> Self {
-        match error
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<rustls::Error>())
-        {
-            Some(rustls::Error::InvalidCertificate(cert)) => match cert {
+        TlsFailure::from_tls_io(error).unwrap_or_else(|| TlsFailure::Handshake(error.to_string()))
+    }
+
+    /// The failure behind `error` when it came from the TLS layer (an alert from the
+    /// broker, a certificate check, a record that does not decode), `None` for a
+    /// plain socket error.
+    pub(crate) fn from_tls_io(error: &std::io::Error) -> Option<Self> {
+        let tls = error.get_ref()?.downcast_ref::<rustls::Error>()?;
+        Some(match tls {
+            rustls::Error::InvalidCertificate(cert) => match cert {
                 CertificateError::UnknownIssuer => TlsFailure::UnknownCa,
                 CertificateError::Expired
                 | CertificateError::ExpiredContext { .. }
@@ -163,21 +169,34 @@ impl TlsFailure {
                 | CertificateError::NotValidForNameContext { .. } => TlsFailure::NameMismatch,
                 other => TlsFailure::BadCertificate(format!("{other:?}")),
             },
-            Some(rustls::Error::AlertReceived(alert)) if refuses_client_certificate(*alert) => {
+            rustls::Error::AlertReceived(alert) if refuses_client_certificate(*alert) => {
                 TlsFailure::ClientCertificateRefused(format!("{alert:?}"))
             }
-            Some(other) => TlsFailure::Handshake(other.to_string()),
-            None => TlsFailure::Handshake(error.to_string()),
-        }
+            other => TlsFailure::Handshake(other.to_string()),
+        })
     }
 
-    /// The failure behind `error` when it came from the TLS layer (an alert from the
-    /// broker, a record that does not decode), `None` for a plain socket error.
-    pub(crate) fn from_tls_io(error: &std::io::Error) -> Option<Self> {
-        error
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<rustls::Error>())
-            .map(|_| TlsFailure::from_io(error))
+    /// The TLS failure behind an error of the AMQP handshake on a TLS connection: an
+    /// alert (the broker's own word on what it refused), or, when the broker had sent
+    /// nothing yet (`heard` false), a reset or close straight after the TLS handshake.
+    /// The second is how a broker that refused the client certificate can look when
+    /// its alert is lost with the reset (RabbitMQ, at times). `None`: not TLS's doing.
+    pub(crate) fn after_handshake(error: &RawError, heard: bool) -> Option<Self> {
+        let ended = |how: String| (!heard).then_some(TlsFailure::ClosedAfterHandshake(how));
+        match error {
+            RawError::Io(io) => TlsFailure::from_tls_io(io).or_else(|| {
+                use std::io::ErrorKind as K;
+                match io.kind() {
+                    K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::BrokenPipe
+                    | K::UnexpectedEof => ended(io.to_string()),
+                    _ => None,
+                }
+            }),
+            RawError::Eof => ended("closed".to_owned()),
+            _ => None,
+        }
     }
 }
 
@@ -263,5 +282,28 @@ impl ServerCertVerifier for AcceptAnything {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tls_connection_ended_before_the_broker_spoke_is_a_tls_failure() {
+        let reset = || RawError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(matches!(
+            TlsFailure::after_handshake(&reset(), false),
+            Some(TlsFailure::ClosedAfterHandshake(_))
+        ));
+        assert!(matches!(
+            TlsFailure::after_handshake(&RawError::Eof, false),
+            Some(TlsFailure::ClosedAfterHandshake(_))
+        ));
+        // Once the broker has sent AMQP bytes, a reset is not the TLS layer's.
+        assert!(TlsFailure::after_handshake(&reset(), true).is_none());
+        assert!(TlsFailure::after_handshake(&RawError::Eof, true).is_none());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(TlsFailure::after_handshake(&RawError::from(refused), false).is_none());
     }
 }
