@@ -24,26 +24,23 @@ if [ "${PUBLISH_CHECK_VERIFY:-1}" = 0 ]; then
   verify=(--no-verify)
 fi
 
-# The publishable members, as cargo sees them (publish = false ones are absent).
-crates="$(cargo metadata --no-deps --format-version 1 |
+# The publishable members and their versions, as cargo sees them (publish = false ones
+# are absent): one "NAME VERSION" line each.
+members="$(cargo metadata --no-deps --format-version 1 |
   python3 -c 'import json,sys
 for p in json.load(sys.stdin)["packages"]:
     if p.get("publish") != []:
-        print(p["name"])')"
+        print(p["name"], p["version"])')"
+crates="$(echo "$members" | cut -d' ' -f1)"
 # cargo unpacks each package it verifies under $CARGO_HOME/registry/src/-<hash>/NAME-VERSION
 # (the hash names the local overlay, so it is the same for every run from this checkout
 # path) and, when that directory is already there, builds the old copy instead of the new
 # tarball. A run from an earlier commit at the same version then fails the build of code
 # that is no longer in the tree, so drop those unpacked copies of the workspace's own
 # crates first. Only overlay directories (-<hash>) are touched, never crates.io's.
-cargo metadata --no-deps --format-version 1 |
-  python3 -c 'import json,sys
-for p in json.load(sys.stdin)["packages"]:
-    if p.get("publish") != []:
-        print(p["name"] + "-" + p["version"])' |
-  while read -r unpacked; do
-    rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/"$unpacked"
-  done
+while read -r name version; do
+  rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/"$name-$version"
+done <<<"$members"
 echo "--- cargo publish --dry-run: $(echo "$crates" | tr '\n' ' ')"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
