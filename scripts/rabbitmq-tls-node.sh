@@ -10,7 +10,7 @@
 #   scripts/rabbitmq-tls-node.sh start   start it; prints the variables the tests read
 #   scripts/rabbitmq-tls-node.sh stop    stop it and delete its data and PKI
 # WARREN_TLS_NODE_NAME / WARREN_TLS_NODE_PORT (plain; TLS is the next port) move it;
-# WARREN_TLS_NODE_EXTRA_CONF adds rabbitmq.conf lines (to try listener settings).
+# WARREN_NODE_EXTRA_CONF (scripts/rabbitmq-node.sh) adds lines after the TLS settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name="${WARREN_TLS_NODE_NAME:-warren-tls}"
@@ -34,8 +34,8 @@ ssl_options.fail_if_no_peer_cert = false
 auth_mechanisms.1 = PLAIN
 auth_mechanisms.2 = AMQPLAIN
 auth_mechanisms.3 = EXTERNAL
-ssl_cert_login_from = common_name${WARREN_TLS_NODE_EXTRA_CONF:+
-$WARREN_TLS_NODE_EXTRA_CONF}" \
+ssl_cert_login_from = common_name${WARREN_NODE_EXTRA_CONF:+
+$WARREN_NODE_EXTRA_CONF}" \
       bash scripts/rabbitmq-node.sh start "$name" "$port" >/dev/null
     echo "WARREN_TLS_RABBITMQ_URL=amqps://guest:guest@localhost:$tls_port/%2f"
     echo "WARREN_TLS_PLAIN_RABBITMQ_URL=$(bash scripts/rabbitmq-node.sh url "$name" "$port")"

@@ -10,13 +10,13 @@ mod telemetry;
 
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser, Subcommand};
+use exit::Failure;
+
 /// mimalloc, not glibc's malloc: glibc returns a freed large body's pages to the kernel
 /// and faults them in again for the next call (see the dependency's note in Cargo.toml).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::{CommandFactory, Parser, Subcommand};
-use exit::Failure;
 
 /// RPC over AMQP 0-9-1 (RabbitMQ or the embedded Warren broker).
 #[derive(Debug, Parser)]
