@@ -107,6 +107,7 @@ impl Broker {
                 disk_free_limit: disk::DEFAULT_LIMIT,
                 memory_limit: MemoryLimit::default(),
                 memory_counting: Counting::default(),
+                release_memory: memory::release_to_system,
             },
             management: None,
         }
@@ -235,6 +236,24 @@ impl BrokerBuilder {
         self
     }
 
+    /// How the memory sampler gives freed memory back to the system after big
+    /// frees (a queue drained or deleted), so that the process's memory, which the
+    /// high watermark counts, falls again and blocked publishers are let go.
+    ///
+    /// The default calls glibc's `malloc_trim` where the allocator is glibc's. A
+    /// process with another global allocator passes that allocator's call; it runs
+    /// on a blocking thread, at most once a second:
+    ///
+    /// ```
+    /// # fn collect() {}
+    /// // with mimalloc, for example: `|| unsafe { libmimalloc_sys::mi_collect(true) }`
+    /// let builder = warren_broker::Broker::builder().release_memory_with(collect);
+    /// ```
+    pub fn release_memory_with(mut self, release: fn()) -> Self {
+        self.config.release_memory = release;
+        self
+    }
+
     /// Free-disk limit (RabbitMQ's `disk_free_limit`): while the disk holding the
     /// data directory has less than `bytes` available, publishers are blocked as by
     /// the memory alarm, until space is freed. Checked every second; only with a
@@ -322,7 +341,11 @@ impl BrokerBuilder {
             std::fs::create_dir_all(dir)?;
         }
         let alarms = alarm::Alarms::new();
-        let memory = memory::Gauge::counting(config.memory_limit.resolve(), config.memory_counting);
+        let memory = memory::Gauge::counting(
+            config.memory_limit.resolve(),
+            config.memory_counting,
+            config.release_memory,
+        );
         tracing::info!(
             limit = ?memory.limit(),
             setting = %config.memory_limit,

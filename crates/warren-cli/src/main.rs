@@ -1,5 +1,6 @@
 //! `warren`: serve, call and demo RPC over AMQP 0-9-1.
 
+mod alloc;
 mod cmd;
 mod declare;
 mod exit;
@@ -12,11 +13,6 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use exit::Failure;
-
-/// mimalloc, not glibc's malloc: glibc returns a freed large body's pages to the kernel
-/// and faults them in again for the next call (see the dependency's note in Cargo.toml).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// RPC over AMQP 0-9-1 (RabbitMQ or the embedded Warren broker).
 #[derive(Debug, Parser)]

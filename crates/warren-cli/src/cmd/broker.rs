@@ -189,6 +189,7 @@ fn tls_options(args: &Args) -> Result<Option<(SocketAddr, TlsOptions)>, String> 
 pub async fn run(args: Args) -> Result<(), String> {
     raise_fd_limit(args.max_connections + args.max_pending_handshakes);
     let mut builder = Broker::builder()
+        .release_memory_with(crate::alloc::release_freed_memory)
         .listen(args.listen)
         .plain_listener(!args.no_plain_listen)
         .vhost(args.vhost.clone())

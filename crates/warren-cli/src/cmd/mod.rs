@@ -117,7 +117,9 @@ pub async fn broker_or(
         return Ok((None, url.to_owned()));
     }
     let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let mut builder = warren_broker::Broker::builder().listen(loopback);
+    let mut builder = warren_broker::Broker::builder()
+        .listen(loopback)
+        .release_memory_with(crate::alloc::release_freed_memory);
     if let Some(tls) = tls {
         builder = builder.plain_listener(false).tls_listen(loopback, tls);
     }
