@@ -107,7 +107,7 @@ impl Broker {
                 disk_free_limit: disk::DEFAULT_LIMIT,
                 memory_limit: MemoryLimit::default(),
                 memory_counting: Counting::default(),
-                release_memory: memory::release_to_system,
+                release_memory: None,
             },
             management: None,
         }
@@ -236,13 +236,15 @@ impl BrokerBuilder {
         self
     }
 
-    /// How the memory sampler gives freed memory back to the system after big
-    /// frees (a queue drained or deleted), so that the process's memory, which the
-    /// high watermark counts, falls again and blocked publishers are let go.
+    /// A call that makes the process's global allocator give freed memory back to
+    /// the system, for a process whose allocator is not glibc's malloc.
     ///
-    /// The default calls glibc's `malloc_trim` where the allocator is glibc's. A
-    /// process with another global allocator passes that allocator's call; it runs
-    /// on a blocking thread, at most once a second:
+    /// After big frees (a queue drained or deleted) the memory sampler calls glibc's
+    /// `malloc_trim` (where the allocator is glibc's) and then `release`, on a
+    /// blocking thread, at most once a second, so that the process's memory, which
+    /// the high watermark counts, falls again and blocked publishers are let go. An
+    /// allocator that keeps freed pages for reuse (mimalloc, jemalloc) otherwise
+    /// keeps the process over its limit.
     ///
     /// ```
     /// # fn collect() {}
@@ -250,7 +252,7 @@ impl BrokerBuilder {
     /// let builder = warren_broker::Broker::builder().release_memory_with(collect);
     /// ```
     pub fn release_memory_with(mut self, release: fn()) -> Self {
-        self.config.release_memory = release;
+        self.config.release_memory = Some(release);
         self
     }
 

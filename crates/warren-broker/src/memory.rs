@@ -37,7 +37,7 @@
 //! The sampler calls `malloc_trim` ([`process::trim`]) once the held bytes have
 //! fallen by [`TRIM_AFTER`] since the last trim (at most once a second), which
 //! hands the free pages of every arena back. A process with another global
-//! allocator gives the broker that allocator's call instead
+//! allocator gives the broker that allocator's call too
 //! ([`BrokerBuilder::release_memory_with`](crate::BrokerBuilder::release_memory_with)):
 //! mimalloc, for one, keeps freed pages for reuse until told to collect them. Queues also shrink their storage
 //! when they empty (`queue::ready`), and message properties are copied out of the
@@ -58,12 +58,6 @@ pub use limit::MemoryLimit;
 pub(crate) const TRIM_AFTER: usize = 8 << 20;
 /// At most one trim per this interval.
 const TRIM_EVERY: Duration = Duration::from_secs(1);
-
-/// The default way to give freed memory back to the system: glibc's
-/// `malloc_trim` where the allocator is glibc's, else nothing.
-pub(crate) fn release_to_system() {
-    process::trim();
-}
 
 /// What the memory high watermark counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,8 +90,8 @@ pub(crate) struct Gauge {
     peak: AtomicUsize,
     /// When the allocator was last trimmed.
     trimmed: Mutex<Instant>,
-    /// Gives freed memory back to the system (the allocator's trim).
-    release: fn(),
+    /// The global allocator's own call to give freed memory back, after glibc's trim.
+    release: Option<fn()>,
     /// The alarm's state, cheap to read on every publish.
     on: AtomicBool,
     /// The alarm's changes, for connections to follow.
@@ -123,13 +117,17 @@ impl Gauge {
     /// no limit).
     #[allow(dead_code)] // the broker uses `counting`; kept for message-only gauges
     pub(crate) fn new(limit: Option<usize>) -> Arc<Self> {
-        Self::counting(limit, Counting::Messages, release_to_system)
+        Self::counting(limit, Counting::Messages, None)
     }
 
     /// A gauge counting as `counting` says; [`Counting::Process`] falls back to
-    /// messages only where the process's RSS cannot be read. `release` gives freed
-    /// memory back to the system after big frees.
-    pub(crate) fn counting(limit: Option<usize>, counting: Counting, release: fn()) -> Arc<Self> {
+    /// messages only where the process's RSS cannot be read. After big frees,
+    /// glibc's trim and then `release` give freed memory back to the system.
+    pub(crate) fn counting(
+        limit: Option<usize>,
+        counting: Counting,
+        release: Option<fn()>,
+    ) -> Arc<Self> {
         let rss = match counting {
             Counting::Process => {
                 let rss = process::Rss::open();
@@ -227,7 +225,10 @@ impl Gauge {
         let release = self.release;
         let trim = move || {
             let started = Instant::now();
-            release();
+            process::trim();
+            if let Some(release) = release {
+                release();
+            }
             tracing::debug!(
                 freed,
                 took_us = started.elapsed().as_micros() as u64,
@@ -422,7 +423,7 @@ mod tests {
     fn counting_the_process_adds_its_resident_memory() {
         // This test process is well over 1 MiB resident: a 1 MiB limit is passed
         // at the first sample, with no message held.
-        let g = Gauge::counting(Some(1 << 20), Counting::Process, release_to_system);
+        let g = Gauge::counting(Some(1 << 20), Counting::Process, None);
         assert!(g.used() > 1 << 20, "used {}", g.used());
         g.check();
         assert!(g.alarmed());
@@ -433,7 +434,7 @@ mod tests {
         drop(c);
         assert_eq!(headroom(64 << 20), 4 << 20);
         assert_eq!(headroom(16 << 30), 32 << 20);
-        let roomy = Gauge::counting(Some(usize::MAX / 2), Counting::Process, release_to_system);
+        let roomy = Gauge::counting(Some(usize::MAX / 2), Counting::Process, None);
         roomy.check();
         assert!(!roomy.alarmed());
     }

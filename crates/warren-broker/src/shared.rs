@@ -45,8 +45,9 @@ pub(crate) struct Config {
     pub(crate) disk_free_limit: u64,
     pub(crate) memory_limit: MemoryLimit,
     pub(crate) memory_counting: Counting,
-    /// Gives freed memory back to the system (see [`crate::BrokerBuilder::release_memory_with`]).
-    pub(crate) release_memory: fn(),
+    /// Makes the global allocator give freed memory back, after glibc's trim (see
+    /// [`crate::BrokerBuilder::release_memory_with`]).
+    pub(crate) release_memory: Option<fn()>,
 }
 
 /// State shared by all connections.

@@ -76,18 +76,12 @@ unsafe impl GlobalAlloc for SplitBySize {
     }
 }
 
-/// Gives the memory both allocators hold free back to the system (for
-/// `BrokerBuilder::release_memory_with`): mimalloc's free pages, then glibc's
-/// `malloc_trim` (the broker's default).
+/// Gives the pages mimalloc holds free back to the system (for
+/// `BrokerBuilder::release_memory_with`; the broker trims glibc's malloc itself).
 pub(crate) fn release_freed_memory() {
     // SAFETY: mi_collect only walks mimalloc's own heaps and arenas under its locks;
     // `true` also purges the free pages of every arena.
     unsafe { libmimalloc_sys::mi_collect(true) }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only takes the allocator's own locks; 0 keeps no pad.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 #[cfg(test)]
