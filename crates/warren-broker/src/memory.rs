@@ -39,9 +39,10 @@
 //! hands the free pages of every arena back. A process with another global
 //! allocator gives the broker that allocator's call too
 //! ([`BrokerBuilder::release_memory_with`](crate::BrokerBuilder::release_memory_with)):
-//! mimalloc, for one, keeps freed pages for reuse until told to collect them. Queues also shrink their storage
-//! when they empty (`queue::ready`), and message properties are copied out of the
-//! connection's read buffer so a held message does not pin the buffer it came in.
+//! mimalloc, for one, keeps freed pages for reuse until told to collect them.
+//! Queues also shrink their storage when they empty (`queue::ready`), and message
+//! properties are copied out of the connection's read buffer so a held message does
+//! not pin the buffer it came in.
 
 mod limit;
 mod process;
