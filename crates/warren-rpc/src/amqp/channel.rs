@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::cmd::{Cmd, Sink};
 use super::conn::Connection;
 use super::handshake::unexpected;
-use super::writer::FrameBuf;
+use super::writer::{FrameBuf, OWN_PART};
 use super::RawError;
 
 /// The flags of `queue.declare`.
@@ -183,6 +183,35 @@ impl Channel {
     ) -> Result<Option<oneshot::Receiver<Result<bool, RawError>>>, RawError> {
         let mut out = FrameBuf::with_capacity(self.conn.shared.tuned.frame_max, body.len() + 256);
         out.publish_to(self.id, routing_key, mandatory, props, body)?;
+        self.send_publish(out.take(), None, confirm)
+    }
+
+    /// [`publish`](Self::publish) with a body the caller gives up: a large one that fits
+    /// one frame is written as it is, not copied into the publish's frames.
+    pub(crate) fn publish_owned(
+        &self,
+        routing_key: &str,
+        mandatory: bool,
+        props: &AMQPProperties,
+        body: Vec<u8>,
+        confirm: bool,
+    ) -> Result<Option<oneshot::Receiver<Result<bool, RawError>>>, RawError> {
+        let frame_max = self.conn.shared.tuned.frame_max;
+        let one_frame = frame_max == 0 || body.len().saturating_add(8) <= frame_max as usize;
+        if body.len() < OWN_PART || !one_frame {
+            return self.publish(routing_key, mandatory, props, &body, confirm);
+        }
+        let mut out = FrameBuf::with_capacity(frame_max, 256);
+        out.publish_to_before_body(self.id, routing_key, mandatory, props, body.len())?;
+        self.send_publish(out.take(), Some(body), confirm)
+    }
+
+    fn send_publish(
+        &self,
+        frames: Vec<u8>,
+        body: Option<Vec<u8>>,
+        confirm: bool,
+    ) -> Result<Option<oneshot::Receiver<Result<bool, RawError>>>, RawError> {
         let (tx, rx) = match confirm {
             true => {
                 let (tx, rx) = oneshot::channel();
@@ -192,7 +221,8 @@ impl Channel {
         };
         self.conn.send(Cmd::Publish {
             channel: self.id,
-            frames: out.take(),
+            frames,
+            body,
             confirm: tx,
         })?;
         Ok(rx)

@@ -30,6 +30,9 @@ pub(crate) enum Cmd {
     Publish {
         channel: u16,
         frames: Vec<u8>,
+        /// A large body that goes out as it is after `frames`, which then end with its
+        /// body frame's header (the task adds the frame-end octet).
+        body: Option<Vec<u8>>,
         confirm: Option<Confirm>,
     },
     /// Other asynchronous frames (acks).

@@ -334,11 +334,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
             Cmd::Publish {
                 channel,
                 frames,
+                body,
                 confirm,
             } => match self.chans.get_mut(&channel) {
                 Some(chan) => {
                     chan.published(confirm);
                     self.out.append(frames);
+                    if let Some(body) = body {
+                        self.out.append_body(body);
+                    }
                 }
                 None => {
                     if let Some(c) = confirm {

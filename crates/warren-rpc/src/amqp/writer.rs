@@ -156,6 +156,40 @@ impl FrameBuf {
         props: &AMQPProperties,
         body: &[u8],
     ) -> Result<(), RawError> {
+        self.publish_method(channel, routing_key, mandatory)?;
+        self.header_and_body(channel, props, body)
+    }
+
+    /// Appends what [`publish_to`](Self::publish_to) would, up to and including the
+    /// header of one body frame of `body_len` bytes: the caller sends the body itself
+    /// and then the frame-end octet. `body_len` must fit one frame (`frame_max` - 8).
+    pub fn publish_to_before_body(
+        &mut self,
+        channel: u16,
+        routing_key: &str,
+        mandatory: bool,
+        props: &AMQPProperties,
+        body_len: usize,
+    ) -> Result<(), RawError> {
+        let len = u32::try_from(body_len)
+            .ok()
+            .filter(|&len| self.frame_max == 0 || len.saturating_add(8) <= self.frame_max)
+            .ok_or_else(|| RawError::Encode("body does not fit one frame".to_owned()))?;
+        self.publish_method(channel, routing_key, mandatory)?;
+        self.content_header(channel, props, body_len)?;
+        let ch = channel.to_be_bytes();
+        self.buf.extend_from_slice(&[FRAME_BODY, ch[0], ch[1]]);
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        Ok(())
+    }
+
+    /// `basic.publish` to the default exchange, by hand.
+    fn publish_method(
+        &mut self,
+        channel: u16,
+        routing_key: &str,
+        mandatory: bool,
+    ) -> Result<(), RawError> {
         let key = u8::try_from(routing_key.len())
             .map_err(|_| RawError::Encode("routing key longer than 255 bytes".to_owned()))?;
         let ch = channel.to_be_bytes();
@@ -167,7 +201,7 @@ impl FrameBuf {
         self.buf.extend_from_slice(routing_key.as_bytes());
         self.buf.push(u8::from(mandatory));
         self.buf.push(FRAME_END);
-        self.header_and_body(channel, props, body)
+        Ok(())
     }
 
     /// Appends frames encoded elsewhere; [`OWN_PART`] bytes or more are kept as a part
@@ -185,6 +219,13 @@ impl FrameBuf {
         }
         self.parts_len += frames.len();
         self.parts.push(frames);
+    }
+
+    /// Appends a body frame's payload (a part of its own from [`OWN_PART`] bytes, not
+    /// copied) and its frame-end octet, after [`publish_to_before_body`](Self::publish_to_before_body).
+    pub fn append_body(&mut self, body: Vec<u8>) {
+        self.append(body);
+        self.buf.push(FRAME_END);
     }
 
     /// The frame size limit.
@@ -209,19 +250,8 @@ impl FrameBuf {
         props: &AMQPProperties,
         body: &[u8],
     ) -> Result<(), RawError> {
+        self.content_header(channel, props, body.len())?;
         let ch = channel.to_be_bytes();
-        self.buf.extend_from_slice(&[FRAME_HEADER, ch[0], ch[1]]);
-        let size_at = self.buf.len();
-        self.buf.extend_from_slice(&[0; 4]);
-        self.buf.extend_from_slice(&BASIC_CLASS.to_be_bytes());
-        self.buf.extend_from_slice(&0u16.to_be_bytes()); // weight
-        self.buf
-            .extend_from_slice(&(body.len() as u64).to_be_bytes());
-        encode(&mut self.buf, gen_properties(props))?;
-        let size = u32::try_from(self.buf.len() - size_at - 4)
-            .map_err(|_| RawError::Encode("content header too large".to_owned()))?;
-        self.buf[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
-        self.buf.push(FRAME_END);
         let chunk = match self.frame_max {
             0 => body.len().max(1),
             max => (max as usize).saturating_sub(8).max(1),
@@ -234,6 +264,27 @@ impl FrameBuf {
             self.buf.extend_from_slice(part);
             self.buf.push(FRAME_END);
         }
+        Ok(())
+    }
+
+    fn content_header(
+        &mut self,
+        channel: u16,
+        props: &AMQPProperties,
+        body_len: usize,
+    ) -> Result<(), RawError> {
+        let ch = channel.to_be_bytes();
+        self.buf.extend_from_slice(&[FRAME_HEADER, ch[0], ch[1]]);
+        let size_at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        self.buf.extend_from_slice(&BASIC_CLASS.to_be_bytes());
+        self.buf.extend_from_slice(&0u16.to_be_bytes()); // weight
+        self.buf.extend_from_slice(&(body_len as u64).to_be_bytes());
+        encode(&mut self.buf, gen_properties(props))?;
+        let size = u32::try_from(self.buf.len() - size_at - 4)
+            .map_err(|_| RawError::Encode("content header too large".to_owned()))?;
+        self.buf[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+        self.buf.push(FRAME_END);
         Ok(())
     }
 
@@ -389,5 +440,37 @@ mod tests {
         let (by_hand, codec) = (by_hand.take(), codec.take());
         assert_eq!(by_hand, codec);
         assert!(parse_frame(by_hand.as_slice()).is_ok());
+    }
+
+    #[test]
+    fn a_body_sent_as_its_own_part_makes_the_same_bytes() {
+        let props = AMQPProperties::default().with_reply_to("amq.rabbitmq.reply-to".into());
+        let body: Vec<u8> = (0..OWN_PART + 5).map(|i| i as u8).collect();
+        let mut copied = FrameBuf::new(131_072);
+        copied.publish_to(2, "q", false, &props, &body).unwrap();
+        let mut owned = FrameBuf::new(131_072);
+        owned.heartbeat();
+        owned
+            .publish_to_before_body(2, "q", false, &props, body.len())
+            .unwrap();
+        owned.append_body(body.clone());
+        assert_eq!(owned.parts.len(), 2, "the body is a part of its own");
+        let mut want = FrameBuf::new(131_072);
+        want.heartbeat();
+        let mut want = want.take();
+        want.extend_from_slice(&copied.take());
+        assert_eq!(owned.take(), want);
+    }
+
+    #[test]
+    fn a_body_larger_than_one_frame_is_refused_by_the_uncopied_path() {
+        let mut out = FrameBuf::new(4096);
+        let props = AMQPProperties::default();
+        assert!(out
+            .publish_to_before_body(1, "q", false, &props, 4089)
+            .is_err());
+        assert!(out
+            .publish_to_before_body(1, "q", false, &props, 4088)
+            .is_ok());
     }
 }

@@ -224,7 +224,7 @@ async fn process(
             // Queue the reply's frames and go on to the ack without waiting for them to
             // be written: the ack is queued behind the reply on the same channel, so a
             // reply that cannot be written leaves its request unacked too.
-            if let Err(e) = channel.publish(&reply_to, false, &props, &body, false) {
+            if let Err(e) = channel.publish_owned(&reply_to, false, &props, body, false) {
                 // Leave the request unacked: the broker redelivers it once this channel closes.
                 warn!(error = %e, "could not publish a reply; the request will be redelivered");
                 return;
