@@ -41,6 +41,10 @@ const DROP_GRACE: Duration = Duration::from_secs(1);
 const BATCH: usize = 512;
 /// Bytes batched before they are written.
 const BATCH_BYTES: usize = 256 * 1024;
+/// Messages handed to consumers and publishes taken in a turn of the loop from which
+/// this turn and the next wait a turn of the scheduler for more before they write.
+/// Below it (one call in flight) every write goes out at once, with no extra turn.
+const GATHER_AFTER: usize = 2;
 
 /// Connection tasks running in this process (for tests that check nothing lingers).
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -103,6 +107,8 @@ impl Connection {
             last_read: Instant::now(),
             last_write: Instant::now(),
             ending: None,
+            turn: 0,
+            busy: false,
         };
         LIVE.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(task.run());
@@ -173,6 +179,10 @@ struct Task<S> {
     last_write: Instant,
     /// The broker closed the connection: end once its close-ok is written.
     ending: Option<RawError>,
+    /// Messages handed to consumers and publishes taken this turn of the loop.
+    turn: usize,
+    /// Whether the last turn had [`GATHER_AFTER`] of them or more.
+    busy: bool,
 }
 
 /// How a turn of the loop ended the connection.
@@ -253,6 +263,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                 }
             }
             self.take_commands()?;
+            let busy = std::mem::take(&mut self.turn) >= GATHER_AFTER;
+            if (busy || std::mem::replace(&mut self.busy, busy)) && self.closing.is_none() {
+                // The consumers woken just now answer with publishes and acks: let them
+                // run first (a yield lets every task ready on this thread run), so that
+                // what they send goes out in this write, not in one write each.
+                tokio::task::yield_now().await;
+                self.take_commands()?;
+            }
             self.flush(heartbeat).await?;
         }
     }
@@ -338,6 +356,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                 confirm,
             } => match self.chans.get_mut(&channel) {
                 Some(chan) => {
+                    self.turn += 1;
                     chan.published(confirm);
                     self.out.append(frames);
                     if let Some(body) = body {

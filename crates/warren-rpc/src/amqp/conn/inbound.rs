@@ -37,6 +37,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                         .get_mut(&channel)
                         .and_then(|c| c.consumer.as_mut())
                     {
+                        self.turn += 1;
                         sink.message(Inbound::Deliver {
                             delivery_tag,
                             redelivered,
