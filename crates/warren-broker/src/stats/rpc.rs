@@ -9,8 +9,10 @@
 //! read. One mutex, taken only by publishes that carry a `correlation_id`. This
 //! module names nothing else in the crate, so every layer may use it.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Requests awaiting a reply, at most (beyond this, new requests are not timed).
@@ -55,17 +57,48 @@ struct PerQueue {
     recent: VecDeque<(Instant, Duration)>,
 }
 
+/// A request awaiting its reply.
+#[derive(Debug)]
+struct Pending {
+    reply_to: Box<str>,
+    correlation_id: Box<str>,
+    queue: Arc<str>,
+    sent: Instant,
+}
+
 #[derive(Debug, Default)]
 struct State {
-    /// (reply_to, correlation_id) -> (request queue, sent at).
-    pending: HashMap<(String, String), (String, Instant)>,
-    queues: HashMap<String, PerQueue>,
+    /// By the hash of (reply_to, correlation_id) (see [`RpcCalls::key`]); the entry
+    /// keeps both, and a reply completes it only if they match.
+    pending: HashMap<u64, Pending, BuildHasherDefault<Prehashed>>,
+    queues: HashMap<Arc<str>, PerQueue>,
 }
 
 /// The tracker one vhost holds.
 #[derive(Debug, Default)]
 pub(crate) struct RpcCalls {
     state: Mutex<State>,
+    /// Keys the hash of pending entries (random per tracker).
+    keys: RandomState,
+}
+
+/// Hashes the `u64` keys of [`State::pending`] as they are: they are hashes already.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in rather than drop it.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 impl RpcCalls {
@@ -109,14 +142,19 @@ impl RpcCalls {
     ) {
         let mut st = self.lock();
         if exchange.is_empty() && !st.pending.is_empty() {
-            let key = (routing_key.to_owned(), correlation_id.to_owned());
-            if let Some((q, sent)) = st.pending.remove(&key) {
-                let per = st.queues.entry(q).or_default();
-                per.calls += 1;
-                per.recent
-                    .push_back((now, now.saturating_duration_since(sent)));
-                while per.recent.len() > KEPT {
-                    per.recent.pop_front();
+            let key = self.key(routing_key, correlation_id);
+            let answers =
+                |p: &Pending| &*p.reply_to == routing_key && &*p.correlation_id == correlation_id;
+            if st.pending.get(&key).is_some_and(answers) {
+                if let Some(p) = st.pending.remove(&key) {
+                    if let Some(per) = st.queues.get_mut(&p.queue) {
+                        per.calls += 1;
+                        per.recent
+                            .push_back((now, now.saturating_duration_since(p.sent)));
+                        while per.recent.len() > KEPT {
+                            per.recent.pop_front();
+                        }
+                    }
                 }
             }
         }
@@ -125,21 +163,37 @@ impl RpcCalls {
         };
         if st.pending.len() >= MAX_PENDING {
             st.pending
-                .retain(|_, (_, sent)| now.saturating_duration_since(*sent) < PENDING_TTL);
+                .retain(|_, p| now.saturating_duration_since(p.sent) < PENDING_TTL);
             if st.pending.len() >= MAX_PENDING {
                 return;
             }
         }
-        if !st.queues.contains_key(queue) {
-            if st.queues.len() >= MAX_QUEUES {
-                return;
+        let queue = match st.queues.get_key_value(queue) {
+            Some((name, _)) => name.clone(),
+            None if st.queues.len() >= MAX_QUEUES => return,
+            None => {
+                let name: Arc<str> = queue.into();
+                st.queues.insert(name.clone(), PerQueue::default());
+                name
             }
-            st.queues.insert(queue.to_owned(), PerQueue::default());
-        }
+        };
+        let key = self.key(reply_to, correlation_id);
         st.pending.insert(
-            (reply_to.to_owned(), correlation_id.to_owned()),
-            (queue.to_owned(), now),
+            key,
+            Pending {
+                reply_to: reply_to.into(),
+                correlation_id: correlation_id.into(),
+                queue,
+                sent: now,
+            },
         );
+    }
+
+    /// The key of a pending request: a keyed hash of its reply address and id. Two
+    /// requests with one key (as rare as any 64-bit collision, and not something a
+    /// client can aim for without the key) mean the later one replaces the earlier.
+    fn key(&self, reply_to: &str, correlation_id: &str) -> u64 {
+        self.keys.hash_one((reply_to, correlation_id))
     }
 
     /// Every request queue seen, by name.
@@ -150,10 +204,10 @@ impl RpcCalls {
     fn read_at(&self, now: Instant) -> Vec<RpcQueueInfo> {
         let mut st = self.lock();
         st.pending
-            .retain(|_, (_, sent)| now.saturating_duration_since(*sent) < PENDING_TTL);
+            .retain(|_, p| now.saturating_duration_since(p.sent) < PENDING_TTL);
         let mut waiting: HashMap<&str, usize> = HashMap::new();
-        for (q, _) in st.pending.values() {
-            *waiting.entry(q.as_str()).or_default() += 1;
+        for p in st.pending.values() {
+            *waiting.entry(&*p.queue).or_default() += 1;
         }
         let mut out: Vec<RpcQueueInfo> = st
             .queues
@@ -179,9 +233,9 @@ impl RpcCalls {
                     lat.get(i.min(lat.len().saturating_sub(1))).copied()
                 };
                 RpcQueueInfo {
-                    queue: name.clone(),
+                    queue: name.to_string(),
                     calls: per.calls,
-                    pending: waiting.get(name.as_str()).copied().unwrap_or(0),
+                    pending: waiting.get(&**name).copied().unwrap_or(0),
                     calls_per_sec: lat.len() as f64 / span.as_secs_f64(),
                     window_calls: lat.len(),
                     p50: pick(0.50),
@@ -232,6 +286,19 @@ mod tests {
         // Out of the window: the totals stay, the percentiles go.
         let later = r.read_at(t0 + WINDOW + Duration::from_secs(2));
         assert_eq!((later[0].calls, later[0].p50), (10, None));
+    }
+
+    #[test]
+    fn only_a_reply_to_the_requests_address_with_its_id_completes_it() {
+        let r = RpcCalls::default();
+        let t0 = Instant::now();
+        r.publish_at(t0, "", "fib", "7", Some("reply-a"), Some("fib"));
+        r.publish_at(t0, "", "reply-b", "7", None, None);
+        r.publish_at(t0, "", "reply-a", "8", None, None);
+        r.publish_at(t0, "amq.direct", "reply-a", "7", None, None);
+        assert_eq!((r.read_at(t0)[0].calls, r.read_at(t0)[0].pending), (0, 1));
+        r.publish_at(t0, "", "reply-a", "7", None, None);
+        assert_eq!((r.read_at(t0)[0].calls, r.read_at(t0)[0].pending), (1, 0));
     }
 
     #[test]
