@@ -255,15 +255,20 @@ async fn exclusive_reply_queue_mode(t: Target) {
     server.shutdown().await.unwrap();
 }
 
-async fn content_type_is_honoured(t: Target) {
-    let q = t.queue("echo");
-    let server = RpcServer::new()
-        .route(q.as_str(), |req: Request| async move {
+/// A server on `queue` that answers with the request's body and content type.
+async fn echo_server(t: &Target, queue: &str) -> warren_rpc::ServerHandle {
+    RpcServer::new()
+        .route(queue, |req: Request| async move {
             Ok(Response::new(req.body, req.content_type))
         })
         .start(&t.url)
         .await
-        .unwrap();
+        .expect("server starts")
+}
+
+async fn content_type_is_honoured(t: Target) {
+    let q = t.queue("echo");
+    let server = echo_server(&t, &q).await;
     let client = RpcClient::connect(&t.url).await.unwrap();
     let reply = client
         .call_with(
@@ -286,13 +291,7 @@ async fn content_type_is_honoured(t: Target) {
 /// split, and reassembled on the other side.
 async fn large_bodies_come_back_intact(t: Target) {
     let q = t.queue("echo");
-    let server = RpcServer::new()
-        .route(q.as_str(), |req: Request| async move {
-            Ok(Response::new(req.body, req.content_type))
-        })
-        .start(&t.url)
-        .await
-        .unwrap();
+    let server = echo_server(&t, &q).await;
     let client = RpcClient::connect(&t.url).await.unwrap();
     let sizes = [
         16 * 1024 - 1,

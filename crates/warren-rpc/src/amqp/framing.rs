@@ -237,6 +237,20 @@ mod tests {
         (out.take(), frames)
     }
 
+    /// The frames of `bytes`, all buffered at once.
+    fn cut_whole(bytes: &[u8]) -> Result<Vec<AMQPFrame>, TestCaseError> {
+        let mut whole = FrameReader::new();
+        whole.extend(bytes);
+        let mut frames = Vec::new();
+        while let Some(f) = whole
+            .next_frame()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?
+        {
+            frames.push(f);
+        }
+        Ok(frames)
+    }
+
     proptest! {
         #[test]
         fn frames_survive_reads_split_anywhere(
@@ -244,12 +258,7 @@ mod tests {
             cuts in proptest::collection::vec(1usize..64, 1..64),
         ) {
             let (bytes, expected) = encoded(&bodies);
-            let mut whole = FrameReader::new();
-            whole.extend(&bytes);
-            let mut want = Vec::new();
-            while let Some(f) = whole.next_frame().map_err(|e| TestCaseError::fail(e.to_string()))? {
-                want.push(f);
-            }
+            let want = cut_whole(&bytes)?;
             prop_assert_eq!(want.len(), expected);
             let mut split = FrameReader::with_direct_from(8);
             let mut got = Vec::new();
@@ -305,12 +314,7 @@ mod tests {
             direct_from in 1usize..60,
         ) {
             let (bytes, expected) = encoded(&bodies);
-            let mut whole = FrameReader::new();
-            whole.extend(&bytes);
-            let mut want = Vec::new();
-            while let Some(f) = whole.next_frame().map_err(|e| TestCaseError::fail(e.to_string()))? {
-                want.push(f);
-            }
+            let want = cut_whole(&bytes)?;
             let got = read_through(bytes, expected, chunk, direct_from)
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             prop_assert_eq!(got, want);
