@@ -41,9 +41,9 @@ const DROP_GRACE: Duration = Duration::from_secs(1);
 const BATCH: usize = 512;
 /// Bytes batched before they are written.
 const BATCH_BYTES: usize = 256 * 1024;
-/// Messages handed to consumers and publishes taken in a turn of the loop from which
-/// this turn and the next wait a turn of the scheduler for more before they write.
-/// Below it (one call in flight) every write goes out at once, with no extra turn.
+/// Messages handed to consumers and publishes taken in one turn of the loop from which
+/// the turn waits a turn of the scheduler for more before it writes. Below it (one call
+/// in flight) every write goes out at once, with no extra turn.
 const GATHER_AFTER: usize = 2;
 
 /// Connection tasks running in this process (for tests that check nothing lingers).
@@ -108,7 +108,6 @@ impl Connection {
             last_write: Instant::now(),
             ending: None,
             turn: 0,
-            busy: false,
         };
         LIVE.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(task.run());
@@ -181,8 +180,6 @@ struct Task<S> {
     ending: Option<RawError>,
     /// Messages handed to consumers and publishes taken this turn of the loop.
     turn: usize,
-    /// Whether the last turn had [`GATHER_AFTER`] of them or more.
-    busy: bool,
 }
 
 /// How a turn of the loop ended the connection.
@@ -263,11 +260,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Task<S> {
                 }
             }
             self.take_commands()?;
-            let busy = std::mem::take(&mut self.turn) >= GATHER_AFTER;
-            if (busy || std::mem::replace(&mut self.busy, busy)) && self.closing.is_none() {
-                // The consumers woken just now answer with publishes and acks: let them
-                // run first (a yield lets every task ready on this thread run), so that
-                // what they send goes out in this write, not in one write each.
+            if std::mem::take(&mut self.turn) >= GATHER_AFTER && self.closing.is_none() {
+                // Several calls are in flight: the tasks woken just now (consumers that
+                // answer with publishes and acks, callers that send their next call) run
+                // first (a yield lets every task ready on this thread run), so that what
+                // they send goes out in this write, not in one write each.
                 tokio::task::yield_now().await;
                 self.take_commands()?;
             }
