@@ -32,7 +32,7 @@ const DIRECT_SPILL: usize = 4 * 1024;
 #[derive(Debug)]
 struct DirectBody {
     channel: u16,
-    /// Its payload so far; its capacity is the payload's size.
+    /// Its payload so far; its capacity is the payload's size and [`DIRECT_SPILL`].
     body: Vec<u8>,
     size: usize,
 }
