@@ -9,7 +9,7 @@
 //! read. One mutex, taken only by publishes that carry a `correlation_id`. This
 //! module names nothing else in the crate, so every layer may use it.
 
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -142,18 +142,22 @@ impl RpcCalls {
     ) {
         let mut st = self.lock();
         if exchange.is_empty() && !st.pending.is_empty() {
-            let key = self.key(routing_key, correlation_id);
-            let answers =
-                |p: &Pending| &*p.reply_to == routing_key && &*p.correlation_id == correlation_id;
-            if st.pending.get(&key).is_some_and(answers) {
-                if let Some(p) = st.pending.remove(&key) {
-                    if let Some(per) = st.queues.get_mut(&p.queue) {
-                        per.calls += 1;
-                        per.recent
-                            .push_back((now, now.saturating_duration_since(p.sent)));
-                        while per.recent.len() > KEPT {
-                            per.recent.pop_front();
-                        }
+            let answered = match st.pending.entry(self.key(routing_key, correlation_id)) {
+                Entry::Occupied(e)
+                    if &*e.get().reply_to == routing_key
+                        && &*e.get().correlation_id == correlation_id =>
+                {
+                    Some(e.remove())
+                }
+                _ => None,
+            };
+            if let Some(p) = answered {
+                if let Some(per) = st.queues.get_mut(&p.queue) {
+                    per.calls += 1;
+                    per.recent
+                        .push_back((now, now.saturating_duration_since(p.sent)));
+                    while per.recent.len() > KEPT {
+                        per.recent.pop_front();
                     }
                 }
             }

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::cmd::{Cmd, Sink};
 use super::conn::Connection;
 use super::handshake::unexpected;
-use super::writer::{FrameBuf, OWN_PART};
+use super::writer::{fits_one_frame, FrameBuf, OWN_PART};
 use super::RawError;
 
 /// The flags of `queue.declare`.
@@ -197,8 +197,7 @@ impl Channel {
         confirm: bool,
     ) -> Result<Option<oneshot::Receiver<Result<bool, RawError>>>, RawError> {
         let frame_max = self.conn.shared.tuned.frame_max;
-        let one_frame = frame_max == 0 || body.len().saturating_add(8) <= frame_max as usize;
-        if body.len() < OWN_PART || !one_frame {
+        if body.len() < OWN_PART || !fits_one_frame(frame_max, body.len()) {
             return self.publish(routing_key, mandatory, props, &body, confirm);
         }
         let mut out = FrameBuf::with_capacity(frame_max, 256);

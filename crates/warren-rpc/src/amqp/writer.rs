@@ -71,6 +71,12 @@ impl PublishTemplate {
     }
 }
 
+/// Whether a body of `body_len` bytes fits one body frame under `frame_max` (0: no
+/// limit), whose frame header and end octet take 8 bytes.
+pub fn fits_one_frame(frame_max: u32, body_len: usize) -> bool {
+    frame_max == 0 || body_len.saturating_add(8) <= frame_max as usize
+}
+
 /// Outgoing frames, batched.
 #[derive(Debug)]
 pub struct FrameBuf {
@@ -171,10 +177,11 @@ impl FrameBuf {
         props: &AMQPProperties,
         body_len: usize,
     ) -> Result<(), RawError> {
+        if !fits_one_frame(self.frame_max, body_len) {
+            return Err(RawError::Encode("body does not fit one frame".to_owned()));
+        }
         let len = u32::try_from(body_len)
-            .ok()
-            .filter(|&len| self.frame_max == 0 || len.saturating_add(8) <= self.frame_max)
-            .ok_or_else(|| RawError::Encode("body does not fit one frame".to_owned()))?;
+            .map_err(|_| RawError::Encode("body does not fit one frame".to_owned()))?;
         self.publish_method(channel, routing_key, mandatory)?;
         self.content_header(channel, props, body_len)?;
         let ch = channel.to_be_bytes();
