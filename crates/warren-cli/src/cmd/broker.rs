@@ -228,6 +228,8 @@ pub async fn run(args: Args) -> Result<(), String> {
         Some(bytes) => format!("memory limit {:.1} MiB", bytes as f64 / f64::from(1 << 20)),
         None => "no memory limit".to_owned(),
     };
+    // Listen for SIGINT/SIGTERM before the ready line, so a signal right after it is caught.
+    let shutdown = crate::signal::listen();
     let listening = match (args.no_plain_listen, broker.tls_addr()) {
         (true, Some(tls)) => format!("{tls} for TLS only"),
         (false, Some(tls)) => format!("{} and on {tls} for TLS", broker.local_addr()),
@@ -259,7 +261,7 @@ pub async fn run(args: Args) -> Result<(), String> {
                 .map_err(|e| format!("cannot write definitions {}: {e}", file.display()))?;
         }
     }
-    crate::signal::shutdown().await;
+    shutdown.wait().await;
     eprintln!(" [*] Shutting down: closing connections");
     if let Some(served) = metrics {
         served.stop();

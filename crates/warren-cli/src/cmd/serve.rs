@@ -105,8 +105,9 @@ pub async fn run(args: Args) -> Result<(), Failure> {
             None => Failure::Rpc(e),
         }
     })?;
+    let shutdown = crate::signal::listen();
     println!(" [x] Awaiting RPC requests");
-    crate::signal::shutdown().await;
+    shutdown.wait().await;
     eprintln!(" [x] Shutting down: finishing calls in flight");
     let stopped = handle.shutdown().await.map_err(Failure::Rpc);
     if let Some(served) = metrics_server {
