@@ -27,6 +27,20 @@ broker_pid=$!
 trap 'kill $broker_pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
+# The placed rows: the same calls with each role on one thread and the bench's client and
+# worker on core 1 (taskset); the embedded broker of those rows is a second process, on
+# one thread on core 0. RabbitMQ runs as it is (a user's broker is not reconfigured; on
+# this machine it is faster on both cores than on one).
+placed=false
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  placed=true
+  pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  TOKIO_WORKER_THREADS=1 taskset -c 0 "$W" broker --listen "127.0.0.1:$pport" >/dev/null 2>&1 &
+  placed_pid=$!
+  trap 'kill $broker_pid $placed_pid 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$pport) 2>/dev/null && break; sleep 0.1; done
+fi
+
 targets=("embedded $broker_pid amqp://guest:guest@127.0.0.1:$port/%2f")
 if [ -n "${WARREN_RABBITMQ_URL:-}" ]; then
   rmq_pid="${RABBITMQ_PID:-$(rabbitmqctl status 2>/dev/null | awk '/^OS PID:/ {print $3}')}"
@@ -42,6 +56,7 @@ row() { "$PY" bench/row.py "$@"; }
   echo "Machine: $(nproc) cores, $(uname -m), $(date -u +%Y-%m-%d). Each row runs ${SECS} s; client, workers and broker share the machine."
   echo "CPU columns: CPU time (user + system) per call, from /proc, over the same ${SECS} s; Warren's client and worker run on runtimes of their own in one process, the broker in another."
   echo "Reproduce: \`WARREN_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/%2f bash bench/run.sh\`"
+  echo "Rows \"warren, placed\": every role on one thread (\`--threads 1\`), the bench's client and worker on core 1 (\`taskset -c 1\`); on the embedded broker, a broker process of its own on one thread on core 0 (\`TOKIO_WORKER_THREADS=1 taskset -c 0 warren broker\`); RabbitMQ as it runs, on both cores."
   echo
   echo "| broker | client | in flight | calls/s | p50 ms | p99 ms | max ms | client µs/call | worker µs/call | broker µs/call |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
@@ -74,6 +89,17 @@ for t in "${targets[@]}"; do
   # an always-on sampler (dropped after the batch processor, no exporter), vs off.
   bound "$W" bench --observe --url "$url" --in-flight 64 --duration "${SECS}s" --json "${pidarg[@]}" \
     | row "$name" "warren, traces + metrics on (--observe)" 64 >> "$out"
+  if $placed; then
+    purl="$url"; ppid="$bpid"
+    if [ "$name" = embedded ]; then purl="amqp://guest:guest@127.0.0.1:$pport/%2f"; ppid="$placed_pid"; fi
+    ppidarg=(); [ "$ppid" != 0 ] && ppidarg=(--broker-pid "$ppid")
+    for k in 1 64; do
+      bound taskset -c 1 "$W" bench --threads 1 --url "$purl" --in-flight "$k" --duration "${SECS}s" --json "${ppidarg[@]}" \
+        | row "$name" "warren, placed" "$k" >> "$out"
+    done
+    bound taskset -c 1 "$W" bench --threads 1 --payload 65536 --url "$purl" --in-flight 64 --duration "${SECS}s" --json "${ppidarg[@]}" \
+      | row "$name" "warren, placed, 64 KiB echo" 64 >> "$out"
+  fi
   for k in 1 8 64 256; do
     bound "$W" bench --url "$url" --in-flight "$k" --duration "${SECS}s" --json "${pidarg[@]}" \
       | row "$name" "warren" "$k" >> "$out"
