@@ -10,7 +10,8 @@
 # distribution port 25780, so it meets no other node of this machine.
 #   bench/rabbitmq4-tls-node.sh start   make the root if needed, start the node, print
 #                                       the variables bench/tls-rabbitmq.sh reads
-#   bench/rabbitmq4-tls-node.sh stop    stop the node (and its epmd), delete its data
+#   bench/rabbitmq4-tls-node.sh stop    stop the node (and its epmd), delete its data,
+#                                       unmount what start mounted in the root
 # WARREN_NODE_ERL_ARGS: extra Erlang VM flags (e.g. '+sbwt none').
 # Example:
 #   eval "$(bash bench/rabbitmq4-tls-node.sh start | sed 's/^/export /')"
@@ -80,6 +81,9 @@ EOF
     [ -d "$root/tmp/r4" ] || exit 0
     in_root 'rabbitmqctl -n warren-r4@localhost shutdown >/dev/null 2>&1; epmd -kill >/dev/null 2>&1' || true
     rm -rf "$root/tmp/r4" "$root/tmp/pki"
+    for m in dev/pts dev sys proc; do
+      if mountpoint -q "$root/$m"; then umount "$root/$m"; fi
+    done
     ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
 esac
