@@ -20,7 +20,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="${WARREN_TRIXIE_DIR:-/var/tmp/warren-trixie}"
+node=warren-r4@localhost
 in_root() { chroot "$root" env ERL_EPMD_PORT=4370 HOME=/tmp/r4 bash -c "$1"; }
+# ctl ARGS: rabbitmqctl against the node, inside the root.
+ctl() { in_root "rabbitmqctl -n $node $1"; }
+# Stops the node (if it runs) and its epmd.
+stop_node() { ctl 'shutdown >/dev/null 2>&1' || true; in_root 'epmd -kill >/dev/null 2>&1' || true; }
 
 mount_root() {
   local m
@@ -43,7 +48,7 @@ case "${1:-}" in
     fi
     mount_root
     # A node left from an earlier start goes first: its data is about to be replaced.
-    in_root 'rabbitmqctl -n warren-r4@localhost shutdown >/dev/null 2>&1' || true
+    stop_node
     rm -rf "$root/tmp/r4" "$root/tmp/pki"
     mkdir -p "$root/tmp/r4"
     bash scripts/tls-certs.sh "$root/tmp/pki" >/dev/null
@@ -59,27 +64,27 @@ loopback_users = none
 EOF
     echo "[]." > "$root/tmp/r4/enabled_plugins"
     in_root "chown -R rabbitmq:rabbitmq /tmp/r4 /tmp/pki
-      export RABBITMQ_NODENAME=warren-r4@localhost RABBITMQ_DIST_PORT=25780 \
+      export RABBITMQ_NODENAME=$node RABBITMQ_DIST_PORT=25780 \
         RABBITMQ_CONFIG_FILE=/tmp/r4/rabbitmq.conf RABBITMQ_MNESIA_BASE=/tmp/r4/mnesia \
         RABBITMQ_LOG_BASE=/tmp/r4/log RABBITMQ_ENABLED_PLUGINS_FILE=/tmp/r4/enabled_plugins \
         RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS='${WARREN_NODE_ERL_ARGS:-}'
       rabbitmq-server -detached >/dev/null 2>&1
-      for _ in \$(seq 60); do rabbitmqctl -n warren-r4@localhost status >/dev/null 2>&1 && break; sleep 1; done
-      rabbitmqctl -n warren-r4@localhost await_startup --timeout 120 >/dev/null" || {
+      for _ in \$(seq 60); do rabbitmqctl -n $node status >/dev/null 2>&1 && break; sleep 1; done
+      rabbitmqctl -n $node await_startup --timeout 120 >/dev/null" || {
       echo "RabbitMQ 4 node did not start; its log:" >&2
       tail -30 "$root"/tmp/r4/log/*.log >&2 2>/dev/null || true
       exit 1
     }
-    version="$(in_root 'rabbitmqctl -n warren-r4@localhost version')"
+    version="$(ctl version)"
     echo "WARREN_TLS_RABBITMQ_URL=amqps://guest:guest@localhost:5781/%2f"
     echo "WARREN_TLS_PLAIN_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5780/%2f"
     echo "WARREN_TLS_CA=$root/tmp/pki/ca.pem"
-    echo "WARREN_TLS_BROKER_PID=$(in_root 'rabbitmqctl -n warren-r4@localhost eval "list_to_integer(os:getpid())."')"
+    echo "WARREN_TLS_BROKER_PID=$(ctl "eval 'list_to_integer(os:getpid()).'")"
     echo "WARREN_TLS_LABEL='RabbitMQ $version (Debian 13, node warren-r4)'"
     ;;
   stop)
     [ -d "$root/tmp/r4" ] || exit 0
-    in_root 'rabbitmqctl -n warren-r4@localhost shutdown >/dev/null 2>&1; epmd -kill >/dev/null 2>&1' || true
+    stop_node
     rm -rf "$root/tmp/r4" "$root/tmp/pki"
     for m in dev/pts dev sys proc; do
       if mountpoint -q "$root/$m"; then umount "$root/$m"; fi

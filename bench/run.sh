@@ -21,11 +21,14 @@ PY="$PWD/tests/pika/.venv/bin/python"
 # matplotlib draws the plot (bench/plot.py); pika runs the tutorial baseline.
 "$PY" -c 'import matplotlib, pika' 2>/dev/null || tests/pika/.venv/bin/pip install -q -r tests/pika/requirements.txt matplotlib
 out=bench/results.md
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# await_port PORT: waits (at most 5 s) until a broker listens on PORT.
+await_port() { for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && break; sleep 0.1; done; }
+port=$(free_port)
 "$W" broker --listen "127.0.0.1:$port" >/dev/null 2>&1 &
 broker_pid=$!
 trap 'kill $broker_pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+await_port "$port"
 
 # The placed rows: the same calls with each role on one thread and the bench's client and
 # worker on core 1 (taskset); the embedded broker of those rows is a second process, on
@@ -34,11 +37,11 @@ for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sl
 placed=false
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
   placed=true
-  pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  pport=$(free_port)
   TOKIO_WORKER_THREADS=1 taskset -c 0 "$W" broker --listen "127.0.0.1:$pport" >/dev/null 2>&1 &
   placed_pid=$!
   trap 'kill $broker_pid $placed_pid 2>/dev/null || true' EXIT
-  for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$pport) 2>/dev/null && break; sleep 0.1; done
+  await_port "$pport"
 fi
 
 targets=("embedded $broker_pid amqp://guest:guest@127.0.0.1:$port/%2f")

@@ -40,8 +40,9 @@ $WARREN_NODE_EXTRA_CONF}" \
     echo "WARREN_TLS_RABBITMQ_URL=amqps://guest:guest@localhost:$tls_port/%2f"
     echo "WARREN_TLS_PLAIN_RABBITMQ_URL=$(bash scripts/rabbitmq-node.sh url "$name" "$port")"
     echo "WARREN_TLS_CA=$pki/ca.pem"
-    echo "WARREN_TLS_NODE=$(bash scripts/rabbitmq-node.sh node "$name")"
-    echo "WARREN_TLS_BROKER_PID=$(rabbitmqctl -n "$(bash scripts/rabbitmq-node.sh node "$name")" eval 'list_to_integer(os:getpid()).')"
+    node="$(bash scripts/rabbitmq-node.sh node "$name")"
+    echo "WARREN_TLS_NODE=$node"
+    echo "WARREN_TLS_BROKER_PID=$(rabbitmqctl -n "$node" eval 'list_to_integer(os:getpid()).')"
     ;;
   stop) bash scripts/rabbitmq-node.sh stop "$name" ;;
   *) echo "usage: $0 start|stop" >&2; exit 2 ;;
