@@ -1,24 +1,24 @@
 //! The CLI's logs and traces: a `tracing` subscriber writing text or JSON lines to
 //! stderr (filtered by `RUST_LOG` / `WARREN_LOG`), and, when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, OpenTelemetry's SDK
-//! as the global tracer provider, exporting warren-rpc's call spans over OTLP/HTTP
-//! protobuf.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, warren-rpc's
+//! [`SpanExport`] installed with OpenTelemetry's OTLP/HTTP protobuf exporter, so the
+//! call spans go out over OTLP.
 //!
-//! The OpenTelemetry SDK reads the standard variables itself: the endpoint,
+//! The standard variables are read by OpenTelemetry's SDK and exporter: the endpoint,
 //! `OTEL_SERVICE_NAME` (default here: `warren`), `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` (default: parent-based,
-//! always on), `OTEL_BSP_*` (the batch processor). Spans are built by warren-rpc with
-//! the OpenTelemetry API, not through `tracing`; the batch processor exports them from
-//! a thread of its own, from a bounded queue that drops spans when full rather than
-//! make a call wait.
+//! always on); `OTEL_BSP_*` (queue, batch, delay) by `SpanExport`. Spans are queued by
+//! the calls and exported from a thread of the pipeline's own, from a bounded queue
+//! that drops spans when full rather than make a call wait.
 
 use std::io::IsTerminal;
 
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::SpanData;
 use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer as _;
+use warren_rpc::otel::SpanExport;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -40,16 +40,16 @@ pub enum Traces {
     Always,
 }
 
-/// The tracer provider to flush at exit, if traces are on.
+/// The span pipeline to flush at exit, if traces are on.
 pub struct Telemetry {
-    provider: Option<SdkTracerProvider>,
+    export: Option<SpanExport>,
 }
 
 impl Telemetry {
-    /// Exports the spans still buffered (bounded by the SDK's export timeout).
+    /// Exports the spans still buffered (bounded by the export timeout).
     pub fn shutdown(self) {
-        if let Some(provider) = self.provider {
-            if let Err(e) = provider.shutdown() {
+        if let Some(export) = self.export {
+            if let Err(e) = export.shutdown() {
                 eprintln!("warren: exporting the last traces failed: {e}");
             }
         }
@@ -89,7 +89,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Discard {
     }
 }
 
-fn provider(traces: Traces) -> Result<Option<SdkTracerProvider>, String> {
+fn span_export(traces: Traces) -> Result<Option<SpanExport>, String> {
     let export = otlp_configured();
     if !export && traces == Traces::FromEnv {
         return Ok(None);
@@ -98,19 +98,23 @@ fn provider(traces: Traces) -> Result<Option<SdkTracerProvider>, String> {
     if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
         resource = resource.with_service_name("warren");
     }
-    let builder = SdkTracerProvider::builder().with_resource(resource.build());
     let builder = if export {
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .build()
             .map_err(|e| format!("cannot set up the OTLP trace exporter: {e}"))?;
-        builder.with_batch_exporter(exporter)
+        SpanExport::builder(exporter)
     } else {
-        builder.with_batch_exporter(Discard)
+        SpanExport::builder(Discard)
     };
-    let provider = builder.build();
-    opentelemetry::global::set_tracer_provider(provider.clone());
-    Ok(Some(provider))
+    let span_export = builder
+        .with_resource(resource.build())
+        .build()
+        .map_err(|e| format!("cannot start the span export thread: {e}"))?;
+    span_export
+        .install()
+        .map_err(|e| format!("cannot install the span export: {e}"))?;
+    Ok(Some(span_export))
 }
 
 /// Installs the global subscriber, and the global tracer provider when traces are on.
@@ -131,7 +135,7 @@ pub fn init(format: LogFormat, traces: Traces) -> Result<Telemetry, String> {
             .with_filter(log_filter())
             .boxed(),
     };
-    let provider = provider(traces)?;
+    let export = span_export(traces)?;
     tracing_subscriber::registry().with(logs).init();
-    Ok(Telemetry { provider })
+    Ok(Telemetry { export })
 }

@@ -65,6 +65,45 @@ fn properties(c: &mut Criterion) {
     });
 }
 
+/// A request's properties built, encoded and parsed back, as client, broker and server
+/// each do once per call, with and without a W3C `traceparent` among the headers.
+fn properties_on_the_wire(c: &mut Criterion) {
+    use amq_protocol::frame::WriteContext;
+    use amq_protocol::protocol::basic::{gen_properties, parse_properties};
+    use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+    let mut traced = FieldTable::default();
+    traced.insert(
+        "traceparent".into(),
+        AMQPValue::LongString(LongString::from(
+            b"00-1c2618349872b7f499c9df83e869035f-e2e8a09b0901a12a-01".to_vec(),
+        )),
+    );
+    for (name, extra) in [("plain", None), ("with traceparent", Some(&traced))] {
+        c.bench_function(
+            &format!("request properties build+encode+parse, {name}"),
+            |b| {
+                let mut out = Vec::with_capacity(256);
+                b.iter(|| {
+                    let props = request_properties(
+                        Some("amq.rabbitmq.reply-to.g1h2AA5yZXBseUAxMjM0NTY3OAAAAAAAAAAB"),
+                        "0123456789abcdef.1f",
+                        None,
+                        false,
+                        Duration::from_secs(5),
+                        extra,
+                    );
+                    out.clear();
+                    let ctx = WriteContext::from(std::mem::take(&mut out));
+                    if let Ok(ctx) = gen_properties(&props)(ctx) {
+                        out = ctx.into_inner().0;
+                    }
+                    std::hint::black_box(parse_properties(&out[..]).is_ok())
+                })
+            },
+        );
+    }
+}
+
 fn frames(c: &mut Criterion) {
     let publish = AMQPFrame::Method(
         1,
@@ -127,5 +166,6 @@ fn fib_and_call(c: &mut Criterion) {
     group.finish();
 }
 
+criterion_group!(wire_props, properties_on_the_wire);
 criterion_group!(benches, correlation, properties, frames, fib_and_call);
-criterion_main!(benches);
+criterion_main!(benches, wire_props);

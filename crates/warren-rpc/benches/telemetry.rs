@@ -42,8 +42,18 @@ fn telemetry(c: &mut Criterion) {
     group.bench_function("traces (always_on, batch, dropped) + metrics", |b| {
         b.iter(|| on.call("bench", "0123456789abcdef0123456789abcdef.1f"))
     });
-    group.finish();
     let _ = provider.shutdown();
+    let export = warren_rpc::otel::SpanExport::builder(Discard)
+        .with_sampler(Sampler::AlwaysOn)
+        .build()
+        .expect("export thread");
+    export.install().expect("first install");
+    let warren = BenchCalls::new(Some(Metrics::new()));
+    group.bench_function("traces (SpanExport, always_on, dropped) + metrics", |b| {
+        b.iter(|| warren.call("bench", "0123456789abcdef0123456789abcdef.1f"))
+    });
+    group.finish();
+    let _ = export.shutdown();
 }
 
 criterion_group!(benches, telemetry);

@@ -63,6 +63,9 @@ struct Target<'a> {
     queue: &'a str,
     /// The caller's extra headers, as AMQP writes them.
     extra_headers: Option<FieldTable>,
+    /// The call span's trace context, added to the headers of every attempt.
+    #[cfg(feature = "otel")]
+    trace: Option<crate::telemetry::propagation::TraceHeaders>,
 }
 
 struct Inner {
@@ -220,11 +223,11 @@ impl RpcClient {
             .map(headers::to_field_table)
             .transpose()
             .map_err(Error::InvalidArgument)?;
-        #[cfg(feature = "otel")]
-        let extra_headers = crate::telemetry::propagation::inject(scope.span(), extra_headers);
         let target = Target {
             queue,
             extra_headers,
+            #[cfg(feature = "otel")]
+            trace: crate::telemetry::propagation::TraceHeaders::of(scope.span()),
         };
         let mut timeout = options.timeout.unwrap_or(self.inner.default_timeout);
         if let Some(limit) = options.deadline {
@@ -348,13 +351,20 @@ impl RpcClient {
         progress.seq.store(seq + 1, Ordering::Relaxed);
         scope.correlation_id(&correlation_id);
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let props = wire::request_properties(
+        let props = wire::props::request_properties_with(
             Some(&session.reply_to),
             &correlation_id,
             options.content_type.as_deref(),
             options.persistent,
             remaining,
             target.extra_headers.as_ref(),
+            |headers| {
+                #[cfg(feature = "otel")]
+                if let Some(trace) = &target.trace {
+                    trace.write(headers);
+                }
+                let _ = headers;
+            },
         );
         let props = match &options.method {
             Some(method) => props.with_type(method.as_str().into()),

@@ -181,6 +181,8 @@ mod headers;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 mod nested;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod queue;
 mod server;
 #[cfg(feature = "demo-services")]

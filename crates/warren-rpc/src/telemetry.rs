@@ -23,6 +23,8 @@
 //! check of the callsite's interest.
 
 #[cfg(feature = "otel")]
+pub(crate) mod export;
+#[cfg(feature = "otel")]
 pub(crate) mod propagation;
 mod sites;
 #[cfg(feature = "otel")]
@@ -39,6 +41,10 @@ use sites::{Site, Sites};
 
 #[cfg(feature = "metrics")]
 pub(crate) use crate::metrics::Side;
+
+/// The semantic conventions the span attribute names follow.
+#[cfg(feature = "otel")]
+pub(crate) const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.45.0";
 #[cfg(feature = "otel")]
 pub(crate) use span::CallSpan;
 
@@ -255,7 +261,11 @@ impl BenchCalls {
     pub fn call(&self, queue: &str, correlation_id: &str) {
         use futures_util::FutureExt as _;
         let client = self.0.call(Side::Client, queue, None);
-        let headers = propagation::inject(client.span(), None);
+        let headers = propagation::TraceHeaders::of(client.span()).map(|trace| {
+            let mut table = amq_protocol::types::FieldTable::default();
+            trace.write(&mut table);
+            table
+        });
         let server = self.0.serve(queue, None, headers.as_ref());
         let _ = server.in_context(async {}).now_or_never();
         server.finish(&Code::Ok, Some(correlation_id));

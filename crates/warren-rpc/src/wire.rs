@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// How call metadata maps onto AMQP properties (crate-private: it speaks amq-protocol's types).
 pub(crate) mod props;
 
-pub(crate) use props::{deadline_of, reply_properties, reply_status, request_properties};
+pub(crate) use props::{deadline_of, reply_properties, reply_status};
 
 /// RabbitMQ's direct reply-to pseudo-queue.
 pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";

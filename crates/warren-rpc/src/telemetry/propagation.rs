@@ -22,26 +22,37 @@ const TRACESTATE: &str = "tracestate";
 /// `00-` + 32 hex digits + `-` + 16 + `-` + 2.
 const TRACEPARENT_LEN: usize = 55;
 
-/// `headers` with `span`'s trace context added (created if there were none), or as
-/// they were when the span has no valid context.
-pub(crate) fn inject(span: &CallSpan, headers: Option<FieldTable>) -> Option<FieldTable> {
-    let Some(cx) = span.span_context().filter(|cx| cx.is_valid()) else {
-        return headers;
-    };
-    let mut table = headers.unwrap_or_default();
-    let traceparent = format_traceparent(&cx);
-    table.insert(
-        ShortString::from(TRACEPARENT),
-        AMQPValue::LongString(LongString::from(traceparent.to_vec())),
-    );
-    let state = cx.trace_state().header();
-    if !state.is_empty() {
-        table.insert(
-            ShortString::from(TRACESTATE),
-            AMQPValue::LongString(LongString::from(state)),
-        );
+/// A call span's trace context, as the request's headers carry it.
+#[derive(Debug)]
+pub(crate) struct TraceHeaders {
+    traceparent: [u8; TRACEPARENT_LEN],
+    /// Empty when the trace state has no entries (then not sent).
+    tracestate: String,
+}
+
+impl TraceHeaders {
+    /// `span`'s context, or `None` when it has no valid one.
+    pub(crate) fn of(span: &CallSpan) -> Option<TraceHeaders> {
+        let cx = span.span_context().filter(|cx| cx.is_valid())?;
+        Some(TraceHeaders {
+            traceparent: format_traceparent(&cx),
+            tracestate: cx.trace_state().header(),
+        })
     }
-    Some(table)
+
+    /// Adds `traceparent` (and `tracestate`) to `table`, over any the caller set.
+    pub(crate) fn write(&self, table: &mut FieldTable) {
+        table.insert(
+            ShortString::from(TRACEPARENT),
+            AMQPValue::LongString(LongString::from(self.traceparent.to_vec())),
+        );
+        if !self.tracestate.is_empty() {
+            table.insert(
+                ShortString::from(TRACESTATE),
+                AMQPValue::LongString(LongString::from(self.tracestate.as_str())),
+            );
+        }
+    }
 }
 
 /// The remote span context the request's `traceparent` / `tracestate` headers carry,

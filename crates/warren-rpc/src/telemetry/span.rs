@@ -8,27 +8,37 @@
 //! the call's [`Site`], so a sampled span allocates its name, its attribute vector and
 //! the correlation id, and an unsampled one its attribute vector only.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use futures_util::future::Either;
 use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::trace::{
-    FutureExt as _, SamplingDecision, SamplingResult, Span as _, SpanBuilder, SpanContext,
-    SpanKind, Status, TraceContextExt as _, TraceState, Tracer as _, TracerProvider as _,
+    FutureExt as _, SamplingDecision, SamplingResult, Span as _, SpanBuilder, SpanContext, SpanId,
+    SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState, Tracer as _,
+    TracerProvider as _,
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
+use super::export::{Record, Shared};
 use super::sites::Site;
-use super::Side;
+use super::{Side, SCHEMA_URL};
 
-/// The semantic conventions the attribute names follow.
-const SCHEMA_URL: &str = "https://opentelemetry.io/schemas/1.45.0";
+/// Where a client's or server's spans go.
+pub(crate) enum Tracer {
+    /// The installed [`SpanExport`](crate::otel::SpanExport).
+    Export(&'static Arc<Shared>),
+    /// The global provider's tracer (an SDK's).
+    Global(BoxedTracer),
+}
 
-/// The tracer Warren's spans come from: the global provider's, looked up at the first
-/// call of a client or server (set the provider before that), then kept. `None` when
-/// the provider is OpenTelemetry's no-op one: calls then build no span at all.
+/// The tracer Warren's spans come from, looked up at the first call of a client or
+/// server (install a `SpanExport` or set the provider before that), then kept: the
+/// installed [`SpanExport`](crate::otel::SpanExport) if there is one, else the global
+/// provider's. `None` when neither is there (OpenTelemetry's no-op provider): calls then
+/// build no span at all.
 #[derive(Default)]
-pub(crate) struct LazyTracer(OnceLock<Option<BoxedTracer>>);
+pub(crate) struct LazyTracer(OnceLock<Option<Tracer>>);
 
 impl std::fmt::Debug for LazyTracer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,9 +47,12 @@ impl std::fmt::Debug for LazyTracer {
 }
 
 impl LazyTracer {
-    fn get(&self) -> Option<&BoxedTracer> {
+    fn get(&self) -> Option<&Tracer> {
         self.0
             .get_or_init(|| {
+                if let Some(shared) = super::export::installed() {
+                    return Some(Tracer::Export(shared));
+                }
                 let scope = InstrumentationScope::builder("warren-rpc")
                     .with_version(env!("CARGO_PKG_VERSION"))
                     .with_schema_url(SCHEMA_URL)
@@ -58,7 +71,7 @@ impl LazyTracer {
                     .build_with_context(probe, &Context::new())
                     .span_context()
                     .is_valid();
-                real.then_some(tracer)
+                real.then_some(Tracer::Global(tracer))
             })
             .as_ref()
     }
@@ -70,15 +83,23 @@ impl LazyTracer {
 pub(crate) enum CallSpan {
     Client(BoxedSpan),
     Server(Context),
+    /// A span of the installed `SpanExport`.
+    Warren(Live),
     /// Finished (`CallScope::finish` took the span).
     Ended,
 }
 
 /// Starts a client span, a child of the current OpenTelemetry context (a handler's, or
 /// what a `tracing-opentelemetry` layer activated).
-pub(crate) fn client(tracer: &LazyTracer, site: &Site) -> CallSpan {
-    let Some(tracer) = tracer.get() else {
-        return CallSpan::Ended;
+pub(crate) fn client(tracer: &LazyTracer, site: &Arc<Site>) -> CallSpan {
+    let tracer = match tracer.get() {
+        None => return CallSpan::Ended,
+        Some(Tracer::Export(shared)) => {
+            let live =
+                Context::map_current(|parent| Live::start(shared, site, Side::Client, parent));
+            return CallSpan::Warren(live);
+        }
+        Some(Tracer::Global(tracer)) => tracer,
     };
     let builder = builder(site, Side::Client);
     let span = Context::map_current(|parent| tracer.build_with_context(builder, parent));
@@ -89,13 +110,28 @@ pub(crate) fn client(tracer: &LazyTracer, site: &Site) -> CallSpan {
 /// (`traceparent`), or else of the current context.
 pub(crate) fn server(
     tracer: &LazyTracer,
-    site: &Site,
+    site: &Arc<Site>,
     headers: Option<&amq_protocol::types::FieldTable>,
 ) -> CallSpan {
     let Some(tracer) = tracer.get() else {
         return CallSpan::Ended;
     };
     let remote = super::propagation::extract(headers);
+    let tracer = match tracer {
+        Tracer::Export(shared) => {
+            let live = Context::map_current(|current| {
+                let parent = match remote {
+                    Some(remote) => current.with_remote_span_context(remote),
+                    None => current.clone(),
+                };
+                let mut live = Live::start(shared, site, Side::Server, &parent);
+                live.handler = Some(parent.with_remote_span_context(live.context.clone()));
+                live
+            });
+            return CallSpan::Warren(live);
+        }
+        Tracer::Global(tracer) => tracer,
+    };
     let builder = builder(site, Side::Server);
     let cx = Context::map_current(|current| {
         let parent = match remote {
@@ -138,6 +174,7 @@ impl CallSpan {
         match self {
             CallSpan::Client(span) => Some(span.span_context().clone()),
             CallSpan::Server(cx) => Some(cx.span().span_context().clone()),
+            CallSpan::Warren(live) => Some(live.context.clone()),
             CallSpan::Ended => None,
         }
     }
@@ -148,8 +185,11 @@ impl CallSpan {
         work: F,
     ) -> impl std::future::Future<Output = F::Output> {
         match self {
-            CallSpan::Server(cx) => Either::Left(work.with_context(cx.clone())),
-            CallSpan::Client(_) | CallSpan::Ended => Either::Right(work),
+            CallSpan::Server(cx)
+            | CallSpan::Warren(Live {
+                handler: Some(cx), ..
+            }) => Either::Left(work.with_context(cx.clone())),
+            CallSpan::Client(_) | CallSpan::Warren(_) | CallSpan::Ended => Either::Right(work),
         }
     }
 
@@ -177,9 +217,125 @@ impl CallSpan {
                 }
                 span.end();
             }
+            CallSpan::Warren(live) => live.finish(failed.then_some(status), correlation_id),
             CallSpan::Ended => {}
         }
     }
+}
+
+/// A live span of the installed `SpanExport`: what its [`Record`] will hold.
+#[derive(Debug)]
+pub(crate) struct Live {
+    /// Where it goes when it ends; `None` when the sampler did not sample it (it then
+    /// only carries its context on).
+    shared: Option<&'static Arc<Shared>>,
+    context: SpanContext,
+    parent: SpanId,
+    parent_remote: bool,
+    kind: SpanKind,
+    site: Arc<Site>,
+    start: SystemTime,
+    extra: Vec<KeyValue>,
+    /// A server span's: the context its handler runs in, with this span current.
+    handler: Option<Context>,
+}
+
+impl Live {
+    /// Starts a span whose parent is `parent`'s span (if valid), sampled by the
+    /// pipeline's sampler with the start attributes.
+    fn start(shared: &'static Arc<Shared>, site: &Arc<Site>, side: Side, parent: &Context) -> Live {
+        let kind = match side {
+            Side::Client => SpanKind::Client,
+            Side::Server => SpanKind::Server,
+        };
+        let parent_span = parent.span();
+        let parent_cx = parent_span.span_context();
+        let (trace_id, parent_id, parent_remote) = if parent_cx.is_valid() {
+            (
+                parent_cx.trace_id(),
+                parent_cx.span_id(),
+                parent_cx.is_remote(),
+            )
+        } else {
+            (shared.ids.new_trace_id(), SpanId::INVALID, false)
+        };
+        let sampled = {
+            let attributes = start_attributes(site, side);
+            let n = if site.method.is_some() { 5 } else { 4 };
+            shared.sampler.should_sample(
+                Some(parent),
+                trace_id,
+                &site.span_name,
+                &kind,
+                &attributes[..n],
+                &[],
+            )
+        };
+        let sample = sampled.decision == SamplingDecision::RecordAndSample;
+        let flags = if sample {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let context = SpanContext::new(
+            trace_id,
+            shared.ids.new_span_id(),
+            flags,
+            false,
+            sampled.trace_state,
+        );
+        Live {
+            shared: sample.then_some(shared),
+            context,
+            parent: parent_id,
+            parent_remote,
+            kind,
+            site: Arc::clone(site),
+            start: SystemTime::now(),
+            extra: sampled.attributes,
+            handler: None,
+        }
+    }
+
+    fn finish(self, failed: Option<&str>, correlation_id: Option<&str>) {
+        let Some(shared) = self.shared else {
+            return;
+        };
+        shared.push(Record {
+            context: self.context,
+            parent: self.parent,
+            parent_remote: self.parent_remote,
+            kind: self.kind,
+            site: self.site,
+            start: self.start,
+            end: SystemTime::now(),
+            failed: failed.map(Box::from),
+            correlation_id: correlation_id.map(Box::from),
+            extra: self.extra,
+        });
+    }
+}
+
+/// The attributes a span starts with (the method's last, present when `site` has one),
+/// for the sampler.
+fn start_attributes(site: &Site, side: Side) -> [KeyValue; 5] {
+    let operation = match side {
+        Side::Client => "send",
+        Side::Server => "process",
+    };
+    [
+        KeyValue::new("messaging.system", "rabbitmq"),
+        KeyValue::new("messaging.operation.type", operation),
+        KeyValue::new("messaging.destination.name", site.queue.clone()),
+        KeyValue::new(
+            "messaging.rabbitmq.destination.routing_key",
+            site.queue.clone(),
+        ),
+        match &site.method {
+            Some(method) => KeyValue::new("rpc.method", method.clone()),
+            None => KeyValue::new("rpc.method", ""),
+        },
+    ]
 }
 
 /// The attributes and status a span ends with (in an array: no vector per call).

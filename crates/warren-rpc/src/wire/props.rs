@@ -67,8 +67,31 @@ pub fn request_properties(
     timeout: Duration,
     extra_headers: Option<&FieldTable>,
 ) -> BasicProperties {
+    request_properties_with(
+        reply_to,
+        correlation_id,
+        content_type,
+        persistent,
+        timeout,
+        extra_headers,
+        |_| {},
+    )
+}
+
+/// [`request_properties`], with `more` adding headers to the table in place (the
+/// trace context: no table of its own to copy).
+pub(crate) fn request_properties_with(
+    reply_to: Option<&str>,
+    correlation_id: &str,
+    content_type: Option<&str>,
+    persistent: bool,
+    timeout: Duration,
+    extra_headers: Option<&FieldTable>,
+    more: impl FnOnce(&mut FieldTable),
+) -> BasicProperties {
     let deadline = SystemTime::now() + timeout;
     let mut headers = extra_headers.cloned().unwrap_or_default();
+    more(&mut headers);
     headers.insert(
         HEADER_DEADLINE.into(),
         AMQPValue::LongLongInt(epoch_millis(deadline)),
