@@ -4,6 +4,9 @@
 use crate::memory::{Charge, Gauge};
 
 mod footprint;
+mod raw_props;
+
+pub(crate) use raw_props::with_reply_to;
 
 use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::basic::{gen_properties, AMQPProperties};

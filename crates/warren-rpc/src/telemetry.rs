@@ -66,7 +66,14 @@ pub(crate) enum CallSpan {
 
 #[cfg(not(feature = "otel"))]
 impl CallSpan {
-    fn finish(self, _status: &str, _failed: bool, _correlation_id: Option<&str>) {}
+    fn finish(
+        self,
+        _status: &str,
+        _failed: bool,
+        _correlation_id: Option<&str>,
+        _elapsed: std::time::Duration,
+    ) {
+    }
 }
 
 /// Where a client's or server's calls are reported besides `tracing`.
@@ -207,7 +214,12 @@ impl CallScope {
         let elapsed = self.started.elapsed();
         let status = code.as_str();
         let failed = *code != Code::Ok;
-        std::mem::replace(&mut self.span, CallSpan::Ended).finish(status, failed, correlation_id);
+        std::mem::replace(&mut self.span, CallSpan::Ended).finish(
+            status,
+            failed,
+            correlation_id,
+            elapsed,
+        );
         let site = &*self.site;
         let (queue, method) = (&*site.queue, site.method.as_deref());
         let side = match self.side {

@@ -5,7 +5,7 @@
 use super::{Channel, ConnCtx};
 use crate::error::{AmqpError, ReplyCode};
 use crate::frame::Out;
-use crate::message::{short, Message};
+use crate::message::{encode_props, short, with_reply_to, Message};
 use crate::queue::Queue;
 use crate::reply_to::{REPLY_TO, REPLY_TO_PREFIX};
 use crate::store::ConfirmTo;
@@ -144,21 +144,26 @@ impl Channel {
             }
         }
         let body = p.whole.unwrap_or_else(|| p.body.freeze());
-        let mut msg = Message::new(p.exchange, p.routing_key, props, raw_props, body)
-            .charged_to(&ctx.vhost.memory);
-        if msg.props.reply_to().as_ref().map(|r| r.as_str()) == Some(REPLY_TO) {
+        let (props, raw_props) = if props.reply_to().as_ref().map(|r| r.as_str()) == Some(REPLY_TO)
+        {
             let Some(r) = &self.reply else {
                 return Err(
                     AmqpError::precondition("fast reply consumer does not exist")
                         .with_method(pub_ids.0, pub_ids.1),
                 );
             };
-            let props = msg
-                .props
-                .clone()
-                .with_reply_to(short(format!("{REPLY_TO_PREFIX}{}", r.token)));
-            msg = msg.with_props(props);
-        }
+            let reply_to = short(format!("{REPLY_TO_PREFIX}{}", r.token));
+            // The publisher's bytes with only the address changed: no copy of the
+            // headers table, no encoding of the rest.
+            let raw = with_reply_to(&raw_props, reply_to.as_str());
+            let props = props.with_reply_to(reply_to);
+            let raw = raw.unwrap_or_else(|| encode_props(&props));
+            (props, raw)
+        } else {
+            (props, raw_props)
+        };
+        let msg = Message::new(p.exchange, p.routing_key, props, raw_props, body)
+            .charged_to(&ctx.vhost.memory);
         let seq = if self.confirm {
             self.next_seq += 1;
             Some(self.next_seq)

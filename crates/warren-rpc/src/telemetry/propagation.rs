@@ -97,14 +97,22 @@ fn format_traceparent(cx: &SpanContext) -> [u8; TRACEPARENT_LEN] {
     out
 }
 
-/// The value of one lower-case hex digit (W3C: `HEXDIGLC`).
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// Each octet's value as a lower-case hex digit (W3C: `HEXDIGLC`), or `INVALID`.
+const HEX_VALUE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+const INVALID: u8 = 0xff;
 
 /// `2 * N` lower-case hex digits as `N` bytes.
 fn parse_hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
@@ -112,10 +120,17 @@ fn parse_hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
         return None;
     }
     let mut out = [0u8; N];
+    let mut bad = 0u8;
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+        let (hi, lo) = (
+            HEX_VALUE[usize::from(pair[0])],
+            HEX_VALUE[usize::from(pair[1])],
+        );
+        bad |= hi | lo;
+        *byte = hi << 4 | lo;
     }
-    Some(out)
+    // Only an invalid digit has its high bit set.
+    (bad & 0x80 == 0).then_some(out)
 }
 
 /// A `traceparent` value as W3C Trace Context reads it: version `00` exactly 55
@@ -205,5 +220,44 @@ mod tests {
         assert_eq!(read.span_id(), cx.span_id());
         assert!(read.is_sampled() && read.is_remote());
         assert_eq!(read.trace_state().header(), "vendor=x");
+    }
+
+    proptest::proptest! {
+        /// Any ids and flags written read back; the `sampled` bit is all that survives.
+        #[test]
+        fn any_written_traceparent_reads_back(trace in 1u128.., span in 1u64.., flags: u8) {
+            let cx = SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(span),
+                TraceFlags::new(flags),
+                false,
+                TraceState::default(),
+            );
+            let text = format_traceparent(&cx);
+            let text = std::str::from_utf8(&text).expect("ASCII");
+            let (t, s, f) = parse_traceparent(text).expect("valid");
+            proptest::prop_assert_eq!(t, TraceId::from(trace));
+            proptest::prop_assert_eq!(s, SpanId::from(span));
+            proptest::prop_assert_eq!(f, TraceFlags::new(flags & 1));
+        }
+
+        /// The digit table agrees with the standard library on every pair of octets:
+        /// lower-case hex only.
+        #[test]
+        fn hex_pairs_read_as_lower_case_hex(a: u8, b: u8) {
+            let pair = [a, b];
+            let lower = |c: u8| c.is_ascii_digit() || (b'a'..=b'f').contains(&c);
+            let want = (lower(a) && lower(b))
+                .then(|| std::str::from_utf8(&pair).ok())
+                .flatten()
+                .and_then(|s| u8::from_str_radix(s, 16).ok());
+            proptest::prop_assert_eq!(parse_hex::<1>(&pair).map(|[v]| v), want);
+        }
+
+        /// Whatever arrives as a `traceparent` is read or refused without a panic.
+        #[test]
+        fn any_text_is_read_or_refused(text in ".{0,80}") {
+            let _ = parse_traceparent(&text);
+        }
     }
 }

@@ -194,7 +194,15 @@ impl CallSpan {
     }
 
     /// Ends the span with the call's `x-status`, and its correlation id.
-    pub(crate) fn finish(self, status: &str, failed: bool, correlation_id: Option<&str>) {
+    /// `elapsed`: the call's duration on the monotonic clock (a Warren span's end is its
+    /// start plus that: one clock read fewer, and immune to the wall clock's steps).
+    pub(crate) fn finish(
+        self,
+        status: &str,
+        failed: bool,
+        correlation_id: Option<&str>,
+        elapsed: std::time::Duration,
+    ) {
         match self {
             CallSpan::Client(mut span) => {
                 if span.is_recording() {
@@ -217,7 +225,9 @@ impl CallSpan {
                 }
                 span.end();
             }
-            CallSpan::Warren(live) => live.finish(failed.then_some(status), correlation_id),
+            CallSpan::Warren(live) => {
+                live.finish(failed.then_some(status), correlation_id, elapsed)
+            }
             CallSpan::Ended => {}
         }
     }
@@ -297,7 +307,12 @@ impl Live {
         }
     }
 
-    fn finish(self, failed: Option<&str>, correlation_id: Option<&str>) {
+    fn finish(
+        self,
+        failed: Option<&str>,
+        correlation_id: Option<&str>,
+        elapsed: std::time::Duration,
+    ) {
         let Some(shared) = self.shared else {
             return;
         };
@@ -308,7 +323,7 @@ impl Live {
             kind: self.kind,
             site: self.site,
             start: self.start,
-            end: SystemTime::now(),
+            end: self.start + elapsed,
             failed: failed.map(Box::from),
             correlation_id: correlation_id.map(Box::from),
             extra: self.extra,
