@@ -53,10 +53,19 @@ fn properties(c: &mut Criterion) {
                 false,
                 Duration::from_secs(5),
                 None,
+                |_| {},
             )
         })
     });
-    let req = request_properties(None, "id.1", None, false, Duration::from_secs(5), None);
+    let req = request_properties(
+        None,
+        "id.1",
+        None,
+        false,
+        Duration::from_secs(5),
+        None,
+        |_| {},
+    );
     c.bench_function("reply properties + status check", |b| {
         b.iter(|| {
             let reply = reply_properties(&req, Some("text/plain"), Code::Ok);

@@ -351,7 +351,7 @@ impl RpcClient {
         progress.seq.store(seq + 1, Ordering::Relaxed);
         scope.correlation_id(&correlation_id);
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let props = wire::props::request_properties_with(
+        let props = wire::props::request_properties(
             Some(&session.reply_to),
             &correlation_id,
             options.content_type.as_deref(),

@@ -23,6 +23,8 @@
 //! check of the callsite's interest.
 
 #[cfg(feature = "otel")]
+mod attributes;
+#[cfg(feature = "otel")]
 pub(crate) mod export;
 #[cfg(feature = "otel")]
 pub(crate) mod propagation;

@@ -23,6 +23,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{IdGenerator, ShouldSample, SpanData, SpanEvents, SpanLinks};
 
 use super::sites::Site;
+use super::{attributes, Side};
 
 /// The pipeline installed for this process's clients and servers, if any.
 static INSTALLED: OnceLock<Arc<Shared>> = OnceLock::new();
@@ -264,56 +265,33 @@ impl Record {
     /// The span as OpenTelemetry's exporters take it, with the attributes of
     /// `telemetry`'s module doc.
     fn into_data(self, scope: &InstrumentationScope) -> SpanData {
-        let site = &*self.site;
-        let operation = match self.kind {
-            SpanKind::Server => "process",
-            _ => "send",
+        let side = match self.kind {
+            SpanKind::Server => Side::Server,
+            _ => Side::Client,
         };
+        let (start, n) = attributes::start(&self.site, side);
+        let (end, status) = attributes::ending(
+            self.failed.as_deref().unwrap_or("ok"),
+            self.failed.is_some(),
+            self.correlation_id.as_deref(),
+        );
         let mut attributes = Vec::with_capacity(8 + self.extra.len());
-        attributes.extend([
-            KeyValue::new("messaging.system", "rabbitmq"),
-            KeyValue::new("messaging.operation.type", operation),
-            KeyValue::new("messaging.destination.name", site.queue.clone()),
-            KeyValue::new(
-                "messaging.rabbitmq.destination.routing_key",
-                site.queue.clone(),
-            ),
-        ]);
-        if let Some(method) = &site.method {
-            attributes.push(KeyValue::new("rpc.method", method.clone()));
-        }
-        if let Some(id) = self.correlation_id {
-            attributes.push(KeyValue::new(
-                "messaging.message.conversation_id",
-                String::from(id),
-            ));
-        }
-        let status = match self.failed {
-            None => {
-                attributes.push(KeyValue::new("rpc.response.status_code", "ok"));
-                Status::Unset
-            }
-            Some(code) => {
-                let code = String::from(code);
-                attributes.push(KeyValue::new("rpc.response.status_code", code.clone()));
-                attributes.push(KeyValue::new("error.type", code.clone()));
-                Status::error(code)
-            }
-        };
+        attributes.extend(start.into_iter().take(n));
+        attributes.extend(end);
         attributes.extend(self.extra);
         SpanData {
             span_context: self.context,
             parent_span_id: self.parent,
             parent_span_is_remote: self.parent_remote,
             span_kind: self.kind,
-            name: Cow::Owned(site.span_name.clone()),
+            name: Cow::Owned(self.site.span_name.clone()),
             start_time: self.start,
             end_time: self.end,
             attributes,
             dropped_attributes_count: 0,
             events: SpanEvents::default(),
             links: SpanLinks::default(),
-            status,
+            status: status.unwrap_or(Status::Unset),
             instrumentation_scope: scope.clone(),
         }
     }

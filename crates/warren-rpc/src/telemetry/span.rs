@@ -15,11 +15,11 @@ use futures_util::future::Either;
 use opentelemetry::global::{BoxedSpan, BoxedTracer};
 use opentelemetry::trace::{
     FutureExt as _, SamplingDecision, SamplingResult, Span as _, SpanBuilder, SpanContext, SpanId,
-    SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState, Tracer as _,
-    TracerProvider as _,
+    SpanKind, TraceContextExt as _, TraceFlags, TraceState, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, InstrumentationScope, KeyValue};
 
+use super::attributes;
 use super::export::{Record, Shared};
 use super::sites::Site;
 use super::{Side, SCHEMA_URL};
@@ -145,24 +145,14 @@ pub(crate) fn server(
 }
 
 fn builder(site: &Site, side: Side) -> SpanBuilder {
-    let (kind, operation) = match side {
-        Side::Client => (SpanKind::Client, "send"),
-        Side::Server => (SpanKind::Server, "process"),
+    let kind = match side {
+        Side::Client => SpanKind::Client,
+        Side::Server => SpanKind::Server,
     };
     // Room for the attributes `finish` adds, so that the span never grows the vector.
     let mut attributes = Vec::with_capacity(9);
-    attributes.extend([
-        KeyValue::new("messaging.system", "rabbitmq"),
-        KeyValue::new("messaging.operation.type", operation),
-        KeyValue::new("messaging.destination.name", site.queue.clone()),
-        KeyValue::new(
-            "messaging.rabbitmq.destination.routing_key",
-            site.queue.clone(),
-        ),
-    ]);
-    if let Some(method) = &site.method {
-        attributes.push(KeyValue::new("rpc.method", method.clone()));
-    }
+    let (start, n) = attributes::start(site, side);
+    attributes.extend(start.into_iter().take(n));
     SpanBuilder::from_name(site.span_name.clone())
         .with_kind(kind)
         .with_attributes(attributes)
@@ -206,7 +196,7 @@ impl CallSpan {
         match self {
             CallSpan::Client(mut span) => {
                 if span.is_recording() {
-                    let (attributes, error) = ending(status, failed, correlation_id);
+                    let (attributes, error) = attributes::ending(status, failed, correlation_id);
                     span.set_attributes(attributes);
                     if let Some(error) = error {
                         span.set_status(error);
@@ -217,7 +207,7 @@ impl CallSpan {
             CallSpan::Server(cx) => {
                 let span = cx.span();
                 if span.is_recording() {
-                    let (attributes, error) = ending(status, failed, correlation_id);
+                    let (attributes, error) = attributes::ending(status, failed, correlation_id);
                     span.set_attributes(attributes);
                     if let Some(error) = error {
                         span.set_status(error);
@@ -270,8 +260,7 @@ impl Live {
             (shared.ids.new_trace_id(), SpanId::INVALID, false)
         };
         let sampled = {
-            let attributes = start_attributes(site, side);
-            let n = if site.method.is_some() { 5 } else { 4 };
+            let (attributes, n) = attributes::start(site, side);
             shared.sampler.should_sample(
                 Some(parent),
                 trace_id,
@@ -329,48 +318,6 @@ impl Live {
             extra: self.extra,
         });
     }
-}
-
-/// The attributes a span starts with (the method's last, present when `site` has one),
-/// for the sampler.
-fn start_attributes(site: &Site, side: Side) -> [KeyValue; 5] {
-    let operation = match side {
-        Side::Client => "send",
-        Side::Server => "process",
-    };
-    [
-        KeyValue::new("messaging.system", "rabbitmq"),
-        KeyValue::new("messaging.operation.type", operation),
-        KeyValue::new("messaging.destination.name", site.queue.clone()),
-        KeyValue::new(
-            "messaging.rabbitmq.destination.routing_key",
-            site.queue.clone(),
-        ),
-        match &site.method {
-            Some(method) => KeyValue::new("rpc.method", method.clone()),
-            None => KeyValue::new("rpc.method", ""),
-        },
-    ]
-}
-
-/// The attributes and status a span ends with (in an array: no vector per call).
-fn ending(
-    status: &str,
-    failed: bool,
-    correlation_id: Option<&str>,
-) -> (impl Iterator<Item = KeyValue>, Option<Status>) {
-    let id =
-        correlation_id.map(|id| KeyValue::new("messaging.message.conversation_id", id.to_owned()));
-    let (code, error, status) = if failed {
-        (
-            KeyValue::new("rpc.response.status_code", status.to_owned()),
-            Some(KeyValue::new("error.type", status.to_owned())),
-            Some(Status::error(status.to_owned())),
-        )
-    } else {
-        (KeyValue::new("rpc.response.status_code", "ok"), None, None)
-    };
-    ([id, Some(code), error].into_iter().flatten(), status)
 }
 
 #[cfg(test)]

@@ -58,29 +58,10 @@ pub fn reply_status(props: &BasicProperties, body: &[u8]) -> Result<(), Status> 
 }
 
 /// Properties of a request: `reply_to`, `correlation_id`, `delivery_mode`,
-/// `expiration` and `x-deadline` from the remaining time, plus caller extras.
+/// `expiration` and `x-deadline` from the remaining time, plus caller extras; `more`
+/// adds headers to the table in place (the trace context: no table of its own to copy).
+#[allow(clippy::too_many_arguments)]
 pub fn request_properties(
-    reply_to: Option<&str>,
-    correlation_id: &str,
-    content_type: Option<&str>,
-    persistent: bool,
-    timeout: Duration,
-    extra_headers: Option<&FieldTable>,
-) -> BasicProperties {
-    request_properties_with(
-        reply_to,
-        correlation_id,
-        content_type,
-        persistent,
-        timeout,
-        extra_headers,
-        |_| {},
-    )
-}
-
-/// [`request_properties`], with `more` adding headers to the table in place (the
-/// trace context: no table of its own to copy).
-pub(crate) fn request_properties_with(
     reply_to: Option<&str>,
     correlation_id: &str,
     content_type: Option<&str>,
@@ -154,6 +135,7 @@ mod tests {
             false,
             Duration::from_millis(1500),
             None,
+            |_| {},
         );
         assert_eq!(
             p.reply_to().as_ref().map(|s| s.as_str()),
@@ -174,7 +156,15 @@ mod tests {
 
     #[test]
     fn reply_copies_correlation_and_sets_status() {
-        let req = request_properties(None, "id-7", None, true, Duration::from_secs(1), None);
+        let req = request_properties(
+            None,
+            "id-7",
+            None,
+            true,
+            Duration::from_secs(1),
+            None,
+            |_| {},
+        );
         let ok = reply_properties(&req, Some("text/plain"), Code::Ok);
         assert_eq!(
             ok.correlation_id().as_ref().map(|s| s.as_str()),
@@ -189,7 +179,15 @@ mod tests {
 
     #[test]
     fn every_code_and_an_unknown_one_cross_the_wire() {
-        let req = request_properties(None, "id-8", None, false, Duration::from_secs(1), None);
+        let req = request_properties(
+            None,
+            "id-8",
+            None,
+            false,
+            Duration::from_secs(1),
+            None,
+            |_| {},
+        );
         let teapot = Code::from_wire("im_a_teapot");
         for code in Code::known().chain([teapot]) {
             let reply = reply_properties(&req, Some("text/plain"), code.clone());
