@@ -12,7 +12,6 @@
 //! (`OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
 //! `OTEL_BSP_SCHEDULE_DELAY`): a full queue drops spans, never makes a call wait.
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -270,13 +269,20 @@ impl Record {
             _ => Side::Client,
         };
         let (start, n) = attributes::start(&self.site, side);
+        // The correlation id moves into its attribute (no copy), so `ending` gets none.
         let (end, status) = attributes::ending(
             self.failed.as_deref().unwrap_or("ok"),
             self.failed.is_some(),
-            self.correlation_id.as_deref(),
+            None,
         );
         let mut attributes = Vec::with_capacity(8 + self.extra.len());
         attributes.extend(start.into_iter().take(n));
+        if let Some(id) = self.correlation_id {
+            attributes.push(KeyValue::new(
+                "messaging.message.conversation_id",
+                String::from(id),
+            ));
+        }
         attributes.extend(end);
         attributes.extend(self.extra);
         SpanData {
@@ -284,7 +290,7 @@ impl Record {
             parent_span_id: self.parent,
             parent_span_is_remote: self.parent_remote,
             span_kind: self.kind,
-            name: Cow::Owned(self.site.span_name.clone()),
+            name: self.site.span_name.clone(),
             start_time: self.start,
             end_time: self.end,
             attributes,

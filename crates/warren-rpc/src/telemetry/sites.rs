@@ -17,9 +17,10 @@ pub(crate) const MAX_SITES: usize = 1024;
 pub(crate) struct Site {
     pub(crate) queue: Arc<str>,
     pub(crate) method: Option<Arc<str>>,
-    /// `send {queue}` / `process {queue}/{method}`: the OpenTelemetry span name.
+    /// `send {queue}` / `process {queue}/{method}`: the OpenTelemetry span name,
+    /// interned ([`span_name`]).
     #[cfg(feature = "otel")]
-    pub(crate) span_name: String,
+    pub(crate) span_name: std::borrow::Cow<'static, str>,
     #[cfg(feature = "metrics")]
     pub(crate) metrics: Option<crate::metrics::SiteMetrics>,
 }
@@ -37,10 +38,10 @@ impl Site {
                 Side::Client => "send",
                 Side::Server => "process",
             };
-            match &method {
+            span_name(match &method {
                 Some(method) => format!("{operation} {queue}/{method}"),
                 None => format!("{operation} {queue}"),
-            }
+            })
         };
         #[cfg(feature = "metrics")]
         let metrics = metrics.map(|m| m.site(side, &queue, method.as_deref()));
@@ -54,6 +55,34 @@ impl Site {
             metrics,
         }
     }
+}
+
+/// Span names kept for the life of the process, so that every span can borrow its
+/// name (a span's name is a `Cow<'static, str>`: no copy per span, here or in an SDK).
+/// Bounded: past it, names are owned by their sites.
+#[cfg(feature = "otel")]
+const MAX_SPAN_NAMES: usize = 4096;
+
+/// `name`, interned while fewer than [`MAX_SPAN_NAMES`] are.
+#[cfg(feature = "otel")]
+fn span_name(name: String) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.get(name.as_str()) {
+        return Cow::Borrowed(known);
+    }
+    if names.len() >= MAX_SPAN_NAMES {
+        return Cow::Owned(name);
+    }
+    let kept: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(kept);
+    Cow::Borrowed(kept)
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +180,16 @@ mod tests {
         assert_eq!(add.method.as_deref(), Some("add"));
         // Both share the queue name.
         assert!(Arc::ptr_eq(&plain.queue, &add.queue));
+    }
+
+    #[cfg(feature = "otel")]
+    #[test]
+    fn span_names_are_interned() {
+        let a = span_name("send interned_q".to_owned());
+        let b = span_name("send interned_q".to_owned());
+        assert!(matches!(a, std::borrow::Cow::Borrowed(_)));
+        assert!(std::ptr::eq(a.as_ptr(), b.as_ptr()));
+        assert_eq!(a, "send interned_q");
     }
 
     #[test]
