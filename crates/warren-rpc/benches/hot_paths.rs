@@ -100,6 +100,7 @@ fn properties_on_the_wire(c: &mut Criterion) {
                         false,
                         Duration::from_secs(5),
                         extra,
+                        |_| {},
                     );
                     out.clear();
                     let ctx = WriteContext::from(std::mem::take(&mut out));
